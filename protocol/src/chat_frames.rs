@@ -1,0 +1,1 @@
+//! WebSocket frames between the PM chat UI and agent-bridge (built in the agent-bridge issue).

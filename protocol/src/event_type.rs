@@ -1,0 +1,12 @@
+//! The `type` of a [`crate::v1::BoardEvent`]. Dotted names, as the WebSocket
+//! frames carry them, so the gateway passes them through unchanged.
+
+pub const TASK_CREATED: &str = "task.created";
+pub const TASK_UPDATED: &str = "task.updated";
+pub const TASK_MOVED: &str = "task.moved";
+pub const TASK_DELETED: &str = "task.deleted";
+pub const LANE_CREATED: &str = "lane.created";
+pub const LANE_UPDATED: &str = "lane.updated";
+pub const LANE_DELETED: &str = "lane.deleted";
+/// Sent instead of a replay when the log no longer holds the requested events.
+pub const BOARD_RESYNC: &str = "board.resync";

@@ -1,0 +1,7 @@
+//! Shared plumbing for Boardwire's binaries and tests. Nothing here knows
+//! about boards or frames; that lives in `protocol` and the services.
+
+pub mod local_postgres;
+pub mod shutdown;
+pub mod telemetry;
+pub mod test_database;
