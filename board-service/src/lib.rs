@@ -1,1 +1,163 @@
-//! wip
+//! board-service: boards, lanes and tasks in PostgreSQL, served over gRPC,
+//! with every change published as an ordered, resumable event stream.
+//!
+//! [`App::build`] connects, migrates and binds; [`App::run_until_stopped`]
+//! serves until the shutdown future resolves. Tests run it on port 0.
+
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod rank;
+pub mod store;
+pub mod validate;
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use protocol::v1::board_service_server::BoardServiceServer;
+use sqlx::{PgPool, postgres::PgPoolOptions};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Server, server::TcpIncoming};
+
+use crate::{events::EventHub, grpc::BoardApi, store::Store};
+
+/// The migrations under `migrations/` at the workspace root.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Everything board-service needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where gRPC listens; port 0 picks a free one.
+    pub listen_addr: SocketAddr,
+    pub database_url: String,
+    pub db_max_connections: u32,
+    /// Events kept in the log per board; older ones are trimmed, and a
+    /// watcher resuming from before them gets `board.resync`.
+    pub event_retention: u64,
+    pub trim_interval: Duration,
+}
+
+impl Config {
+    /// Defaults for everything but the database.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            database_url: database_url.into(),
+            db_max_connections: 32,
+            event_retention: 100_000,
+            trim_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A bound, migrated board-service, ready to serve.
+pub struct App {
+    listener: TcpListener,
+    store: Store,
+    config: Config,
+}
+
+impl App {
+    /// Connects to PostgreSQL, runs the migrations and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.db_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&config.database_url)
+            .await
+            .context("connect to PostgreSQL")?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("run database migrations")?;
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("bind gRPC listener on {}", config.listen_addr))?;
+        Ok(Self {
+            listener,
+            store: Store::new(pool),
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.config.listen_addr)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        self.store.pool()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves gRPC (with health and reflection) until `shutdown` resolves,
+    /// then ends every watch stream and drains in-flight calls.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let hub = EventHub::new(self.store.pool().clone(), stop.clone());
+        let listener_task = events::spawn_listener(hub.clone());
+        let trim_task = spawn_log_trimmer(self.store.clone(), self.config.clone(), stop.clone());
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<BoardServiceServer<BoardApi>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(protocol::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("build gRPC reflection")?;
+
+        let addr = self.local_addr();
+        tracing::info!(%addr, "board-service listening");
+        let signal = {
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                // Watch streams never end on their own; end them so the
+                // server can drain.
+                stop.cancel();
+            }
+        };
+        let served = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(BoardServiceServer::new(BoardApi::new(
+                self.store.clone(),
+                hub,
+            )))
+            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), signal)
+            .await;
+        stop.cancel();
+        let _ = listener_task.await;
+        let _ = trim_task.await;
+        self.store.pool().close().await;
+        tracing::info!("board-service stopped");
+        served.context("gRPC server failed")
+    }
+}
+
+fn spawn_log_trimmer(
+    store: Store,
+    config: Config,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(config.trim_interval) => {}
+                () = stop.cancelled() => return,
+            }
+            match store::log::trim(store.pool(), config.event_retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(trimmed = n, "trimmed board event log"),
+                Err(err) => tracing::warn!(error = %err, "cannot trim board event log"),
+            }
+        }
+    })
+}

@@ -1,1 +1,38 @@
-fn main() {}
+//! The board-service binary: configuration from flags or environment.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// Boards, lanes and tasks over gRPC.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// gRPC listen address.
+    #[arg(long, env = "BOARD_SERVICE_ADDR", default_value = "0.0.0.0:50051")]
+    listen_addr: SocketAddr,
+    /// PostgreSQL URL; required when running board-service alone.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// Database connections in the pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 32)]
+    db_max_connections: u32,
+    /// Events kept in each board's log for resuming watchers.
+    #[arg(long, env = "EVENT_RETENTION", default_value_t = 100_000)]
+    event_retention: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    service_kit::telemetry::init("board-service");
+    let args = Args::parse();
+    let mut config = board_service::Config::new(args.database_url);
+    config.listen_addr = args.listen_addr;
+    config.db_max_connections = args.db_max_connections;
+    config.event_retention = args.event_retention;
+    let app = board_service::App::build(config)
+        .await
+        .context("start board-service")?;
+    app.run_until_stopped(service_kit::shutdown::signal()).await
+}

@@ -13,7 +13,7 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/boardwire_descriptor.bin"));
 
-pub mod event_type;
-pub mod time;
 pub mod board_frames;
 pub mod chat_frames;
+pub mod event_type;
+pub mod time;

@@ -230,7 +230,8 @@ fn find_bin_dir() -> Option<PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|p| p.join("initdb").exists() && p.join("postgres").exists())
+        std::env::split_paths(&paths)
+            .find(|p| p.join("initdb").exists() && p.join("postgres").exists())
     })
 }
 

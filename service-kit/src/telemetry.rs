@@ -12,7 +12,9 @@ pub fn init(service_name: &'static str) {
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let registry = tracing_subscriber::registry().with(filter);
     let installed = if json {
-        registry.with(fmt::layer().json().with_current_span(false)).try_init()
+        registry
+            .with(fmt::layer().json().with_current_span(false))
+            .try_init()
     } else {
         registry.with(fmt::layer().compact()).try_init()
     };

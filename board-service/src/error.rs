@@ -1,0 +1,70 @@
+//! The one error type of board-service, mapped once onto gRPC status codes.
+
+use tonic::Status;
+
+/// Everything a board-service call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request breaks a rule; the message names the field and the rule.
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// `expected_version` no longer matches: re-read and retry.
+    #[error("{0}")]
+    StaleVersion(String),
+    /// The board's state refuses the change (a full WIP lane, a non-empty lane).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::Unavailable(err)
+            }
+            err => Error::Database(err),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::InvalidArgument(msg) => Status::invalid_argument(msg),
+            Error::NotFound(msg) => Status::not_found(msg),
+            Error::AlreadyExists(msg) => Status::already_exists(msg),
+            Error::StaleVersion(msg) => Status::aborted(msg),
+            Error::FailedPrecondition(msg) => Status::failed_precondition(msg),
+            Error::Unavailable(source) => {
+                tracing::warn!(error = %source, "database unavailable");
+                Status::unavailable("database unavailable, retry later")
+            }
+            Error::Database(source) => {
+                tracing::error!(error = ?source, "database error");
+                Status::internal("internal error")
+            }
+            Error::Internal(msg) => {
+                tracing::error!(error = %msg, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+/// The constraint a unique violation hit, if `err` is one.
+pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
+    let db = err.as_database_error()?;
+    (db.code().as_deref() == Some("23505")).then(|| db.constraint().unwrap_or_default().to_owned())
+}

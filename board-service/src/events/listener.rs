@@ -1,0 +1,69 @@
+//! The process's one LISTEN connection.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use uuid::Uuid;
+
+use super::EventHub;
+use crate::store::log::NOTIFY_CHANNEL;
+
+/// Listens for commit notifications and pokes the matching feeds; reconnects
+/// on its own, poking every feed afterwards since notifications sent while
+/// disconnected are lost.
+pub fn spawn_listener(hub: EventHub) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = hub.shutdown_token().clone();
+        let mut attempt = 0u32;
+        loop {
+            let connected = async {
+                let mut listener = PgListener::connect_with(hub.pool()).await?;
+                listener.listen(NOTIFY_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            let mut listener = tokio::select! {
+                result = connected => match result {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        attempt += 1;
+                        tracing::warn!(error = %err, attempt, "cannot LISTEN for board events; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))) => continue,
+                            () = shutdown.cancelled() => return,
+                        }
+                    }
+                },
+                () = shutdown.cancelled() => return,
+            };
+            attempt = 0;
+            hub.poke_all();
+            loop {
+                let next = tokio::select! {
+                    next = listener.try_recv() => next,
+                    () = shutdown.cancelled() => return,
+                };
+                match next {
+                    Ok(Some(notification)) => {
+                        let board = notification
+                            .payload()
+                            .split(':')
+                            .next()
+                            .and_then(|id| Uuid::parse_str(id).ok());
+                        if let Some(board_id) = board {
+                            hub.poke(board_id);
+                        }
+                    }
+                    // The connection dropped; PgListener reconnects on the next call.
+                    Ok(None) => {
+                        tracing::warn!("LISTEN connection lost; re-checking every watched board");
+                        hub.poke_all();
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "LISTEN connection failed; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,131 @@
+//! The `boardwire.v1.BoardService` gRPC API over [`Store`] and [`EventHub`].
+
+use std::pin::Pin;
+
+use futures::Stream;
+use protocol::v1::{
+    Board, BoardEvent, BoardSnapshot, CreateBoardRequest, CreateLaneRequest, CreateTaskRequest,
+    DeleteLaneRequest, DeleteLaneResponse, DeleteTaskRequest, DeleteTaskResponse, GetBoardRequest,
+    Lane, ListBoardsRequest, ListBoardsResponse, MoveTaskRequest, Task, UpdateLaneRequest,
+    UpdateTaskRequest, WatchBoardRequest, board_service_server::BoardService,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::{events::EventHub, store::Store};
+
+/// Events buffered per watcher between the log reader and the network.
+const WATCH_BUFFER: usize = 256;
+
+/// The gRPC face of board-service.
+pub struct BoardApi {
+    store: Store,
+    hub: EventHub,
+}
+
+impl BoardApi {
+    pub fn new(store: Store, hub: EventHub) -> Self {
+        Self { store, hub }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl BoardService for BoardApi {
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    async fn create_board(&self, request: Request<CreateBoardRequest>) -> Reply<Board> {
+        Ok(Response::new(
+            self.store.create_board(request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(board = %request.get_ref().board_id))]
+    async fn get_board(&self, request: Request<GetBoardRequest>) -> Reply<BoardSnapshot> {
+        Ok(Response::new(
+            self.store
+                .board_snapshot(&request.get_ref().board_id)
+                .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_boards(&self, _request: Request<ListBoardsRequest>) -> Reply<ListBoardsResponse> {
+        let boards = self.store.list_boards().await?;
+        Ok(Response::new(ListBoardsResponse { boards }))
+    }
+
+    #[tracing::instrument(skip_all, fields(board = %request.get_ref().board_id))]
+    async fn create_lane(&self, request: Request<CreateLaneRequest>) -> Reply<Lane> {
+        Ok(Response::new(
+            self.store.create_lane(request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(lane = %request.get_ref().lane_id))]
+    async fn update_lane(&self, request: Request<UpdateLaneRequest>) -> Reply<Lane> {
+        Ok(Response::new(
+            self.store.update_lane(request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(lane = %request.get_ref().lane_id))]
+    async fn delete_lane(&self, request: Request<DeleteLaneRequest>) -> Reply<DeleteLaneResponse> {
+        Ok(Response::new(
+            self.store.delete_lane(request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(board = %request.get_ref().board_id))]
+    async fn create_task(&self, request: Request<CreateTaskRequest>) -> Reply<Task> {
+        Ok(Response::new(
+            self.store.create_task(request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(task = %request.get_ref().task_id))]
+    async fn update_task(&self, request: Request<UpdateTaskRequest>) -> Reply<Task> {
+        Ok(Response::new(
+            self.store.update_task(request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(task = %request.get_ref().task_id))]
+    async fn move_task(&self, request: Request<MoveTaskRequest>) -> Reply<Task> {
+        Ok(Response::new(
+            self.store.move_task(request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(task = %request.get_ref().task_id))]
+    async fn delete_task(&self, request: Request<DeleteTaskRequest>) -> Reply<DeleteTaskResponse> {
+        Ok(Response::new(
+            self.store.delete_task(request.into_inner()).await?,
+        ))
+    }
+
+    type WatchBoardStream = Pin<Box<dyn Stream<Item = Result<BoardEvent, Status>> + Send>>;
+
+    #[tracing::instrument(skip_all, fields(board = %request.get_ref().board_id, after = request.get_ref().after_version))]
+    async fn watch_board(
+        &self,
+        request: Request<WatchBoardRequest>,
+    ) -> Reply<Self::WatchBoardStream> {
+        let WatchBoardRequest {
+            board_id,
+            after_version,
+        } = request.into_inner();
+        let board = self.store.resolve_board(&board_id).await?;
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let (pool, hub) = (self.store.pool().clone(), self.hub.clone());
+        tokio::spawn(crate::events::watch::run(
+            pool,
+            hub,
+            board.id,
+            after_version,
+            tx,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,130 @@
+//! The board event log (`board_events`) and the idempotency record.
+
+use chrono::Utc;
+use prost::Message;
+use protocol::v1::BoardEvent;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::{BoardRow, Tx, rows::timestamp};
+use crate::error::{Error, Result};
+
+/// The NOTIFY channel: payload `<board_id>:<version>`, sent at commit.
+pub const NOTIFY_CHANNEL: &str = "board_events";
+
+/// Bumps the board's version by one, appends `event` at that version and
+/// queues the notification, in one round trip. Returns the new version.
+pub async fn append(tx: &mut Tx, board: &BoardRow, mut event: BoardEvent) -> Result<u64> {
+    let version = board.version + 1;
+    event.board_id = board.id.to_string();
+    event.version = version as u64;
+    event.occurred_at = Some(timestamp(Utc::now()));
+    sqlx::query(
+        "WITH bump AS (UPDATE boards SET version = $2 WHERE id = $1),
+              logged AS (INSERT INTO board_events (board_id, version, event) VALUES ($1, $2, $3))
+         SELECT pg_notify($4, $1::text || ':' || $2::text)",
+    )
+    .bind(board.id)
+    .bind(version)
+    .bind(event.encode_to_vec())
+    .bind(NOTIFY_CHANNEL)
+    .execute(&mut **tx)
+    .await?;
+    Ok(version as u64)
+}
+
+/// Up to `limit` events of `board_id` after `after`, in version order.
+pub async fn read_after(
+    db: impl PgExecutor<'_>,
+    board_id: Uuid,
+    after: u64,
+    limit: i64,
+) -> Result<Vec<BoardEvent>> {
+    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT event FROM board_events WHERE board_id = $1 AND version > $2
+         ORDER BY version LIMIT $3",
+    )
+    .bind(board_id)
+    .bind(after as i64)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|(bytes,)| {
+            BoardEvent::decode(bytes.as_slice())
+                .map_err(|e| Error::Internal(format!("corrupt event in board_events: {e}")))
+        })
+        .collect()
+}
+
+/// The board's current version and the oldest version its log still holds.
+pub async fn bounds(db: impl PgExecutor<'_>, board_id: Uuid) -> Result<Option<(u64, Option<u64>)>> {
+    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT b.version, (SELECT min(version) FROM board_events WHERE board_id = b.id)
+         FROM boards b WHERE b.id = $1",
+    )
+    .bind(board_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(current, oldest)| (current as u64, oldest.map(|v| v as u64))))
+}
+
+/// Deletes events older than the newest `keep` of each board. Returns how many.
+pub async fn trim(db: impl PgExecutor<'_>, keep: u64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM board_events e USING boards b
+         WHERE e.board_id = b.id AND e.version <= b.version - $1",
+    )
+    .bind(keep as i64)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The stored response to `request_id`, if it was already handled.
+pub async fn replayed<M: Message + Default>(
+    db: impl PgExecutor<'_>,
+    request_id: &str,
+    method: &str,
+) -> Result<Option<M>> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    let row: Option<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT method, response FROM processed_requests WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(db)
+            .await?;
+    let Some((first_method, response)) = row else {
+        return Ok(None);
+    };
+    if first_method != method {
+        return Err(Error::InvalidArgument(format!(
+            "request_id {request_id:?} was already used for {first_method}"
+        )));
+    }
+    M::decode(response.as_slice())
+        .map(Some)
+        .map_err(|e| Error::Internal(format!("corrupt stored response: {e}")))
+}
+
+/// Records the response to `request_id` in the mutation's transaction.
+pub async fn remember<M: Message>(
+    tx: &mut Tx,
+    request_id: &str,
+    method: &str,
+    response: &M,
+) -> Result<()> {
+    if request_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO processed_requests (request_id, method, response) VALUES ($1, $2, $3)",
+    )
+    .bind(request_id)
+    .bind(method)
+    .bind(response.encode_to_vec())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

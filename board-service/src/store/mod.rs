@@ -1,0 +1,179 @@
+//! PostgreSQL storage. Every mutation is one transaction that locks the
+//! board row, bumps `boards.version` by one, writes the change and appends the
+//! event to `board_events` ([`log`]). Holding the board lock serialises a
+//! board's writers, which makes order keys, WIP limits and versions safe
+//! without any further locking; boards never wait on each other.
+
+mod boards;
+mod lanes;
+pub mod log;
+mod rows;
+mod tasks;
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+pub use rows::{BoardRow, LaneRow, TaskRow};
+
+/// Lanes a board gets when created without `lane_keys`.
+pub const DEFAULT_LANES: [&str; 5] = ["backlog", "todo", "in_progress", "done", "recovery"];
+
+/// The database behind board-service.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+pub type Tx = Transaction<'static, Postgres>;
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Locks the board named by id or slug for the rest of the transaction.
+async fn lock_board(tx: &mut Tx, board_ref: &str) -> Result<BoardRow> {
+    let id = Uuid::parse_str(board_ref).ok();
+    sqlx::query_as::<_, BoardRow>(
+        "SELECT id, slug, name, version, created_at FROM boards
+         WHERE id = $1 OR slug = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(board_ref)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| board_not_found(board_ref))
+}
+
+/// Locks the board that holds `task_id`.
+async fn lock_board_of_task(tx: &mut Tx, task_id: Uuid) -> Result<BoardRow> {
+    sqlx::query_as::<_, BoardRow>(
+        "SELECT b.id, b.slug, b.name, b.version, b.created_at
+         FROM boards b JOIN tasks t ON t.board_id = b.id
+         WHERE t.id = $1 FOR UPDATE OF b",
+    )
+    .bind(task_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| task_not_found(task_id))
+}
+
+/// Locks the board that holds `lane_id`.
+async fn lock_board_of_lane(tx: &mut Tx, lane_id: Uuid) -> Result<BoardRow> {
+    sqlx::query_as::<_, BoardRow>(
+        "SELECT b.id, b.slug, b.name, b.version, b.created_at
+         FROM boards b JOIN lanes l ON l.board_id = b.id
+         WHERE l.id = $1 FOR UPDATE OF b",
+    )
+    .bind(lane_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("lane {lane_id} not found")))
+}
+
+/// The board's lanes in display order.
+async fn board_lanes(conn: &mut sqlx::PgConnection, board_id: Uuid) -> Result<Vec<LaneRow>> {
+    Ok(sqlx::query_as::<_, LaneRow>(
+        "SELECT id, board_id, key, name, position, wip_limit FROM lanes
+         WHERE board_id = $1 ORDER BY position",
+    )
+    .bind(board_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// A lane of `board_id` named by id or key.
+fn find_lane<'a>(lanes: &'a [LaneRow], lane_ref: &str) -> Result<&'a LaneRow> {
+    let id = Uuid::parse_str(lane_ref).ok();
+    lanes
+        .iter()
+        .find(|l| Some(l.id) == id || l.key == lane_ref)
+        .ok_or_else(|| Error::NotFound(format!("lane {lane_ref:?} not found on this board")))
+}
+
+pub fn board_not_found(board_ref: &str) -> Error {
+    Error::NotFound(format!("board {board_ref:?} not found"))
+}
+
+pub fn task_not_found(task_id: Uuid) -> Error {
+    Error::NotFound(format!("task {task_id} not found"))
+}
+
+fn check_version(entity: &str, current: i64, expected: Option<u64>) -> Result<()> {
+    match expected {
+        Some(expected) if expected != current as u64 => Err(Error::StaleVersion(format!(
+            "{entity} is at version {current}, not the expected {expected}: reload and retry"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What a board a mutation locks is named by.
+pub(crate) enum Scope<'a> {
+    Board(&'a str),
+    Task(Uuid),
+    Lane(Uuid),
+}
+
+/// A mutation either replays the stored response to its request_id, or holds
+/// the board lock inside its open transaction.
+pub(crate) enum Began<M> {
+    Replayed(M),
+    Locked(Tx, BoardRow),
+}
+
+impl Store {
+    /// Starts a mutation: replays a repeated `request_id`, else opens the
+    /// transaction and locks the board. The second replay check runs after
+    /// the lock, so a duplicate racing the first call sees its result.
+    pub(crate) async fn begin<M: prost::Message + Default>(
+        &self,
+        scope: Scope<'_>,
+        request_id: &str,
+        method: &str,
+    ) -> Result<Began<M>> {
+        crate::validate::request_id(request_id)?;
+        if let Some(response) = log::replayed(&self.pool, request_id, method).await? {
+            return Ok(Began::Replayed(response));
+        }
+        let mut tx = self.pool.begin().await?;
+        let board = match scope {
+            Scope::Board(board_ref) => lock_board(&mut tx, board_ref).await?,
+            Scope::Task(id) => lock_board_of_task(&mut tx, id).await?,
+            Scope::Lane(id) => lock_board_of_lane(&mut tx, id).await?,
+        };
+        if let Some(response) = log::replayed(&mut *tx, request_id, method).await? {
+            return Ok(Began::Replayed(response));
+        }
+        Ok(Began::Locked(tx, board))
+    }
+
+    /// Records the response for its request_id and commits.
+    pub(crate) async fn finish<M: prost::Message>(
+        mut tx: Tx,
+        request_id: &str,
+        method: &str,
+        response: &M,
+    ) -> Result<()> {
+        log::remember(&mut tx, request_id, method, response).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Unwraps [`Began`]: returns early with a replayed response.
+macro_rules! locked_or_return {
+    ($began:expr) => {
+        match $began {
+            $crate::store::Began::Replayed(response) => return Ok(response),
+            $crate::store::Began::Locked(tx, board) => (tx, board),
+        }
+    };
+}
+pub(crate) use locked_or_return;

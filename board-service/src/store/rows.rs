@@ -1,0 +1,104 @@
+//! Database rows and their protobuf form.
+
+use chrono::{DateTime, Utc};
+use protocol::v1;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BoardRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LaneRow {
+    pub id: Uuid,
+    pub board_id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub position: i32,
+    pub wip_limit: Option<i32>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub board_id: Uuid,
+    pub lane_id: Uuid,
+    pub lane_key: String,
+    pub title: String,
+    pub description: String,
+    pub priority: i16,
+    pub kind: i16,
+    pub estimated_hours: f64,
+    pub assignee: String,
+    pub labels: Vec<String>,
+    pub position: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Columns of a [`TaskRow`] for a query over `tasks t`.
+pub const TASK_COLUMNS: &str = "t.id, t.board_id, t.lane_id,
+    (SELECT key FROM lanes WHERE id = t.lane_id) AS lane_key,
+    t.title, t.description, t.priority, t.kind, t.estimated_hours, t.assignee,
+    t.labels, t.position, t.version, t.created_at, t.updated_at";
+
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+impl BoardRow {
+    pub fn to_proto(&self, lanes: &[LaneRow]) -> v1::Board {
+        v1::Board {
+            id: self.id.to_string(),
+            slug: self.slug.clone(),
+            name: self.name.clone(),
+            version: self.version as u64,
+            lanes: lanes.iter().map(LaneRow::to_proto).collect(),
+            created_at: Some(timestamp(self.created_at)),
+        }
+    }
+}
+
+impl LaneRow {
+    pub fn to_proto(&self) -> v1::Lane {
+        v1::Lane {
+            id: self.id.to_string(),
+            board_id: self.board_id.to_string(),
+            key: self.key.clone(),
+            name: self.name.clone(),
+            position: self.position as u32,
+            wip_limit: self.wip_limit.map(|w| w as u32),
+        }
+    }
+}
+
+impl TaskRow {
+    pub fn to_proto(&self) -> v1::Task {
+        v1::Task {
+            id: self.id.to_string(),
+            board_id: self.board_id.to_string(),
+            lane_id: self.lane_id.to_string(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            priority: i32::from(self.priority),
+            kind: i32::from(self.kind),
+            estimated_hours: self.estimated_hours,
+            assignee: self.assignee.clone(),
+            labels: self.labels.clone(),
+            position: self.position.clone(),
+            version: self.version as u64,
+            created_at: Some(timestamp(self.created_at)),
+            updated_at: Some(timestamp(self.updated_at)),
+            lane_key: self.lane_key.clone(),
+        }
+    }
+}
