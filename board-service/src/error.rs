@@ -34,6 +34,9 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Error::Unavailable(err)
             }
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_unavailable_code(&c)) => {
+                Error::Unavailable(err)
+            }
             err => Error::Database(err),
         }
     }
@@ -61,6 +64,12 @@ impl From<Error> for Status {
             }
         }
     }
+}
+
+/// SQLSTATEs that mean "the database is not there right now": connection
+/// exceptions (08), shutdowns (57P01-57P03) and a dropped database (3D000).
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "3D000")
 }
 
 /// The constraint a unique violation hit, if `err` is one.
