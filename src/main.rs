@@ -1,1 +1,59 @@
-fn main() {}
+//! `boardwire`: the whole stack in one process, for a laptop or a demo.
+//!
+//! With `DATABASE_URL` unset it runs a private PostgreSQL from the installed
+//! binaries, keeping its data in `BOARDWIRE_DATA_DIR` (default `.boardwire/`)
+//! so boards survive restarts, and stops it on exit.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::Parser;
+use service_kit::local_postgres::{LocalPostgres, Options};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Runs board-service (and the rest of Boardwire) in one process")]
+struct Args {
+    /// PostgreSQL URL; unset starts a private server in the data folder.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Where the private PostgreSQL keeps its data.
+    #[arg(long, env = "BOARDWIRE_DATA_DIR", default_value = ".boardwire")]
+    data_dir: PathBuf,
+    /// board-service gRPC listen address.
+    #[arg(long, env = "BOARD_SERVICE_ADDR", default_value = "0.0.0.0:50051")]
+    board_service_addr: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    service_kit::telemetry::init("boardwire");
+    let args = Args::parse();
+
+    // Kept alive until the end of main: dropping it stops PostgreSQL.
+    let (database_url, _postgres) = match args.database_url {
+        Some(url) => (url, None),
+        None => {
+            let dir = args.data_dir.join("postgres");
+            let postgres = tokio::task::spawn_blocking(move || {
+                LocalPostgres::start(Options { dir, throwaway: false })
+            })
+            .await?
+            .context("DATABASE_URL is unset, so Boardwire starts its own PostgreSQL, but")?;
+            (postgres.url("postgres"), Some(postgres))
+        }
+    };
+
+    let mut config = board_service::Config::new(database_url);
+    config.listen_addr = args.board_service_addr;
+    let board_service = board_service::App::build(config).await.context("start board-service")?;
+    let board = board_service
+        .store()
+        .ensure_board("default", "Default board")
+        .await
+        .context("create the default board")?;
+    tracing::info!(board = %board.slug, "default board ready");
+    println!("Boardwire is running:");
+    println!("  board-service (gRPC)  {}", board_service.local_addr());
+
+    board_service.run_until_stopped(service_kit::shutdown::signal()).await
+}
