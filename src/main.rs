@@ -11,7 +11,10 @@ use clap::Parser;
 use service_kit::local_postgres::{LocalPostgres, Options};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Runs board-service (and the rest of Boardwire) in one process")]
+#[command(
+    version,
+    about = "Runs board-service (and the rest of Boardwire) in one process"
+)]
 struct Args {
     /// PostgreSQL URL; unset starts a private server in the data folder.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -35,7 +38,10 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let dir = args.data_dir.join("postgres");
             let postgres = tokio::task::spawn_blocking(move || {
-                LocalPostgres::start(Options { dir, throwaway: false })
+                LocalPostgres::start(Options {
+                    dir,
+                    throwaway: false,
+                })
             })
             .await?
             .context("DATABASE_URL is unset, so Boardwire starts its own PostgreSQL, but")?;
@@ -45,15 +51,14 @@ async fn main() -> anyhow::Result<()> {
 
     let mut config = board_service::Config::new(database_url);
     config.listen_addr = args.board_service_addr;
-    let board_service = board_service::App::build(config).await.context("start board-service")?;
-    let board = board_service
-        .store()
-        .ensure_board("default", "Default board")
+    config.default_board = Some("default".into());
+    let board_service = board_service::App::build(config)
         .await
-        .context("create the default board")?;
-    tracing::info!(board = %board.slug, "default board ready");
+        .context("start board-service")?;
     println!("Boardwire is running:");
     println!("  board-service (gRPC)  {}", board_service.local_addr());
 
-    board_service.run_until_stopped(service_kit::shutdown::signal()).await
+    board_service
+        .run_until_stopped(service_kit::shutdown::signal())
+        .await
 }

@@ -15,12 +15,18 @@ use std::{
 
 use board_service::{App, Config};
 use hdrhistogram::Histogram;
-use protocol::v1::{CreateBoardRequest, CreateTaskRequest, MoveTaskRequest, board_service_client::BoardServiceClient};
+use protocol::v1::{
+    CreateBoardRequest, CreateTaskRequest, MoveTaskRequest,
+    board_service_client::BoardServiceClient,
+};
 use service_kit::test_database::TestDatabase;
 use tonic::transport::Channel;
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
@@ -36,12 +42,19 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let channel = Channel::from_shared(endpoint)?.connect().await?;
 
-    println!("MoveTask benchmark: {clients} clients, {seconds} s per shape, board-service in-process");
+    println!(
+        "MoveTask benchmark: {clients} clients, {seconds} s per shape, board-service in-process"
+    );
     for shared_board in [true, false] {
-        let (count, histogram, elapsed) = run_shape(&channel, clients, seconds, shared_board).await?;
+        let (count, histogram, elapsed) =
+            run_shape(&channel, clients, seconds, shared_board).await?;
         println!(
             "  {:<22} {:>8.0} moves/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>6.2} ms",
-            if shared_board { "one board, all clients" } else { "one board per client" },
+            if shared_board {
+                "one board, all clients"
+            } else {
+                "one board per client"
+            },
             count as f64 / elapsed.as_secs_f64(),
             histogram.value_at_quantile(0.50) as f64 / 1000.0,
             histogram.value_at_quantile(0.99) as f64 / 1000.0,
@@ -49,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     match pgbench_ceiling(db.url(), clients, seconds) {
-        Ok(tps) => println!("  {:<22} {tps:>8.0} single-row UPDATE transactions/s (pgbench, same server)", "ceiling"),
+        Ok(tps) => println!(
+            "  {:<22} {tps:>8.0} single-row UPDATE transactions/s (pgbench, same server)",
+            "ceiling"
+        ),
         Err(err) => println!("  ceiling: pgbench not run: {err}"),
     }
     Ok(())
@@ -124,20 +140,40 @@ fn pgbench_ceiling(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f6
         .map(|e| e.path().join("bin/pgbench"))
         .find(|p| p.exists())
         .ok_or_else(|| anyhow::anyhow!("pgbench not found under /usr/lib/postgresql"))?;
-    let init = Command::new(&pgbench).args(["-i", "-q", "-s", "1"]).arg(url).output()?;
-    anyhow::ensure!(init.status.success(), "pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
+    let init = Command::new(&pgbench)
+        .args(["-i", "-q", "-s", "1"])
+        .arg(url)
+        .output()?;
+    anyhow::ensure!(
+        init.status.success(),
+        "pgbench -i: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let script = std::env::temp_dir().join(format!("boardwire-pgbench-{}.sql", std::process::id()));
     std::fs::write(
         &script,
         "\\set aid random(1, 100000)\nUPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;\n",
     )?;
     let run = Command::new(&pgbench)
-        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
         .arg(&script)
         .arg(url)
         .output()?;
     let _ = std::fs::remove_file(&script);
-    anyhow::ensure!(run.status.success(), "pgbench: {}", String::from_utf8_lossy(&run.stderr));
+    anyhow::ensure!(
+        run.status.success(),
+        "pgbench: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let out = String::from_utf8_lossy(&run.stdout);
     out.lines()
         .find_map(|l| l.strip_prefix("tps = "))

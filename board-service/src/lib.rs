@@ -36,6 +36,9 @@ pub struct Config {
     /// watcher resuming from before them gets `board.resync`.
     pub event_retention: u64,
     pub trim_interval: Duration,
+    /// Slug of a board to create at start-up if missing (named "Default
+    /// board"), so clients written for `boardId: "default"` work out of the box.
+    pub default_board: Option<String>,
 }
 
 impl Config {
@@ -47,6 +50,7 @@ impl Config {
             db_max_connections: 32,
             event_retention: 100_000,
             trim_interval: Duration::from_secs(60),
+            default_board: None,
         }
     }
 }
@@ -71,12 +75,19 @@ impl App {
             .run(&pool)
             .await
             .context("run database migrations")?;
+        let store = Store::new(pool);
+        if let Some(slug) = &config.default_board {
+            store
+                .ensure_board(slug, "Default board")
+                .await
+                .with_context(|| format!("create the {slug:?} board"))?;
+        }
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("bind gRPC listener on {}", config.listen_addr))?;
         Ok(Self {
             listener,
-            store: Store::new(pool),
+            store,
             config,
         })
     }

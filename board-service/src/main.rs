@@ -21,6 +21,9 @@ struct Args {
     /// Events kept in each board's log for resuming watchers.
     #[arg(long, env = "EVENT_RETENTION", default_value_t = 100_000)]
     event_retention: u64,
+    /// Slug of a board created at start-up if missing; empty for none.
+    #[arg(long, env = "DEFAULT_BOARD", default_value = "default")]
+    default_board: String,
 }
 
 #[tokio::main]
@@ -31,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     config.listen_addr = args.listen_addr;
     config.db_max_connections = args.db_max_connections;
     config.event_retention = args.event_retention;
+    config.default_board = Some(args.default_board).filter(|s| !s.is_empty());
     let app = board_service::App::build(config)
         .await
         .context("start board-service")?;

@@ -245,3 +245,32 @@ async fn deleting_a_lane_that_holds_tasks_needs_a_destination() {
     let positions: Vec<_> = lanes.iter().map(|l| (l.key.as_str(), l.position)).collect();
     assert_eq!(positions, [("backlog", 0), ("in_progress", 1), ("done", 2)]);
 }
+
+#[tokio::test]
+async fn the_default_board_is_created_once_by_replicas_starting_together() {
+    let db = service_kit::test_database::TestDatabase::create().await;
+    let config = || {
+        let mut config = board_service::Config::new(db.url());
+        config.default_board = Some("default".into());
+        config
+    };
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let (first, second) = tokio::join!(
+        Service::start_with(config(), addr),
+        Service::start_with(config(), addr)
+    );
+    let boards = first
+        .client()
+        .await
+        .list_boards(ListBoardsRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .boards;
+    assert_eq!(boards.len(), 1);
+    assert_eq!(
+        (boards[0].slug.as_str(), boards[0].lanes.len()),
+        ("default", 5)
+    );
+    drop(second);
+}
