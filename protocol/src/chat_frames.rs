@@ -1,1 +1,0 @@
-//! WebSocket frames between the PM chat UI and agent-bridge (built in the agent-bridge issue).
