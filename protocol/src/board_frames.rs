@@ -1,1 +1,0 @@
-//! WebSocket/SSE frames between browsers and ws-gateway (built in the ws-gateway issue).

@@ -1,0 +1,166 @@
+//! Frames clients send, and how a text frame is parsed into one.
+
+use serde::{Deserialize, Serialize};
+
+use super::server::{ErrorCode, Priority, TaskChanges, TaskKind};
+
+/// A frame from a client to the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ClientFrame {
+    /// Start receiving a board (id or slug). Without `sinceVersion` the first
+    /// frame is `board.sync`; with it, exactly the frames after that version.
+    #[serde(rename = "subscribe", rename_all = "camelCase")]
+    Subscribe {
+        board_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_version: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    #[serde(rename = "unsubscribe", rename_all = "camelCase")]
+    Unsubscribe {
+        board_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    #[serde(rename = "ping")]
+    Ping {},
+    /// Authenticates a connection opened without a token.
+    #[serde(rename = "auth")]
+    Auth { token: String },
+    #[serde(rename = "task.create")]
+    TaskCreate(Command<CreateTask>),
+    #[serde(rename = "task.update")]
+    TaskUpdate(Command<UpdateTask>),
+    #[serde(rename = "task.move")]
+    TaskMove(Command<MoveTask>),
+    #[serde(rename = "task.delete")]
+    TaskDelete(Command<DeleteTask>),
+}
+
+/// A change request, answered by `ack` or `error` with the same `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Command<T> {
+    /// Request id, also the idempotency key: use a fresh UUID per command.
+    pub id: String,
+    pub board_id: String,
+    pub data: T,
+    /// The task's version as the client last saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTask {
+    pub title: String,
+    /// Lane key; or give `laneId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TaskKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_hours: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateTask {
+    pub id: String,
+    pub changes: TaskChanges,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MoveTask {
+    pub id: String,
+    /// Lane key; or give `toLaneId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_lane: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_lane_id: Option<String>,
+    /// Place right before this task id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// Place right after this task id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteTask {
+    pub id: String,
+}
+
+/// Why a text frame is not a [`ClientFrame`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The frame's `id`, when it had a readable one.
+    pub id: Option<String>,
+}
+
+const KNOWN_TYPES: [&str; 8] = [
+    "subscribe",
+    "unsubscribe",
+    "ping",
+    "auth",
+    "task.create",
+    "task.update",
+    "task.move",
+    "task.delete",
+];
+
+impl ClientFrame {
+    /// Parses a text frame, telling bad JSON, an unknown `type` and a
+    /// missing or mistyped field apart.
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| FrameError {
+            code: ErrorCode::InvalidJson,
+            message: format!("frame is not valid JSON: {e}"),
+            id: None,
+        })?;
+        let id = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+        let fail = |code, message: String| FrameError {
+            code,
+            message,
+            id: id.clone(),
+        };
+        let Some(kind) = value.get("type").and_then(|v| v.as_str()) else {
+            return Err(fail(
+                ErrorCode::InvalidFrame,
+                "type is required and must be a string".into(),
+            ));
+        };
+        if !KNOWN_TYPES.contains(&kind) {
+            return Err(fail(
+                ErrorCode::UnknownType,
+                format!(
+                    "unknown type {kind:?}; expected one of {}",
+                    KNOWN_TYPES.join(", ")
+                ),
+            ));
+        }
+        let kind = kind.to_owned();
+        serde_json::from_value(value).map_err(|e| {
+            fail(
+                ErrorCode::InvalidFrame,
+                format!("invalid {kind} frame: {e}"),
+            )
+        })
+    }
+}

@@ -1,0 +1,318 @@
+//! gRPC messages → frames, and command frames → gRPC requests. The only
+//! place either mapping is written.
+
+use crate::{
+    event_type,
+    time::timestamp_ms,
+    v1::{
+        self, Board, BoardEvent, CreateTaskRequest, DeleteTaskRequest, Labels, Lane,
+        MoveTaskRequest, Task, UpdateTaskRequest, move_task_request::Anchor,
+    },
+};
+
+use super::{
+    client::{Command, CreateTask, DeleteTask, MoveTask, UpdateTask},
+    server::*,
+};
+
+/// A lane as frames carry it.
+pub fn lane_frame(lane: &Lane) -> LaneFrame {
+    LaneFrame {
+        id: lane.id.clone(),
+        key: lane.key.clone(),
+        name: lane.name.clone(),
+        position: lane.position,
+        wip_limit: lane.wip_limit,
+    }
+}
+
+impl Priority {
+    /// Unspecified (never stored) reads as medium, board-service's default.
+    pub fn from_proto(value: i32) -> Self {
+        match v1::Priority::try_from(value).unwrap_or(v1::Priority::Medium) {
+            v1::Priority::Low => Self::Low,
+            v1::Priority::High => Self::High,
+            v1::Priority::Critical => Self::Critical,
+            v1::Priority::Medium | v1::Priority::Unspecified => Self::Medium,
+        }
+    }
+
+    pub fn to_proto(self) -> v1::Priority {
+        match self {
+            Self::Low => v1::Priority::Low,
+            Self::Medium => v1::Priority::Medium,
+            Self::High => v1::Priority::High,
+            Self::Critical => v1::Priority::Critical,
+        }
+    }
+}
+
+impl TaskKind {
+    pub fn from_proto(value: i32) -> Self {
+        match v1::TaskKind::try_from(value).unwrap_or(v1::TaskKind::Task) {
+            v1::TaskKind::Story => Self::Story,
+            v1::TaskKind::Bug => Self::Bug,
+            v1::TaskKind::Epic => Self::Epic,
+            v1::TaskKind::Task | v1::TaskKind::Unspecified => Self::Task,
+        }
+    }
+
+    pub fn to_proto(self) -> v1::TaskKind {
+        match self {
+            Self::Task => v1::TaskKind::Task,
+            Self::Story => v1::TaskKind::Story,
+            Self::Bug => v1::TaskKind::Bug,
+            Self::Epic => v1::TaskKind::Epic,
+        }
+    }
+}
+
+impl From<&Task> for TaskData {
+    fn from(task: &Task) -> Self {
+        Self {
+            id: task.id.clone(),
+            lane: task.lane_key.clone(),
+            lane_id: task.lane_id.clone(),
+            title: task.title.clone(),
+            description: task.description.clone(),
+            priority: Priority::from_proto(task.priority),
+            kind: TaskKind::from_proto(task.kind),
+            estimated_hours: task.estimated_hours,
+            assignee: task.assignee.clone(),
+            labels: task.labels.clone(),
+            position: task.position.clone(),
+            version: task.version,
+            created_at: timestamp_ms(task.created_at.as_ref()),
+            updated_at: timestamp_ms(task.updated_at.as_ref()),
+        }
+    }
+}
+
+impl TaskChanges {
+    /// The values of `fields` (proto field names) as they are in `task`.
+    pub fn from_fields(task: &Task, fields: &[String]) -> Self {
+        let mut changes = Self::default();
+        for field in fields {
+            match field.as_str() {
+                "title" => changes.title = Some(task.title.clone()),
+                "description" => changes.description = Some(task.description.clone()),
+                "priority" => changes.priority = Some(Priority::from_proto(task.priority)),
+                "kind" => changes.kind = Some(TaskKind::from_proto(task.kind)),
+                "estimated_hours" => changes.estimated_hours = Some(task.estimated_hours),
+                "assignee" => changes.assignee = Some(task.assignee.clone()),
+                "labels" => changes.labels = Some(task.labels.clone()),
+                _ => {}
+            }
+        }
+        changes
+    }
+}
+
+impl BoardSyncData {
+    /// Groups `tasks` by lane key, each lane sorted by order key.
+    pub fn from_parts<'a>(board: &Board, tasks: impl IntoIterator<Item = &'a Task>) -> Self {
+        let mut lanes: std::collections::BTreeMap<String, Vec<TaskData>> = board
+            .lanes
+            .iter()
+            .map(|lane| (lane.key.clone(), Vec::new()))
+            .collect();
+        for task in tasks {
+            lanes
+                .entry(task.lane_key.clone())
+                .or_default()
+                .push(TaskData::from(task));
+        }
+        for tasks in lanes.values_mut() {
+            tasks.sort_by(|a, b| a.position.as_bytes().cmp(b.position.as_bytes()));
+        }
+        Self {
+            lanes,
+            lane_order: board.lanes.iter().map(|l| l.key.clone()).collect(),
+            board: BoardInfo {
+                id: board.id.clone(),
+                slug: board.slug.clone(),
+                name: board.name.clone(),
+                lanes: board.lanes.iter().map(lane_frame).collect(),
+                created_at: timestamp_ms(board.created_at.as_ref()),
+            },
+        }
+    }
+}
+
+impl ServerFrame {
+    /// `board.sync` for `board` with `tasks` at `version`.
+    pub fn board_sync<'a>(
+        board: &Board,
+        tasks: impl IntoIterator<Item = &'a Task>,
+        version: u64,
+        ts: i64,
+    ) -> Self {
+        Self::BoardSync(Change {
+            board_id: board.id.clone(),
+            version,
+            ts,
+            command_id: None,
+            data: BoardSyncData::from_parts(board, tasks),
+        })
+    }
+
+    /// The frame for a board-service event; `None` for `board.resync`
+    /// (the gateway answers it with a snapshot) and types it does not know.
+    pub fn from_event(event: &BoardEvent) -> Option<Self> {
+        let lanes = || event.lanes.iter().map(lane_frame).collect::<Vec<_>>();
+        let frame = match event.r#type.as_str() {
+            event_type::TASK_CREATED => {
+                Self::TaskCreated(change(event, TaskData::from(event.task.as_ref()?)))
+            }
+            event_type::TASK_UPDATED => {
+                let task = event.task.as_ref()?;
+                Self::TaskUpdated(change(
+                    event,
+                    TaskUpdatedData {
+                        id: task.id.clone(),
+                        changes: TaskChanges::from_fields(task, &event.changed_fields),
+                        task_version: task.version,
+                    },
+                ))
+            }
+            event_type::TASK_MOVED => {
+                let task = event.task.as_ref()?;
+                Self::TaskMoved(change(
+                    event,
+                    TaskMovedData {
+                        id: task.id.clone(),
+                        from_lane: event.from_lane_key.clone(),
+                        to_lane: event.to_lane_key.clone(),
+                        from_lane_id: event.from_lane_id.clone(),
+                        to_lane_id: event.to_lane_id.clone(),
+                        position: task.position.clone(),
+                        task_version: task.version,
+                    },
+                ))
+            }
+            event_type::TASK_DELETED => {
+                let task = event.task.as_ref()?;
+                Self::TaskDeleted(change(
+                    event,
+                    TaskDeletedData {
+                        id: task.id.clone(),
+                        lane: task.lane_key.clone(),
+                    },
+                ))
+            }
+            event_type::LANE_CREATED => Self::LaneCreated(change(
+                event,
+                LaneData {
+                    lane: lane_frame(event.lane.as_ref()?),
+                    lanes: lanes(),
+                },
+            )),
+            event_type::LANE_UPDATED => Self::LaneUpdated(change(
+                event,
+                LaneData {
+                    lane: lane_frame(event.lane.as_ref()?),
+                    lanes: lanes(),
+                },
+            )),
+            event_type::LANE_DELETED => Self::LaneDeleted(change(
+                event,
+                LaneDeletedData {
+                    lane: lane_frame(event.lane.as_ref()?),
+                    lanes: lanes(),
+                    moved_tasks: event.moved_tasks.iter().map(TaskData::from).collect(),
+                },
+            )),
+            _ => return None,
+        };
+        Some(frame)
+    }
+}
+
+/// The envelope of `event` around `data`.
+fn change<T>(event: &BoardEvent, data: T) -> Change<T> {
+    Change {
+        board_id: event.board_id.clone(),
+        version: event.version,
+        ts: timestamp_ms(event.occurred_at.as_ref()),
+        command_id: (!event.request_id.is_empty()).then(|| event.request_id.clone()),
+        data,
+    }
+}
+
+impl AckResult {
+    pub fn task(task: &Task) -> Self {
+        Self::Task(Box::new(TaskData::from(task)))
+    }
+}
+
+impl Command<CreateTask> {
+    pub fn to_request(&self) -> CreateTaskRequest {
+        let data = &self.data;
+        CreateTaskRequest {
+            board_id: self.board_id.clone(),
+            lane_id: data
+                .lane_id
+                .clone()
+                .or_else(|| data.lane.clone())
+                .unwrap_or_default(),
+            title: data.title.clone(),
+            description: data.description.clone().unwrap_or_default(),
+            priority: data.priority.map_or(0, |p| p.to_proto() as i32),
+            kind: data.kind.map_or(0, |k| k.to_proto() as i32),
+            estimated_hours: data.estimated_hours.unwrap_or_default(),
+            assignee: data.assignee.clone().unwrap_or_default(),
+            labels: data.labels.clone().unwrap_or_default(),
+            request_id: self.id.clone(),
+        }
+    }
+}
+
+impl Command<UpdateTask> {
+    pub fn to_request(&self) -> UpdateTaskRequest {
+        let changes = &self.data.changes;
+        UpdateTaskRequest {
+            task_id: self.data.id.clone(),
+            title: changes.title.clone(),
+            description: changes.description.clone(),
+            priority: changes.priority.map(|p| p.to_proto() as i32),
+            kind: changes.kind.map(|k| k.to_proto() as i32),
+            estimated_hours: changes.estimated_hours,
+            assignee: changes.assignee.clone(),
+            labels: changes.labels.clone().map(|values| Labels { values }),
+            expected_version: self.expected_version,
+            request_id: self.id.clone(),
+        }
+    }
+}
+
+impl Command<MoveTask> {
+    pub fn to_request(&self) -> MoveTaskRequest {
+        let data = &self.data;
+        let anchor = match (&data.before, &data.after) {
+            (Some(before), _) => Some(Anchor::BeforeTaskId(before.clone())),
+            (None, Some(after)) => Some(Anchor::AfterTaskId(after.clone())),
+            (None, None) => None,
+        };
+        MoveTaskRequest {
+            task_id: data.id.clone(),
+            to_lane_id: data
+                .to_lane_id
+                .clone()
+                .or_else(|| data.to_lane.clone())
+                .unwrap_or_default(),
+            anchor,
+            expected_version: self.expected_version,
+            request_id: self.id.clone(),
+        }
+    }
+}
+
+impl Command<DeleteTask> {
+    pub fn to_request(&self) -> DeleteTaskRequest {
+        DeleteTaskRequest {
+            task_id: self.data.id.clone(),
+            expected_version: self.expected_version,
+            request_id: self.id.clone(),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Every WebSocket and SSE frame between browsers and ws-gateway.
+//!
+//! One closed enum per direction, tagged by `type`: [`ServerFrame`] and
+//! [`ClientFrame`]. Conversions from board-service's gRPC messages live in
+//! `convert`, so the gateway never builds a frame by hand.
+
+mod client;
+mod convert;
+mod server;
+
+pub use client::{ClientFrame, Command, CreateTask, DeleteTask, FrameError, MoveTask, UpdateTask};
+pub use convert::lane_frame;
+pub use server::{
+    Ack, AckResult, BoardInfo, BoardSyncData, Change, ErrorCode, ErrorFrame, LaneData,
+    LaneDeletedData, LaneFrame, Priority, ServerFrame, TaskChanges, TaskData, TaskDeletedData,
+    TaskKind, TaskMovedData, TaskUpdatedData,
+};
+
+#[cfg(test)]
+mod tests;

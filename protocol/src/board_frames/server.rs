@@ -1,0 +1,263 @@
+//! Frames the gateway sends.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A frame from the gateway to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ServerFrame {
+    /// First frame on every connection.
+    #[serde(rename = "connected", rename_all = "camelCase")]
+    Connected {
+        client_id: String,
+        heartbeat_ms: u64,
+    },
+    /// The whole board at `version`; replaces whatever the client held.
+    #[serde(rename = "board.sync")]
+    BoardSync(Change<BoardSyncData>),
+    #[serde(rename = "task.created")]
+    TaskCreated(Change<TaskData>),
+    #[serde(rename = "task.updated")]
+    TaskUpdated(Change<TaskUpdatedData>),
+    #[serde(rename = "task.moved")]
+    TaskMoved(Change<TaskMovedData>),
+    #[serde(rename = "task.deleted")]
+    TaskDeleted(Change<TaskDeletedData>),
+    #[serde(rename = "lane.created")]
+    LaneCreated(Change<LaneData>),
+    #[serde(rename = "lane.updated")]
+    LaneUpdated(Change<LaneData>),
+    #[serde(rename = "lane.deleted")]
+    LaneDeleted(Change<LaneDeletedData>),
+    /// The answer to a command or a `subscribe` that carried an `id`.
+    #[serde(rename = "ack")]
+    Ack(Ack),
+    #[serde(rename = "error")]
+    Error(ErrorFrame),
+    #[serde(rename = "pong")]
+    Pong { ts: i64 },
+}
+
+/// The envelope of every frame about a board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change<T> {
+    pub board_id: String,
+    /// The board version after this change.
+    pub version: u64,
+    /// When the change was committed, in ms since the Unix epoch.
+    pub ts: i64,
+    /// The `id` of the command that made the change, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    pub data: T,
+}
+
+/// `board.sync` data: tasks grouped by lane key, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BoardSyncData {
+    pub lanes: BTreeMap<String, Vec<TaskData>>,
+    /// Lane keys in display order.
+    pub lane_order: Vec<String>,
+    pub board: BoardInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BoardInfo {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    /// Lanes in display order.
+    pub lanes: Vec<LaneFrame>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaneFrame {
+    pub id: String,
+    pub key: String,
+    pub name: String,
+    pub position: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wip_limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    Task,
+    Story,
+    Bug,
+    Epic,
+}
+
+/// A task as frames carry it; `lane` is the lane key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskData {
+    pub id: String,
+    pub lane: String,
+    pub lane_id: String,
+    pub title: String,
+    pub description: String,
+    pub priority: Priority,
+    pub kind: TaskKind,
+    pub estimated_hours: f64,
+    pub assignee: String,
+    pub labels: Vec<String>,
+    /// Order key inside the lane; sort by plain string comparison.
+    pub position: String,
+    /// The task's own version, for `expectedVersion`.
+    pub version: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The editable fields of a task; in `task.updated` only those that changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TaskKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_hours: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskUpdatedData {
+    pub id: String,
+    pub changes: TaskChanges,
+    pub task_version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskMovedData {
+    pub id: String,
+    /// Lane keys.
+    pub from_lane: String,
+    pub to_lane: String,
+    pub from_lane_id: String,
+    pub to_lane_id: String,
+    pub position: String,
+    pub task_version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskDeletedData {
+    pub id: String,
+    /// The key of the lane it was in.
+    pub lane: String,
+}
+
+/// `lane.created` / `lane.updated`: the lane, and every lane in order after the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaneData {
+    pub lane: LaneFrame,
+    pub lanes: Vec<LaneFrame>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaneDeletedData {
+    pub lane: LaneFrame,
+    pub lanes: Vec<LaneFrame>,
+    /// Tasks moved out of the deleted lane, in their new state.
+    pub moved_tasks: Vec<TaskData>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    /// The `id` of the command or subscribe.
+    pub id: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<AckResult>,
+}
+
+/// What a successful command or subscribe produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AckResult {
+    /// `task.create`, `task.update`, `task.move`: the task after the change.
+    Task(Box<TaskData>),
+    /// `task.delete`.
+    #[serde(rename_all = "camelCase")]
+    Deleted { task_id: String, board_version: u64 },
+    /// `subscribe` and `unsubscribe`.
+    #[serde(rename_all = "camelCase")]
+    Subscribed { board_id: String, slug: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorFrame {
+    pub code: ErrorCode,
+    /// Names the field and the rule, or the limit.
+    pub message: String,
+    /// The `id` of the frame that failed, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_id: Option<String>,
+}
+
+/// Why a frame failed; the connection stays open for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON at all.
+    InvalidJson,
+    /// JSON with a `type` the gateway does not know.
+    UnknownType,
+    /// A missing field or a field of the wrong type.
+    InvalidFrame,
+    /// Binary frames are not part of the protocol.
+    UnsupportedFrame,
+    /// No valid token and the gateway requires one.
+    Unauthorized,
+    /// The token does not grant this board.
+    Forbidden,
+    NotFound,
+    InvalidArgument,
+    /// `expectedVersion` no longer matches.
+    VersionConflict,
+    /// The board refuses the change (WIP limit, anchor not in lane, ...).
+    FailedPrecondition,
+    AlreadyExists,
+    NotSubscribed,
+    TooManySubscriptions,
+    /// Over the per-connection message rate; the frame was ignored.
+    RateLimited,
+    /// board-service is unreachable; retry.
+    Unavailable,
+    Internal,
+}

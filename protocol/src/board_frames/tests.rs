@@ -1,0 +1,231 @@
+use serde_json::json;
+
+use super::*;
+use crate::{
+    time::timestamp_from_ms,
+    v1::{Board, BoardEvent, Lane, Task},
+};
+
+fn task(id: &str, lane: &str, position: &str) -> Task {
+    Task {
+        id: id.into(),
+        board_id: "b1".into(),
+        lane_id: format!("{lane}-id"),
+        lane_key: lane.into(),
+        title: format!("title {id}"),
+        priority: 3,
+        kind: 3,
+        position: position.into(),
+        version: 2,
+        created_at: Some(timestamp_from_ms(1_000)),
+        updated_at: Some(timestamp_from_ms(2_000)),
+        ..Default::default()
+    }
+}
+
+fn lane(key: &str, position: u32) -> Lane {
+    Lane {
+        id: format!("{key}-id"),
+        board_id: "b1".into(),
+        key: key.into(),
+        name: key.into(),
+        position,
+        wip_limit: None,
+    }
+}
+
+fn event(kind: &str) -> BoardEvent {
+    BoardEvent {
+        board_id: "b1".into(),
+        version: 7,
+        r#type: kind.into(),
+        occurred_at: Some(timestamp_from_ms(5_000)),
+        request_id: "cmd-1".into(),
+        task: Some(task("t1", "todo", "a1")),
+        ..Default::default()
+    }
+}
+
+fn to_json(frame: &ServerFrame) -> serde_json::Value {
+    serde_json::to_value(frame).expect("frames serialize")
+}
+
+#[test]
+fn task_created_carries_envelope_and_lane_key() {
+    let frame = ServerFrame::from_event(&event("task.created")).unwrap();
+    let value = to_json(&frame);
+    assert_eq!(value["type"], "task.created");
+    assert_eq!(value["boardId"], "b1");
+    assert_eq!(value["version"], 7);
+    assert_eq!(value["ts"], 5_000);
+    assert_eq!(value["commandId"], "cmd-1");
+    assert_eq!(value["data"]["lane"], "todo");
+    assert_eq!(value["data"]["priority"], "high");
+    assert_eq!(value["data"]["kind"], "bug");
+    assert_eq!(value["data"]["createdAt"], 1_000);
+    let back: ServerFrame = serde_json::from_value(value).unwrap();
+    assert_eq!(back, frame);
+}
+
+#[test]
+fn task_updated_lists_only_changed_fields() {
+    let mut e = event("task.updated");
+    e.changed_fields = vec!["title".into(), "estimated_hours".into()];
+    e.request_id.clear();
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(
+        value["data"],
+        json!({"id": "t1", "changes": {"title": "title t1", "estimatedHours": 0.0}, "taskVersion": 2})
+    );
+    assert!(value.get("commandId").is_none());
+}
+
+#[test]
+fn task_moved_uses_lane_keys() {
+    let mut e = event("task.moved");
+    e.from_lane_key = "backlog".into();
+    e.to_lane_key = "todo".into();
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["type"], "task.moved");
+    assert_eq!(value["data"]["fromLane"], "backlog");
+    assert_eq!(value["data"]["toLane"], "todo");
+    assert_eq!(value["data"]["position"], "a1");
+}
+
+#[test]
+fn task_deleted_and_lane_frames_have_their_data() {
+    let value = to_json(&ServerFrame::from_event(&event("task.deleted")).unwrap());
+    assert_eq!(value["data"], json!({"id": "t1", "lane": "todo"}));
+
+    let mut e = event("lane.deleted");
+    e.lane = Some(lane("done", 1));
+    e.lanes = vec![lane("todo", 0)];
+    e.moved_tasks = vec![task("t2", "todo", "b0")];
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["type"], "lane.deleted");
+    assert_eq!(value["data"]["lane"]["key"], "done");
+    assert_eq!(value["data"]["lanes"][0]["key"], "todo");
+    assert_eq!(value["data"]["movedTasks"][0]["id"], "t2");
+}
+
+#[test]
+fn resync_has_no_frame() {
+    assert!(ServerFrame::from_event(&event("board.resync")).is_none());
+}
+
+#[test]
+fn board_sync_groups_tasks_by_lane_in_byte_order() {
+    let board = Board {
+        id: "b1".into(),
+        slug: "demo".into(),
+        name: "Demo".into(),
+        version: 9,
+        lanes: vec![lane("todo", 0), lane("done", 1)],
+        created_at: None,
+    };
+    let tasks = [
+        task("t2", "todo", "a1"),
+        task("t1", "todo", "Zz"),
+        task("t3", "done", "a0"),
+    ];
+    let value = to_json(&ServerFrame::board_sync(&board, &tasks, 9, 10));
+    assert_eq!(value["type"], "board.sync");
+    assert_eq!(value["version"], 9);
+    assert_eq!(value["data"]["laneOrder"], json!(["todo", "done"]));
+    assert_eq!(value["data"]["lanes"]["todo"][0]["id"], "t1");
+    assert_eq!(value["data"]["lanes"]["todo"][1]["id"], "t2");
+    assert_eq!(value["data"]["lanes"]["done"][0]["id"], "t3");
+    assert_eq!(value["data"]["board"]["slug"], "demo");
+}
+
+#[test]
+fn control_frames_have_flat_shapes() {
+    let connected = ServerFrame::Connected {
+        client_id: "c1".into(),
+        heartbeat_ms: 30_000,
+    };
+    assert_eq!(
+        to_json(&connected),
+        json!({"type": "connected", "clientId": "c1", "heartbeatMs": 30000})
+    );
+    let ack = ServerFrame::Ack(Ack {
+        id: "x".into(),
+        ok: true,
+        result: Some(AckResult::Deleted {
+            task_id: "t1".into(),
+            board_version: 3,
+        }),
+    });
+    assert_eq!(
+        to_json(&ack),
+        json!({"type": "ack", "id": "x", "ok": true, "result": {"taskId": "t1", "boardVersion": 3}})
+    );
+    let error = ServerFrame::Error(ErrorFrame {
+        code: ErrorCode::UnknownType,
+        message: "nope".into(),
+        id: None,
+        board_id: None,
+    });
+    assert_eq!(
+        to_json(&error),
+        json!({"type": "error", "code": "unknown_type", "message": "nope"})
+    );
+    assert_eq!(
+        to_json(&ServerFrame::Pong { ts: 1 }),
+        json!({"type": "pong", "ts": 1})
+    );
+}
+
+#[test]
+fn client_frames_parse_and_become_requests() {
+    let frame =
+        ClientFrame::parse(r#"{"type":"subscribe","boardId":"demo","sinceVersion":4}"#).unwrap();
+    assert_eq!(
+        frame,
+        ClientFrame::Subscribe {
+            board_id: "demo".into(),
+            since_version: Some(4),
+            id: None
+        }
+    );
+    let frame = ClientFrame::parse(
+        r#"{"type":"task.move","id":"c1","boardId":"demo","data":{"id":"t1","toLane":"done","after":"t2"},"expectedVersion":3}"#,
+    )
+    .unwrap();
+    let ClientFrame::TaskMove(command) = frame else {
+        panic!("not a move")
+    };
+    let request = command.to_request();
+    assert_eq!(request.to_lane_id, "done");
+    assert_eq!(request.expected_version, Some(3));
+    assert_eq!(request.request_id, "c1");
+    let frame = ClientFrame::parse(
+        r#"{"type":"task.create","id":"c2","boardId":"demo","data":{"title":"x","lane":"todo","priority":"low"}}"#,
+    )
+    .unwrap();
+    let ClientFrame::TaskCreate(command) = frame else {
+        panic!("not a create")
+    };
+    assert_eq!(command.to_request().lane_id, "todo");
+    assert_eq!(command.to_request().priority, 1);
+}
+
+#[test]
+fn bad_client_frames_name_the_problem() {
+    let err = ClientFrame::parse("{nope").unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidJson);
+    let err = ClientFrame::parse(r#"{"type":"dance","id":"7"}"#).unwrap_err();
+    assert_eq!(err.code, ErrorCode::UnknownType);
+    assert_eq!(err.id.as_deref(), Some("7"));
+    let err = ClientFrame::parse(r#"{"type":"subscribe"}"#).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidFrame);
+    assert!(err.message.contains("boardId"), "{}", err.message);
+    let err = ClientFrame::parse(
+        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"lane":"x"}}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidFrame);
+    assert!(err.message.contains("lane"), "{}", err.message);
+    let err = ClientFrame::parse(r#"{"type":"subscribe","boardId":5}"#).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidFrame);
+}
