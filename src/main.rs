@@ -29,7 +29,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init("boardwire");
+    let telemetry = service_kit::telemetry::init("boardwire");
     let args = Args::parse();
 
     // Kept alive until the end of main: dropping it stops PostgreSQL.
@@ -58,7 +58,9 @@ async fn main() -> anyhow::Result<()> {
     println!("Boardwire is running:");
     println!("  board-service (gRPC)  {}", board_service.local_addr());
 
-    board_service
+    let result = board_service
         .run_until_stopped(service_kit::shutdown::signal())
-        .await
+        .await;
+    telemetry.shutdown();
+    result
 }

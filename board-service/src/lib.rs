@@ -136,6 +136,7 @@ impl App {
             }
         };
         let served = Server::builder()
+            .trace_fn(request_span)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(BoardServiceServer::new(BoardApi::new(
@@ -151,6 +152,13 @@ impl App {
         tracing::info!("board-service stopped");
         served.context("gRPC server failed")
     }
+}
+
+/// The span of one gRPC call, continuing the caller's trace when it sent one.
+fn request_span(request: &http::Request<()>) -> tracing::Span {
+    let span = tracing::info_span!("grpc", otel.name = %request.uri().path(), rpc.system = "grpc");
+    service_kit::telemetry::propagation::set_parent_from_headers(&span, request.headers());
+    span
 }
 
 fn spawn_log_trimmer(

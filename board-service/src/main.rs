@@ -28,7 +28,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init("board-service");
+    let telemetry = service_kit::telemetry::init("board-service");
     let args = Args::parse();
     let mut config = board_service::Config::new(args.database_url);
     config.listen_addr = args.listen_addr;
@@ -38,5 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let app = board_service::App::build(config)
         .await
         .context("start board-service")?;
-    app.run_until_stopped(service_kit::shutdown::signal()).await
+    let result = app.run_until_stopped(service_kit::shutdown::signal()).await;
+    telemetry.shutdown();
+    result
 }

@@ -1,24 +1,84 @@
-//! The tracing set-up every Boardwire binary shares.
+//! The tracing set-up every Boardwire binary shares, and W3C trace-context
+//! propagation across gRPC calls and board events.
 //!
 //! `RUST_LOG` filters (default `info`); `LOG_FORMAT=json` switches to one JSON
-//! object per line for log collectors.
+//! object per line. With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also
+//! exported over OTLP/gRPC, with the service name and version as resource
+//! attributes.
 
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+pub mod propagation;
 
-/// Installs the global subscriber. Safe to call more than once (tests do):
-/// later calls leave the first subscriber in place.
-pub fn init(service_name: &'static str) {
+use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*};
+
+/// Keeps the span exporter; [`Telemetry::shutdown`] flushes it.
+#[derive(Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports what is still buffered. Call last, after the services stopped.
+    pub fn shutdown(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(err) = provider.shutdown()
+        {
+            eprintln!("telemetry: flushing spans failed: {err}");
+        }
+    }
+}
+
+/// Installs logging, and OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+/// set. Safe to call more than once (tests do): later calls change nothing.
+pub fn init(service_name: &'static str) -> Telemetry {
+    let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").and_then(|_| {
+        match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+            Ok(exporter) => Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(resource(service_name))
+                    .build(),
+            ),
+            Err(err) => {
+                eprintln!("telemetry: OTLP exporter not started: {err}");
+                None
+            }
+        }
+    });
+    init_with_provider(service_name, provider)
+}
+
+/// Like [`init`], exporting spans to `provider` (tests pass an in-memory one).
+pub fn init_with_provider(service_name: &'static str, provider: Option<SdkTracerProvider>) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let installed = if json {
-        registry
-            .with(fmt::layer().json().with_current_span(false))
-            .try_init()
+    let logs = if json {
+        fmt::layer().json().with_current_span(false).boxed()
     } else {
-        registry.with(fmt::layer().compact()).try_init()
+        fmt::layer().compact().boxed()
     };
-    if installed.is_ok() {
-        tracing::debug!(service = service_name, "telemetry initialised");
+    let traces = provider.as_ref().map(|provider| {
+        global::set_text_map_propagator(TraceContextPropagator::new());
+        global::set_tracer_provider(provider.clone());
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name))
+    });
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .try_init();
+    if installed.is_err() {
+        return Telemetry::default();
     }
+    tracing::debug!(service = service_name, otlp = provider.is_some(), "telemetry initialised");
+    Telemetry { provider }
+}
+
+/// `service.name` and `service.version` for exported spans.
+pub fn resource(service_name: &'static str) -> Resource {
+    Resource::builder()
+        .with_service_name(service_name)
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
 }

@@ -19,6 +19,8 @@ pub async fn append(tx: &mut Tx, board: &BoardRow, mut event: BoardEvent) -> Res
     event.board_id = board.id.to_string();
     event.version = version as u64;
     event.occurred_at = Some(timestamp(Utc::now()));
+    // Consumers continue the trace of the call that made the change.
+    event.trace_context = service_kit::telemetry::propagation::current_context_map();
     sqlx::query(
         "WITH bump AS (UPDATE boards SET version = $2 WHERE id = $1),
               logged AS (INSERT INTO board_events (board_id, version, event) VALUES ($1, $2, $3))
