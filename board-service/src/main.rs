@@ -14,7 +14,7 @@ struct Args {
     listen_addr: SocketAddr,
     /// PostgreSQL URL; required when running board-service alone.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: String,
+    database_url: Option<String>,
     /// Database connections in the pool.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 32)]
     db_max_connections: u32,
@@ -24,13 +24,23 @@ struct Args {
     /// Slug of a board created at start-up if missing; empty for none.
     #[arg(long, env = "DEFAULT_BOARD", default_value = "default")]
     default_board: String,
+    /// Ask the board-service on `listen_addr`'s port for its gRPC health and
+    /// exit 0 when serving (the container healthcheck).
+    #[arg(long)]
+    check_health: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = service_kit::telemetry::init("board-service");
     let args = Args::parse();
-    let mut config = board_service::Config::new(args.database_url);
+    if args.check_health {
+        return check_health(args.listen_addr.port()).await;
+    }
+    let database_url = args
+        .database_url
+        .context("DATABASE_URL is required (or run `boardwire`, which starts its own PostgreSQL)")?;
+    let mut config = board_service::Config::new(database_url);
     config.listen_addr = args.listen_addr;
     config.db_max_connections = args.db_max_connections;
     config.event_retention = args.event_retention;
@@ -41,4 +51,20 @@ async fn main() -> anyhow::Result<()> {
     let result = app.run_until_stopped(service_kit::shutdown::signal()).await;
     telemetry.shutdown();
     result
+}
+
+async fn check_health(port: u16) -> anyhow::Result<()> {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let mut client = HealthClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .context("connect to board-service")?;
+    let status = client
+        .check(HealthCheckRequest {
+            service: "boardwire.v1.BoardService".into(),
+        })
+        .await?
+        .into_inner()
+        .status();
+    anyhow::ensure!(status == ServingStatus::Serving, "board-service is {status:?}");
+    Ok(())
 }
