@@ -55,9 +55,11 @@ async fn main() -> anyhow::Result<()> {
 
 async fn check_health(port: u16) -> anyhow::Result<()> {
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-    let mut client = HealthClient::connect(format!("http://127.0.0.1:{port}"))
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
+        .connect()
         .await
         .context("connect to board-service")?;
+    let mut client = HealthClient::new(channel);
     let status = client
         .check(HealthCheckRequest {
             service: "boardwire.v1.BoardService".into(),
