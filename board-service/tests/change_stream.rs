@@ -185,3 +185,28 @@ async fn a_slow_watcher_catches_up_from_the_log_without_gaps() {
     assert_eq!(versions(&events), (1..=1400).collect::<Vec<_>>());
     assert_quiet(&mut stream).await;
 }
+
+#[tokio::test]
+async fn watching_an_unknown_board_is_not_found() {
+    let (_db, _service, mut client) = start().await;
+    let status = client
+        .watch_board(protocol::v1::WatchBoardRequest {
+            board_id: "ghost".into(),
+            after_version: 0,
+        })
+        .await
+        .expect_err("unknown board");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn watching_from_the_current_version_streams_only_new_events() {
+    let (_db, _service, mut client) = start().await;
+    let board = create_board(&mut client, "Now").await;
+    create_task(&mut client, &board.id, "todo", "old").await;
+    let mut stream = watch(&mut client, &board.id, 1).await;
+    assert_quiet(&mut stream).await;
+    create_task(&mut client, &board.id, "todo", "new").await;
+    let events = next_events(&mut stream, 1).await;
+    assert_eq!((events[0].version, events[0].task.as_ref().expect("task").title.as_str()), (2, "new"));
+}
