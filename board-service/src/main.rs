@@ -37,9 +37,9 @@ async fn main() -> anyhow::Result<()> {
     if args.check_health {
         return check_health(args.listen_addr.port()).await;
     }
-    let database_url = args
-        .database_url
-        .context("DATABASE_URL is required (or run `boardwire`, which starts its own PostgreSQL)")?;
+    let database_url = args.database_url.context(
+        "DATABASE_URL is required (or run `boardwire`, which starts its own PostgreSQL)",
+    )?;
     let mut config = board_service::Config::new(database_url);
     config.listen_addr = args.listen_addr;
     config.db_max_connections = args.db_max_connections;
@@ -54,7 +54,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn check_health(port: u16) -> anyhow::Result<()> {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
         .connect()
         .await
@@ -67,6 +69,9 @@ async fn check_health(port: u16) -> anyhow::Result<()> {
         .await?
         .into_inner()
         .status();
-    anyhow::ensure!(status == ServingStatus::Serving, "board-service is {status:?}");
+    anyhow::ensure!(
+        status == ServingStatus::Serving,
+        "board-service is {status:?}"
+    );
     Ok(())
 }

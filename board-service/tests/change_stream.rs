@@ -208,5 +208,11 @@ async fn watching_from_the_current_version_streams_only_new_events() {
     assert_quiet(&mut stream).await;
     create_task(&mut client, &board.id, "todo", "new").await;
     let events = next_events(&mut stream, 1).await;
-    assert_eq!((events[0].version, events[0].task.as_ref().expect("task").title.as_str()), (2, "new"));
+    assert_eq!(
+        (
+            events[0].version,
+            events[0].task.as_ref().expect("task").title.as_str()
+        ),
+        (2, "new")
+    );
 }
