@@ -2,19 +2,17 @@
 //!
 //! With `DATABASE_URL` unset it runs a private PostgreSQL from the installed
 //! binaries, keeping its data in `BOARDWIRE_DATA_DIR` (default `.boardwire/`)
-//! so boards survive restarts, and stops it on exit.
+//! so boards survive restarts, and stops it on exit. Each service reads the
+//! same environment variables it reads when it runs alone.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
 use service_kit::local_postgres::{LocalPostgres, Options};
 
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    about = "Runs board-service (and the rest of Boardwire) in one process"
-)]
+#[command(version, about = "Runs every Boardwire service in one process")]
 struct Args {
     /// PostgreSQL URL; unset starts a private server in the data folder.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -22,9 +20,6 @@ struct Args {
     /// Where the private PostgreSQL keeps its data.
     #[arg(long, env = "BOARDWIRE_DATA_DIR", default_value = ".boardwire")]
     data_dir: PathBuf,
-    /// board-service gRPC listen address.
-    #[arg(long, env = "BOARD_SERVICE_ADDR", default_value = "0.0.0.0:50051")]
-    board_service_addr: SocketAddr,
 }
 
 #[tokio::main]
@@ -49,10 +44,10 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let mut config = board_service::Config::new(database_url);
-    config.listen_addr = args.board_service_addr;
-    config.default_board = Some("default".into());
-    let board_service = board_service::App::build(config)
+    // Settings come from the environment only, as each service reads them alone.
+    let board_config =
+        board_service::cli::Args::parse_from(["board-service"]).into_config(Some(database_url))?;
+    let board_service = board_service::App::build(board_config)
         .await
         .context("start board-service")?;
     println!("Boardwire is running:");

@@ -4,6 +4,7 @@
 //! [`App::build`] connects, migrates and binds; [`App::run_until_stopped`]
 //! serves until the shutdown future resolves. Tests run it on port 0.
 
+pub mod cli;
 pub mod error;
 pub mod events;
 pub mod grpc;

@@ -1,0 +1,48 @@
+//! Command-line flags and environment variables of the board-service binary.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+use crate::Config;
+
+/// Boards, lanes and tasks over gRPC.
+#[derive(clap::Parser, Debug)]
+#[command(name = "board-service", version)]
+pub struct Args {
+    /// gRPC listen address.
+    #[arg(long, env = "BOARD_SERVICE_ADDR", default_value = "0.0.0.0:50051")]
+    pub listen_addr: SocketAddr,
+    /// PostgreSQL URL; required when running board-service alone.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Database connections in the pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 32)]
+    pub db_max_connections: u32,
+    /// Events kept in each board's log for resuming watchers.
+    #[arg(long, env = "EVENT_RETENTION", default_value_t = 100_000)]
+    pub event_retention: u64,
+    /// Slug of a board created at start-up if missing; empty for none.
+    #[arg(long, env = "DEFAULT_BOARD", default_value = "default")]
+    pub default_board: String,
+    /// Ask the board-service on `listen_addr`'s port for its gRPC health and
+    /// exit 0 when serving (the container healthcheck).
+    #[arg(long)]
+    pub check_health: bool,
+}
+
+impl Args {
+    /// The service configuration; `database_url` overrides the flag (the
+    /// all-in-one binary passes its private PostgreSQL).
+    pub fn into_config(self, database_url: Option<String>) -> anyhow::Result<Config> {
+        let database_url = database_url.or(self.database_url).context(
+            "DATABASE_URL is required (or run `boardwire`, which starts its own PostgreSQL)",
+        )?;
+        let mut config = Config::new(database_url);
+        config.listen_addr = self.listen_addr;
+        config.db_max_connections = self.db_max_connections;
+        config.event_retention = self.event_retention;
+        config.default_board = Some(self.default_board).filter(|s| !s.is_empty());
+        Ok(config)
+    }
+}
