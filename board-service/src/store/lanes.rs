@@ -10,8 +10,8 @@ use protocol::{
 use uuid::Uuid;
 
 use super::{
-    BoardRow, LaneRow, Scope, Store, TaskRow, Tx, board_lanes, find_lane, locked_or_return, log,
-    rows::TASK_COLUMNS, tasks::check_wip,
+    LaneRow, Scope, Store, TaskRow, board_lanes, find_lane, locked_or_return, rows::TASK_COLUMNS,
+    tasks::check_wip,
 };
 use crate::{
     error::{Error, Result},
@@ -69,17 +69,14 @@ impl Store {
         lanes.insert(index, lane.clone());
         renumber(&mut lanes);
         let response = lane.to_proto();
-        append_lane_event(
-            &mut tx,
-            &board,
+        let event = lane_event(
             event_type::LANE_CREATED,
             &req.request_id,
             &response,
             &lanes,
             vec![],
-        )
-        .await?;
-        Self::finish(tx, &req.request_id, METHOD, &response).await?;
+        );
+        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &response).await?;
         Ok(response)
     }
 
@@ -137,17 +134,14 @@ impl Store {
                 .await?;
         }
         let response = lanes[new_index].to_proto();
-        append_lane_event(
-            &mut tx,
-            &board,
+        let event = lane_event(
             event_type::LANE_UPDATED,
             &req.request_id,
             &response,
             &lanes,
             vec![],
-        )
-        .await?;
-        Self::finish(tx, &req.request_id, METHOD, &response).await?;
+        );
+        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &response).await?;
         Ok(response)
     }
 
@@ -217,22 +211,19 @@ impl Store {
                 .await?;
         }
         let deleted = lane.to_proto();
-        let board_version = append_lane_event(
-            &mut tx,
-            &board,
+        let event = lane_event(
             event_type::LANE_DELETED,
             &req.request_id,
             &deleted,
             &lanes,
             moved.clone(),
-        )
-        .await?;
+        );
         let response = DeleteLaneResponse {
             lane: Some(deleted),
             moved_tasks: moved,
-            board_version,
+            board_version: board.version as u64 + 1,
         };
-        Self::finish(tx, &req.request_id, METHOD, &response).await?;
+        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &response).await?;
         Ok(response)
     }
 }
@@ -243,22 +234,20 @@ fn renumber(lanes: &mut [LaneRow]) {
     }
 }
 
-async fn append_lane_event(
-    tx: &mut Tx,
-    board: &BoardRow,
+/// A lane event carries the whole lane order, so clients need no follow-up read.
+fn lane_event(
     kind: &str,
     request_id: &str,
     lane: &Lane,
     lanes: &[LaneRow],
     moved_tasks: Vec<protocol::v1::Task>,
-) -> Result<u64> {
-    let event = BoardEvent {
+) -> BoardEvent {
+    BoardEvent {
         r#type: kind.into(),
         request_id: request_id.into(),
         lane: Some(lane.clone()),
         lanes: lanes.iter().map(LaneRow::to_proto).collect(),
         moved_tasks,
         ..Default::default()
-    };
-    log::append(tx, board, event).await
+    }
 }

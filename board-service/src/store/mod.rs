@@ -123,9 +123,9 @@ pub(crate) enum Scope<'a> {
 
 /// A mutation either replays the stored response to its request_id, or holds
 /// the board lock inside its open transaction.
-pub(crate) enum Began<M> {
+pub(crate) enum Began<M, Locked = (Tx, BoardRow)> {
     Replayed(M),
-    Locked(Tx, BoardRow),
+    Locked(Locked),
 }
 
 impl Store {
@@ -151,7 +151,40 @@ impl Store {
         if let Some(response) = log::replayed(&mut *tx, request_id, method).await? {
             return Ok(Began::Replayed(response));
         }
-        Ok(Began::Locked(tx, board))
+        Ok(Began::Locked((tx, board)))
+    }
+
+    /// [`Store::begin`] for a change to one task: also reads the task under
+    /// the board lock and checks the caller's `expected_version`.
+    pub(crate) async fn begin_on_task<M: prost::Message + Default>(
+        &self,
+        task_id: Uuid,
+        request_id: &str,
+        method: &str,
+        expected_version: Option<u64>,
+    ) -> Result<Began<M, (Tx, BoardRow, TaskRow)>> {
+        let (mut tx, board) = match self.begin(Scope::Task(task_id), request_id, method).await? {
+            Began::Replayed(response) => return Ok(Began::Replayed(response)),
+            Began::Locked(locked) => locked,
+        };
+        let task = tasks::read_task(&mut tx, task_id).await?;
+        check_version("task", task.version, expected_version)?;
+        Ok(Began::Locked((tx, board, task)))
+    }
+
+    /// Appends the change's event (bumping the board version), records the
+    /// response for its request_id, and commits. Returns the new version.
+    pub(crate) async fn commit_change<M: prost::Message>(
+        mut tx: Tx,
+        board: &BoardRow,
+        event: protocol::v1::BoardEvent,
+        request_id: &str,
+        method: &str,
+        response: &M,
+    ) -> Result<u64> {
+        let version = log::append(&mut tx, board, event).await?;
+        Self::finish(tx, request_id, method, response).await?;
+        Ok(version)
     }
 
     /// Records the response for its request_id and commits.
@@ -172,7 +205,7 @@ macro_rules! locked_or_return {
     ($began:expr) => {
         match $began {
             $crate::store::Began::Replayed(response) => return Ok(response),
-            $crate::store::Began::Locked(tx, board) => (tx, board),
+            $crate::store::Began::Locked(locked) => locked,
         }
     };
 }

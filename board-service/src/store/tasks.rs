@@ -10,8 +10,8 @@ use protocol::{
 use uuid::Uuid;
 
 use super::{
-    LaneRow, Scope, Store, TaskRow, Tx, board_lanes, check_version, find_lane, locked_or_return,
-    log, rows::TASK_COLUMNS,
+    LaneRow, Scope, Store, TaskRow, Tx, board_lanes, find_lane, locked_or_return,
+    rows::TASK_COLUMNS,
 };
 use crate::{
     error::{Error, Result},
@@ -70,8 +70,7 @@ impl Store {
             task: Some(task.clone()),
             ..Default::default()
         };
-        log::append(&mut tx, &board, event).await?;
-        Self::finish(tx, &req.request_id, METHOD, &task).await?;
+        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &task).await?;
         Ok(task)
     }
 
@@ -79,11 +78,9 @@ impl Store {
         const METHOD: &str = "UpdateTask";
         let task_id = validate::id("task_id", &req.task_id)?;
         let began = self
-            .begin(Scope::Task(task_id), &req.request_id, METHOD)
+            .begin_on_task(task_id, &req.request_id, METHOD, req.expected_version)
             .await?;
-        let (mut tx, board) = locked_or_return!(began);
-        let current = read_task(&mut tx, task_id).await?;
-        check_version("task", current.version, req.expected_version)?;
+        let (mut tx, board, current) = locked_or_return!(began);
 
         let mut next = current.clone();
         let mut changed = Vec::new();
@@ -163,8 +160,7 @@ impl Store {
             changed_fields: changed,
             ..Default::default()
         };
-        log::append(&mut tx, &board, event).await?;
-        Self::finish(tx, &req.request_id, METHOD, &task).await?;
+        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &task).await?;
         Ok(task)
     }
 
@@ -188,11 +184,9 @@ impl Store {
         }
 
         let began = self
-            .begin(Scope::Task(task_id), &req.request_id, METHOD)
+            .begin_on_task(task_id, &req.request_id, METHOD, req.expected_version)
             .await?;
-        let (mut tx, board) = locked_or_return!(began);
-        let current = read_task(&mut tx, task_id).await?;
-        check_version("task", current.version, req.expected_version)?;
+        let (mut tx, board, current) = locked_or_return!(began);
         let lanes = board_lanes(&mut tx, board.id).await?;
         let to_lane = find_lane(&lanes, &req.to_lane_id)?;
         let from_lane = lanes
@@ -225,8 +219,7 @@ impl Store {
             to_lane_key: to_lane.key.clone(),
             ..Default::default()
         };
-        log::append(&mut tx, &board, event).await?;
-        Self::finish(tx, &req.request_id, METHOD, &task).await?;
+        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &task).await?;
         Ok(task)
     }
 
@@ -234,11 +227,9 @@ impl Store {
         const METHOD: &str = "DeleteTask";
         let task_id = validate::id("task_id", &req.task_id)?;
         let began = self
-            .begin(Scope::Task(task_id), &req.request_id, METHOD)
+            .begin_on_task(task_id, &req.request_id, METHOD, req.expected_version)
             .await?;
-        let (mut tx, board) = locked_or_return!(began);
-        let current = read_task(&mut tx, task_id).await?;
-        check_version("task", current.version, req.expected_version)?;
+        let (mut tx, board, current) = locked_or_return!(began);
         sqlx::query("DELETE FROM tasks WHERE id = $1")
             .bind(task_id)
             .execute(&mut *tx)
@@ -249,12 +240,11 @@ impl Store {
             task: Some(current.to_proto()),
             ..Default::default()
         };
-        let board_version = log::append(&mut tx, &board, event).await?;
         let response = DeleteTaskResponse {
             task_id: task_id.to_string(),
-            board_version,
+            board_version: board.version as u64 + 1,
         };
-        Self::finish(tx, &req.request_id, METHOD, &response).await?;
+        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &response).await?;
         Ok(response)
     }
 }
