@@ -122,6 +122,10 @@ pub fn slug(value: &str) -> Result<String> {
             "slug must be 1–64 of a-z, 0-9 and '-', not starting with '-'",
         ));
     }
+    // Boards are named by id or slug in one field, so a slug must not read as an id.
+    if Uuid::parse_str(value).is_ok() {
+        return Err(invalid("slug must not be a UUID"));
+    }
     Ok(value.to_owned())
 }
 
@@ -139,6 +143,8 @@ pub fn slug_from_name(name: &str) -> String {
     let slug: String = slug.chars().take(KEY_MAX).collect();
     if slug.is_empty() {
         "board".into()
+    } else if Uuid::parse_str(&slug).is_ok() {
+        format!("board-{slug}")
     } else {
         slug
     }
@@ -203,6 +209,9 @@ mod tests {
         assert!(lane_key("In Progress").is_err());
         assert!(lane_key("9lives").is_err());
         assert!(lane_key("in_progress").is_ok());
+        let uuid = "0193a5d2-7c1e-7b7e-9f3a-2b1c4d5e6f70";
+        assert!(slug(uuid).is_err());
+        assert!(slug(&slug_from_name(uuid)).is_ok());
     }
 
     #[test]
