@@ -32,7 +32,8 @@ impl Telemetry {
 /// Installs logging, and OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is
 /// set. Safe to call more than once (tests do): later calls change nothing.
 pub fn init(service_name: &'static str) -> Telemetry {
-    let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").and_then(|_| {
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
+    let provider = (!endpoint.trim().is_empty()).then_some(()).and_then(|()| {
         match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
             Ok(exporter) => Some(
                 SdkTracerProvider::builder()
