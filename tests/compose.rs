@@ -1,0 +1,111 @@
+//! docker-compose.yml must match what the services read: every variable it
+//! sets is one the service knows, and the ports it publishes and probes are
+//! the ones the service listens on. (There is no Docker engine in CI; this
+//! and `docker-compose config` are what can be checked without one.)
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clap::CommandFactory;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Compose {
+    services: BTreeMap<String, Service>,
+}
+
+#[derive(Deserialize)]
+struct Service {
+    #[serde(default)]
+    environment: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    ports: Vec<String>,
+    #[serde(default)]
+    healthcheck: Option<Healthcheck>,
+}
+
+#[derive(Deserialize)]
+struct Healthcheck {
+    test: Vec<String>,
+}
+
+/// Variables every binary reads through the shared telemetry set-up.
+const TELEMETRY_VARS: [&str; 3] = ["RUST_LOG", "LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT"];
+
+fn compose() -> Compose {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+        .expect("read compose file");
+    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse compose file");
+    value.apply_merge().expect("resolve << merge keys");
+    serde_yaml::from_value(value).expect("compose file shape")
+}
+
+/// Environment variables a clap command reads.
+fn env_vars(command: clap::Command) -> BTreeSet<String> {
+    command
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .chain(TELEMETRY_VARS.iter().map(|v| v.to_string()))
+        .collect()
+}
+
+fn check_service(compose: &Compose, name: &str, reads: BTreeSet<String>, addr_var: &str) {
+    let service = compose
+        .services
+        .get(name)
+        .unwrap_or_else(|| panic!("compose has no {name}"));
+    let unknown: Vec<_> = service
+        .environment
+        .keys()
+        .filter(|k| !reads.contains(*k))
+        .collect();
+    assert!(unknown.is_empty(), "{name} does not read {unknown:?}");
+
+    let addr = service
+        .environment
+        .get(addr_var)
+        .and_then(|v| v.as_str())
+        .unwrap_or_else(|| panic!("{name} sets no {addr_var}"));
+    let port = addr.rsplit(':').next().expect("port");
+    let published: Vec<_> = service
+        .ports
+        .iter()
+        .filter_map(|p| p.rsplit(':').next())
+        .collect();
+    assert_eq!(published, [port], "{name} publishes the port it listens on");
+    let probe = service
+        .healthcheck
+        .as_ref()
+        .map(|h| h.test.join(" "))
+        .unwrap_or_default();
+    assert!(
+        probe.contains(port),
+        "{name}'s healthcheck probes port {port}: {probe}"
+    );
+}
+
+#[test]
+fn compose_sets_only_variables_the_services_read_and_publishes_their_ports() {
+    let compose = compose();
+    check_service(
+        &compose,
+        "board-service",
+        env_vars(board_service::cli::Args::command()),
+        "BOARD_SERVICE_ADDR",
+    );
+
+    // Services that call board-service name the port it listens on.
+    let board_port = "50051";
+    for name in ["ws-gateway", "agent-bridge"] {
+        let url = compose.services[name]
+            .environment
+            .get("BOARD_SERVICE_URL")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        assert_eq!(
+            url,
+            format!("http://board-service:{board_port}"),
+            "{name}'s BOARD_SERVICE_URL"
+        );
+    }
+}
