@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use boardwire::{Stack, StackConfig};
 use clap::Parser;
 use service_kit::local_postgres::{LocalPostgres, Options};
 
@@ -22,40 +23,56 @@ struct Args {
     data_dir: PathBuf,
 }
 
+/// ws-gateway's settings, read from the environment as the gateway reads them.
+#[derive(Parser)]
+struct GatewayEnv {
+    #[command(flatten)]
+    config: ws_gateway::Config,
+}
+
+/// agent-bridge's settings, likewise.
+#[derive(Parser)]
+struct BridgeEnv {
+    #[command(flatten)]
+    args: agent_bridge::ConfigArgs,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = service_kit::telemetry::init("boardwire");
     let args = Args::parse();
 
     // Kept alive until the end of main: dropping it stops PostgreSQL.
-    let (database_url, _postgres) = match args.database_url {
+    let (database_url, postgres) = match args.database_url {
         Some(url) => (url, None),
         None => {
             let dir = args.data_dir.join("postgres");
-            let postgres = tokio::task::spawn_blocking(move || {
-                LocalPostgres::start(Options {
-                    dir,
-                    throwaway: false,
-                })
-            })
-            .await?
-            .context("DATABASE_URL is unset, so Boardwire starts its own PostgreSQL, but")?;
+            let postgres = tokio::task::spawn_blocking(move || LocalPostgres::start(Options { dir, throwaway: false }))
+                .await?
+                .context("DATABASE_URL is unset, so Boardwire starts its own PostgreSQL, but")?;
             (postgres.url("postgres"), Some(postgres))
         }
     };
 
-    // Settings come from the environment only, as each service reads them alone.
-    let board_config =
-        board_service::cli::Args::parse_from(["board-service"]).into_config(Some(database_url))?;
-    let board_service = board_service::App::build(board_config)
-        .await
-        .context("start board-service")?;
-    println!("Boardwire is running:");
-    println!("  board-service (gRPC)  {}", board_service.local_addr());
+    let config = StackConfig {
+        board: board_service::cli::Args::parse_from(["board-service"]).into_config(Some(database_url.clone()))?,
+        gateway: GatewayEnv::parse_from(["ws-gateway"]).config,
+        bridge: BridgeEnv::parse_from(["agent-bridge", "--database-url", &database_url]).args.into(),
+    };
+    let stack = Stack::build(config).await?;
+    let web = format!("http://localhost:{}", stack.gateway_addr.port());
+    println!();
+    println!("Boardwire is running. Open {web}/?board=default");
+    println!("  board (WebSocket)   ws://localhost:{}/ws", stack.gateway_addr.port());
+    println!("  chat (WebSocket)    ws://localhost:{}/ws/chat", stack.bridge_addr.port());
+    println!("  board-service gRPC  localhost:{}", stack.board_addr.port());
+    if postgres.is_some() {
+        println!("  data                {}", args.data_dir.display());
+    }
+    println!("Ctrl-C stops everything.");
 
-    let result = board_service
-        .run_until_stopped(service_kit::shutdown::signal())
-        .await;
+    let result = stack.run_until_stopped(service_kit::shutdown::signal()).await;
+    drop(postgres);
     telemetry.shutdown();
     result
 }
