@@ -216,3 +216,51 @@ async fn watching_from_the_current_version_streams_only_new_events() {
         (2, "new")
     );
 }
+
+#[tokio::test]
+async fn watchers_keep_streaming_after_the_database_drops_every_connection() {
+    let (db, _service, mut client) = start().await;
+    let board = create_board(&mut client, "Flaky").await;
+    let mut stream = watch(&mut client, &board.id, 0).await;
+
+    // Kill every server connection of the service, the LISTEN one included.
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(db.url())
+        .await
+        .expect("admin");
+    let killed: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate");
+    assert!(!killed.is_empty());
+
+    // Writes may fail while the pool notices; a client retries them.
+    let mut created = 0;
+    for attempt in 0..50 {
+        let result = client
+            .create_task(protocol::v1::CreateTaskRequest {
+                board_id: board.id.clone(),
+                lane_id: "todo".into(),
+                title: format!("after the outage {created}"),
+                request_id: format!("outage-{created}"),
+                ..Default::default()
+            })
+            .await;
+        match result {
+            Ok(_) => created += 1,
+            Err(status) => assert_eq!(
+                status.code(),
+                tonic::Code::Unavailable,
+                "attempt {attempt}: {status}"
+            ),
+        }
+        if created == 3 {
+            break;
+        }
+    }
+    assert_eq!(created, 3);
+    let events = next_events(&mut stream, 3).await;
+    assert_eq!(versions(&events), [1, 2, 3]);
+}
