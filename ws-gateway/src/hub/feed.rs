@@ -14,7 +14,7 @@ use protocol::{
 };
 
 use super::Frame;
-use crate::{client::Client, metrics::Metrics, time::now_ms};
+use crate::{client::Client, metrics::Metrics, time::now_ms, upstream::Upstream};
 
 /// A client watching the board.
 struct Subscriber {
@@ -25,6 +25,9 @@ struct Subscriber {
     waiting: Option<Option<u64>>,
     /// Its frames were dropped for lagging: it gets a `board.sync` on drain.
     dropped: bool,
+    /// While its missed frames are read from board-service's log: the
+    /// replay's id and the live frames held back until it finishes.
+    replay: Option<(u64, Vec<Frame>)>,
 }
 
 #[derive(Default)]
@@ -49,6 +52,8 @@ pub struct Feed {
     state: Mutex<State>,
     /// Ends the upstream watch when the feed closes or the gateway stops.
     pub stop: tokio_util::sync::CancellationToken,
+    upstream: Upstream,
+    replays: std::sync::atomic::AtomicU64,
 }
 
 /// Whether a subscribe could be placed.
@@ -65,9 +70,12 @@ impl Feed {
         window: usize,
         metrics: Arc<Metrics>,
         stop: tokio_util::sync::CancellationToken,
+        upstream: Upstream,
     ) -> Self {
         Self {
             stop,
+            upstream,
+            replays: Default::default(),
             board_id: board_id.into(),
             slug: slug.to_owned(),
             window,
@@ -102,7 +110,7 @@ impl Feed {
     /// gets `board.sync`, with it exactly the frames after `since` when the
     /// window holds them, else `board.sync`. Frames and the sync are queued
     /// under the feed lock, so nothing published meanwhile slips between.
-    pub fn attach(&self, client: &Arc<Client>, since: Option<u64>) -> Attach {
+    pub fn attach(self: &Arc<Self>, client: &Arc<Client>, since: Option<u64>) -> Attach {
         let mut state = self.state();
         if state.closed {
             return Attach::Closed;
@@ -113,6 +121,7 @@ impl Feed {
             last: 0,
             waiting: Some(since),
             dropped: false,
+            replay: None,
         };
         if state.board.is_some() {
             self.catch_up(&mut state, &mut sub);
@@ -139,7 +148,7 @@ impl Feed {
     }
 
     /// Gives a client that lagged and drained a fresh `board.sync`.
-    pub fn resync(&self, client_id: u64) {
+    pub fn resync(self: &Arc<Self>, client_id: u64) {
         let mut state = self.state();
         let Some(index) = state
             .subscribers
@@ -155,8 +164,40 @@ impl Feed {
         state.subscribers.push(sub);
     }
 
+    /// Ends replay `id` of `client_id`: releases the live frames held back
+    /// meanwhile, or, when the log could not fill the gap, gives a `board.sync`.
+    pub fn finish_replay(self: &Arc<Self>, client_id: u64, id: u64, replayed_to: Option<u64>) {
+        let mut state = self.state();
+        let Some(index) = state.subscribers.iter().position(|s| {
+            s.client.id == client_id && s.replay.as_ref().is_some_and(|(r, _)| *r == id)
+        }) else {
+            return;
+        };
+        let mut sub = state.subscribers.swap_remove(index);
+        let (_, held) = sub.replay.take().expect("matched above");
+        match replayed_to {
+            Some(last) => {
+                sub.last = last;
+                for frame in held.iter().filter(|f| f.version > last) {
+                    if sub.client.push_board(frame).is_err() {
+                        sub.client.drop_board(&self.board_id);
+                        sub.dropped = true;
+                        break;
+                    }
+                    sub.last = frame.version;
+                }
+            }
+            None => {
+                sub.client.drop_board(&self.board_id);
+                sub.waiting = Some(None);
+                self.catch_up(&mut state, &mut sub);
+            }
+        }
+        state.subscribers.push(sub);
+    }
+
     /// Queues what a waiting subscriber needs to reach `state.version`.
-    fn catch_up(&self, state: &mut State, sub: &mut Subscriber) {
+    fn catch_up(self: &Arc<Self>, state: &mut State, sub: &mut Subscriber) {
         let Some(since) = sub.waiting.take() else {
             return;
         };
@@ -165,6 +206,24 @@ impl Feed {
             since == version
                 || (since < version && state.recent.front().is_some_and(|f| f.version <= since + 1))
         });
+        if let (None, Some(since)) = (replay, since.filter(|&s| s < version)) {
+            // Older than the window: read the gap from board-service's log
+            // while live frames wait in `replay`.
+            let id = self
+                .replays
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            sub.replay = Some((id, Vec::new()));
+            sub.last = since;
+            super::replay::spawn(
+                self.clone(),
+                self.upstream.clone(),
+                sub.client.clone(),
+                id,
+                since,
+                version,
+            );
+            return;
+        }
         let queued = match replay {
             Some(since) => state
                 .recent
@@ -198,7 +257,7 @@ impl Feed {
 
     /// Replaces the model with `snapshot` (first start, or after the log
     /// lost events this feed needed) and gives every subscriber `board.sync`.
-    pub fn reset(&self, snapshot: BoardSnapshot) {
+    pub fn reset(self: &Arc<Self>, snapshot: BoardSnapshot) {
         let mut state = self.state();
         let mut board = snapshot.board.unwrap_or_default();
         board.version = snapshot.version;
@@ -251,6 +310,17 @@ impl Feed {
         let mut delivered = 0;
         for sub in &mut state.subscribers {
             if sub.waiting.is_some() || sub.dropped || sub.last >= frame.version {
+                continue;
+            }
+            if let Some((_, held)) = &mut sub.replay {
+                if held.len() < self.window {
+                    held.push(frame.clone());
+                } else {
+                    // Too much to hold: the replay ends in a board.sync.
+                    sub.client.drop_board(&self.board_id);
+                    sub.dropped = true;
+                    sub.replay = None;
+                }
                 continue;
             }
             if sub.client.push_board(&frame).is_ok() {

@@ -3,6 +3,7 @@
 //! last one leaves.
 
 mod feed;
+mod replay;
 mod watch;
 
 use std::{
@@ -130,6 +131,7 @@ impl Hub {
                         self.window,
                         self.metrics.clone(),
                         self.stop.child_token(),
+                        self.upstream.clone(),
                     ));
                     boards.feeds.insert(feed.board_id.clone(), feed.clone());
                     boards

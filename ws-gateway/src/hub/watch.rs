@@ -31,7 +31,7 @@ enum Ended {
     Resync,
 }
 
-async fn run(upstream: &Upstream, metrics: &Metrics, feed: &Feed) {
+async fn run(upstream: &Upstream, metrics: &Metrics, feed: &Arc<Feed>) {
     let mut backoff = BACKOFF_MIN;
     let mut need_snapshot = false;
     loop {

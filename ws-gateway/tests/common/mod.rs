@@ -45,6 +45,11 @@ impl Running {
 
     /// Graceful stop; waits for it to finish.
     pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    /// Like [`Running::stop`], leaving the value in place to be replaced.
+    pub async fn stop_in_place(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -65,8 +70,17 @@ impl Drop for Running {
 }
 
 pub async fn start_board_service(database_url: &str, addr: SocketAddr) -> Running {
+    start_board_service_with(database_url, addr, |_| {}).await
+}
+
+pub async fn start_board_service_with(
+    database_url: &str,
+    addr: SocketAddr,
+    tweak: impl FnOnce(&mut board_service::Config),
+) -> Running {
     let mut config = board_service::Config::new(database_url);
     config.listen_addr = addr;
+    tweak(&mut config);
     let app = board_service::App::build(config)
         .await
         .expect("board-service starts");
