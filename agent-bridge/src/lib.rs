@@ -31,7 +31,7 @@ use crate::{
     http::AppState,
     run::Runner,
     session::Sessions,
-    store::{MIGRATOR, Store},
+    store::Store,
 };
 
 /// A bound, migrated agent-bridge, ready to serve.
@@ -50,8 +50,7 @@ impl App {
             .connect(&config.database_url)
             .await
             .context("connect to PostgreSQL")?;
-        MIGRATOR
-            .run(&pool)
+        store::migrate(&pool)
             .await
             .context("run database migrations")?;
         let backend = match &config.agent_url {
@@ -79,7 +78,7 @@ impl App {
                 config.default_board.clone(),
                 config.replay_frames,
             ),
-            runner: Runner::new(store.clone(), Arc::new(backend), stop.clone()),
+            runner: Runner::new(store.clone(), Arc::new(backend)),
             store,
             stop,
             socket_queue: config.socket_queue,
@@ -105,19 +104,22 @@ impl App {
         let addr = listener.local_addr().context("read the bound address")?;
         tracing::info!(%addr, "agent-bridge listening");
         let stop = state.stop.clone();
-        let sessions = state.sessions.clone();
         let runner = state.runner.clone();
         let store = state.store.clone();
-        let signal = async move {
-            shutdown.await;
-            // Runs first, so their cancelled frames go out before sockets close.
-            sessions.cancel_all();
-            stop.cancel();
+        let signal = {
+            let runner = runner.clone();
+            async move {
+                shutdown.await;
+                // Runs first, so every socket still gets their `cancelled`
+                // frames; then the sockets close with 1001.
+                runner.shutdown().await;
+                stop.cancel();
+            }
         };
         let served = axum::serve(listener, http::router(state))
             .with_graceful_shutdown(signal)
             .await;
-        runner.wait().await;
+        runner.shutdown().await;
         store.pool().close().await;
         tracing::info!("agent-bridge stopped");
         served.context("HTTP server failed")

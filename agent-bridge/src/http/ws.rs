@@ -89,7 +89,15 @@ async fn write_loop(
     loop {
         let (text, reason) = tokio::select! {
             biased;
-            () = stop.cancelled() => (None, (close_code::AWAY, "server shutting down")),
+            () = stop.cancelled() => {
+                // Flush what is queued (the runs' cancelled frames) first.
+                while let Ok(text) = frames.try_recv() {
+                    if sink.send(Message::Text(text)).await.is_err() {
+                        return "send failed";
+                    }
+                }
+                (None, (close_code::AWAY, "server shutting down"))
+            }
             Some(text) = direct.recv() => (Some(text), (0, "")),
             text = frames.recv() => match text {
                 Some(text) => (Some(text), (0, "")),

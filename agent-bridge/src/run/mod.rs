@@ -57,12 +57,12 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(store: Store, backend: Arc<Backend>, stop: CancellationToken) -> Self {
+    pub fn new(store: Store, backend: Arc<Backend>) -> Self {
         Self {
             store,
             backend,
             tracker: TaskTracker::new(),
-            stop,
+            stop: CancellationToken::new(),
         }
     }
 
@@ -100,8 +100,10 @@ impl Runner {
         Ok((run_id, rx))
     }
 
-    /// Waits for every run to end (after cancelling them at shutdown).
-    pub async fn wait(&self) {
+    /// Refuses new runs, cancels those in flight and waits until each has
+    /// published its terminal frame and been recorded.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
         self.tracker.close();
         self.tracker.wait().await;
     }

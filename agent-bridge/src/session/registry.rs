@@ -55,14 +55,6 @@ impl Sessions {
         let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         map.get(id).cloned()
     }
-
-    /// Cancels every run in flight (at shutdown).
-    pub fn cancel_all(&self) {
-        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        for session in map.values() {
-            session.cancel_run(None);
-        }
-    }
 }
 
 /// Whether `id` is acceptable as a client-chosen session id.

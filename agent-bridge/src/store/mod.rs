@@ -10,9 +10,17 @@ use sqlx::PgPool;
 pub use messages::StoredMessage;
 pub use sessions::SessionRow;
 
-/// The migrations under `migrations/` at the workspace root; board-service
-/// runs the same set, and running them twice is harmless.
+/// The migrations under `migrations/` at the workspace root. board-service
+/// runs the same set; running them twice is harmless.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Runs [`MIGRATOR`], tolerating migrations applied by a newer build of
+/// another service that this build does not know yet.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut migrator = sqlx::migrate!("../migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await
+}
 
 /// Handle to the chat tables; cheap to clone.
 #[derive(Clone, Debug)]
