@@ -169,9 +169,18 @@ impl Client {
     pub fn take(&self, batch: &mut Vec<Outgoing>, max: usize) -> Taken {
         let mut outbox = self.outbox();
         if let Some(reason) = outbox.closing {
-            // Closing skips whatever is left: the client reconnects and resumes.
-            outbox.queue = VecDeque::new();
-            return Taken::Close(reason);
+            // Closing skips board frames (the client resumes after a
+            // reconnect) but still says why: errors and acks go first.
+            let direct: Vec<_> = outbox
+                .queue
+                .drain(..)
+                .filter(|o| matches!(o, Outgoing::Direct(_)))
+                .collect();
+            if direct.is_empty() {
+                return Taken::Close(reason);
+            }
+            batch.extend(direct);
+            return Taken::More;
         }
         let n = outbox.queue.len().min(max);
         batch.extend(outbox.queue.drain(..n));

@@ -25,7 +25,7 @@ mod ws;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Router, routing::get};
+use axum::{Router, routing::get, serve::ListenerExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -120,8 +120,14 @@ impl App {
                 close_all(&shared);
             }
         };
+        // Frames are small and latency matters more than packet count.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(%err, "cannot set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal)
