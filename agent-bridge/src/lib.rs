@@ -16,6 +16,7 @@ pub mod store;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -116,6 +117,12 @@ impl App {
                 stop.cancel();
             }
         };
+        // Frames are small and latency-bound: no Nagle delay on sockets.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(listener, http::router(state))
             .with_graceful_shutdown(signal)
             .await;
