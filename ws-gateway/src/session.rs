@@ -287,19 +287,18 @@ impl Session {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let api = shared.hub.upstream().client();
-            if access.write_is_scoped() {
-                if let Err(frame) =
+            if access.write_is_scoped()
+                && let Err(frame) =
                     check_write(&shared, &access, &board_ref, task_id.as_deref()).await
-                {
-                    shared
-                        .metrics
-                        .frame_errors
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return client.push_frame(&ServerFrame::Error(ErrorFrame {
-                        id: Some(id),
-                        ..frame
-                    }));
-                }
+            {
+                shared
+                    .metrics
+                    .frame_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return client.push_frame(&ServerFrame::Error(ErrorFrame {
+                    id: Some(id),
+                    ..frame
+                }));
             }
             let frame = match tokio::time::timeout(CALL_TIMEOUT, call(api)).await {
                 Ok(Ok(result)) => ServerFrame::Ack(Ack {

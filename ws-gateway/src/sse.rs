@@ -20,10 +20,10 @@ use protocol::board_frames::ClientFrame;
 use serde::Deserialize;
 
 use crate::{
-    client::{Client, Outgoing, Taken},
+    client::{Client, CloseReason, Outgoing, Taken},
     session::Session,
     state::Shared,
-    ws::{TokenQuery, admit, token},
+    ws::{Admission, TokenQuery, admit, token},
 };
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -59,13 +59,18 @@ pub async fn events(
 ) -> Response {
     let token_query = TokenQuery::from(query.token.clone());
     let access = match admit(&shared, addr, &headers, token(&token_query, &headers)) {
-        Err(response) => return response,
-        Ok(Err(reason)) => return (StatusCode::TOO_MANY_REQUESTS, reason.text()).into_response(),
+        Admission::Refuse(status, why) => return (status, why).into_response(),
+        Admission::Close(CloseReason::Unauthorized) => {
+            return (StatusCode::UNAUTHORIZED, CloseReason::Unauthorized.text()).into_response();
+        }
+        Admission::Close(reason) => {
+            return (StatusCode::TOO_MANY_REQUESTS, reason.text()).into_response();
+        }
         // SSE cannot send an auth frame: the token must come with the request.
-        Ok(Ok(None)) => {
+        Admission::Accept(None) => {
             return (StatusCode::UNAUTHORIZED, "a valid token is required").into_response();
         }
-        Ok(Ok(Some(access))) => access,
+        Admission::Accept(Some(access)) => access,
     };
     let since = headers
         .get("last-event-id")

@@ -56,37 +56,44 @@ pub fn token<'a>(query: &'a TokenQuery, headers: &'a HeaderMap) -> Option<&'a st
     })
 }
 
-/// Checks origin, connection limits and the token; `Err` answers before
-/// any upgrade, `Ok(Err(reason))` upgrades only to close with `reason`.
+/// What admission decided about a new connection.
+pub enum Admission {
+    /// Answered before any upgrade (a browser from a foreign origin).
+    Refuse(StatusCode, &'static str),
+    /// Upgraded only to be closed with this reason, which browsers can read.
+    Close(CloseReason),
+    /// Welcome; `None` access until an `auth` frame when a token is required.
+    Accept(Option<Access>),
+}
+
+/// Checks origin, connection limits and the token.
 pub fn admit(
     shared: &Shared,
     addr: SocketAddr,
     headers: &HeaderMap,
     token: Option<&str>,
-) -> Result<Result<Option<Access>, CloseReason>, Response> {
+) -> Admission {
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    if !shared.config.origin_allowed(origin) {
-        shared.metrics.connections_rejected.fetch_add(1, Relaxed);
-        return Err((StatusCode::FORBIDDEN, "origin not allowed").into_response());
-    }
-    let verdict = if shared.clients.len() >= shared.config.max_connections {
-        Err(CloseReason::MaxConnections)
+    let admission = if !shared.config.origin_allowed(origin) {
+        Admission::Refuse(StatusCode::FORBIDDEN, "origin not allowed")
+    } else if shared.clients.len() >= shared.config.max_connections {
+        Admission::Close(CloseReason::MaxConnections)
     } else if !shared.admit_ip(addr.ip()) {
-        Err(CloseReason::IpConnectRate)
+        Admission::Close(CloseReason::IpConnectRate)
     } else {
         match (&shared.verifier, token) {
-            (None, _) => Ok(Some(Access::open())),
-            (Some(verifier), Some(token)) => verifier
-                .verify(token)
-                .map(Some)
-                .map_err(|_| CloseReason::Unauthorized),
-            (Some(_), None) => Ok(None),
+            (None, _) => Admission::Accept(Some(Access::open())),
+            (Some(verifier), Some(token)) => match verifier.verify(token) {
+                Ok(access) => Admission::Accept(Some(access)),
+                Err(_) => Admission::Close(CloseReason::Unauthorized),
+            },
+            (Some(_), None) => Admission::Accept(None),
         }
     };
-    if verdict.is_err() {
+    if !matches!(admission, Admission::Accept(_)) {
         shared.metrics.connections_rejected.fetch_add(1, Relaxed);
     }
-    Ok(verdict)
+    admission
 }
 
 pub async fn upgrade(
@@ -97,8 +104,9 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let verdict = match admit(&shared, addr, &headers, token(&query, &headers)) {
-        Ok(verdict) => verdict,
-        Err(response) => return response,
+        Admission::Refuse(status, why) => return (status, why).into_response(),
+        Admission::Close(reason) => Err(reason),
+        Admission::Accept(access) => Ok(access),
     };
     let max = shared.config.max_frame_bytes;
     ws.read_buffer_size(READ_BUFFER)

@@ -134,7 +134,7 @@ async fn command_is_acked_to_its_sender_and_broadcast_to_every_subscriber() {
             "data": {"title": "Write docs", "lane": "todo", "priority": "high"}
         }))
         .await;
-    let mut frames = vec![alice.next().await, alice.next().await];
+    let mut frames = [alice.next().await, alice.next().await];
     frames.sort_by_key(|f| f["type"].as_str().unwrap().to_owned());
     let (ack, created) = (&frames[0], &frames[1]);
     assert_eq!(ack["type"], "ack");
@@ -262,4 +262,17 @@ async fn message_rate_limit_answers_rate_limited_then_closes_4029() {
         }
     }
     assert_eq!(ws.close_code().await, 4029);
+}
+
+#[tokio::test]
+async fn silent_client_is_closed_with_4008_after_the_heartbeat_timeout() {
+    let stack = Stack::start_with(|c| {
+        c.heartbeat_ms = 300;
+        c.client_timeout_ms = 1_000;
+    })
+    .await;
+    let mut ws = stack.connect().await;
+    // Not reading means not answering the server's pings either.
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    assert_eq!(ws.close_code().await, 4008);
 }

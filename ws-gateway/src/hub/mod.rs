@@ -177,11 +177,9 @@ impl Hub {
             return;
         }
         let mut boards = self.boards();
-        if feed.close_if_idle() {
-            if boards.feeds.remove(&feed.board_id).is_some() {
-                boards.aliases.retain(|_, id| *id != feed.board_id);
-                self.metrics.feed_closed();
-            }
+        if feed.close_if_idle() && boards.feeds.remove(&feed.board_id).is_some() {
+            boards.aliases.retain(|_, id| *id != feed.board_id);
+            self.metrics.feed_closed();
         }
     }
 }

@@ -242,8 +242,7 @@ impl Ws {
     pub async fn subscribe(&mut self, board: &str) -> Value {
         self.send(json!({"type": "subscribe", "boardId": board}))
             .await;
-        let sync = self.next_of("board.sync").await;
-        sync
+        self.next_of("board.sync").await
     }
 
     /// Reads until the server closes; returns the close code.
