@@ -1,6 +1,7 @@
 //! A scripted stand-in for an agent backend, for failures a real AG-UI
 //! server will not produce on demand. What it does depends on the last user
-//! message: "garbage", "hang", "endless", or a short valid run otherwise.
+//! message: "garbage", "hang", "endless", "flood <tokens>" (2 KiB tokens as
+//! fast as possible), or a short valid run otherwise.
 
 use std::{
     net::SocketAddr,
@@ -97,6 +98,29 @@ fn respond(input: RunAgentInput, counter: Arc<AtomicUsize>) -> Response {
                 let _ = &guard;
                 item
             });
+        return sse(Body::from_stream(stream));
+    }
+    if let Some(count) = said.strip_prefix("flood ") {
+        let count: usize = count.trim().parse().unwrap_or(1);
+        let token = "x".repeat(2048);
+        let body = futures::stream::iter(0..count).map(move |i| {
+            let delta = format!("{i:08}{token}");
+            Ok::<_, std::io::Error>(
+                Event::TextMessageContent {
+                    message_id: "m".into(),
+                    delta,
+                }
+                .to_sse(),
+            )
+        });
+        let finished = Event::RunFinished {
+            thread_id: input.thread_id,
+            run_id: input.run_id,
+            outcome: None,
+        };
+        let stream = futures::stream::iter([Ok(started.to_sse())])
+            .chain(body)
+            .chain(futures::stream::iter([Ok(finished.to_sse())]));
         return sse(Body::from_stream(stream));
     }
     let events = [

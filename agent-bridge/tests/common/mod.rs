@@ -15,7 +15,7 @@ use protocol::{
 use service_kit::test_database::TestDatabase;
 use tokio::{net::TcpStream, process::Child, sync::oneshot, task::JoinHandle};
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
+    MaybeTlsStream, WebSocketStream,
     tungstenite::{Message, protocol::CloseFrame},
 };
 
@@ -30,6 +30,8 @@ pub struct Options {
     pub token_delay: Duration,
     /// Point the built-in agent at a port where nothing listens.
     pub board_service_down: bool,
+    pub socket_queue: usize,
+    pub replay_frames: usize,
 }
 
 impl Default for Options {
@@ -39,6 +41,8 @@ impl Default for Options {
             agent_timeout: Duration::from_secs(10),
             token_delay: Duration::ZERO,
             board_service_down: false,
+            socket_queue: 1024,
+            replay_frames: 10_000,
         }
     }
 }
@@ -148,6 +152,8 @@ async fn start_bridge(
     config.agent_url = options.agent_url.clone();
     config.agent_timeout = options.agent_timeout;
     config.builtin_token_delay = options.token_delay;
+    config.socket_queue = options.socket_queue;
+    config.replay_frames = options.replay_frames;
     let app = agent_bridge::App::build(config)
         .await
         .expect("agent-bridge starts");
@@ -180,11 +186,36 @@ pub struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
 
 impl Ws {
     pub async fn connect(url: &str) -> Self {
-        let (stream, _) = tokio::time::timeout(PATIENCE, connect_async(url))
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        let connecting = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+        let (stream, _) = tokio::time::timeout(PATIENCE, connecting)
             .await
             .expect("connect in time")
             .expect("WebSocket handshake");
         Self(stream)
+    }
+
+    /// Connects with a tiny receive buffer and no message size limit, like a
+    /// browser tab that stopped reading.
+    pub async fn open_stalling(url: &str, addr: SocketAddr) -> (Self, ServerFrame) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(addr).await.expect("TCP connect");
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        let (stream, _) = tokio_tungstenite::client_async_with_config(
+            url,
+            MaybeTlsStream::Plain(stream),
+            Some(config),
+        )
+        .await
+        .expect("WebSocket handshake");
+        let mut ws = Self(stream);
+        let connected = ws.next().await;
+        (ws, connected)
     }
 
     /// Connects and reads `connected`.
