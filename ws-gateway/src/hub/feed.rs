@@ -164,6 +164,20 @@ impl Feed {
         state.subscribers.push(sub);
     }
 
+    /// Queues one replayed frame, if replay `id` of `client_id` is still
+    /// wanted (the client may have left, re-subscribed or been resynced).
+    pub fn push_replayed(&self, client_id: u64, id: u64, frame: &Frame) -> bool {
+        let state = self.state();
+        let Some(sub) = state
+            .subscribers
+            .iter()
+            .find(|s| s.client.id == client_id && s.replay.as_ref().is_some_and(|(r, _)| *r == id))
+        else {
+            return false;
+        };
+        sub.client.push_board(frame).is_ok()
+    }
+
     /// Ends replay `id` of `client_id`: releases the live frames held back
     /// meanwhile, or, when the log could not fill the gap, gives a `board.sync`.
     pub fn finish_replay(self: &Arc<Self>, client_id: u64, id: u64, replayed_to: Option<u64>) {
@@ -272,6 +286,10 @@ impl Feed {
         state.sync = None;
         let mut subscribers = std::mem::take(&mut state.subscribers);
         for sub in &mut subscribers {
+            if sub.replay.take().is_some() {
+                // The replay's frames may no longer line up: start over.
+                sub.client.drop_board(&self.board_id);
+            }
             if sub.waiting.is_none() && !sub.dropped && sub.last < snapshot.version {
                 sub.waiting = Some(None);
             }

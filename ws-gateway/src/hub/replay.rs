@@ -23,7 +23,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let replayed = tokio::time::timeout(
             REPLAY_LIMIT,
-            replay(&feed, &upstream, &client, since, until),
+            replay(&feed, &upstream, &client, id, since, until),
         )
         .await
         .ok()
@@ -41,6 +41,7 @@ async fn replay(
     feed: &Feed,
     upstream: &Upstream,
     client: &Client,
+    id: u64,
     since: u64,
     until: u64,
 ) -> Option<u64> {
@@ -61,9 +62,10 @@ async fn replay(
             return None;
         }
         let frame = ServerFrame::from_event(&event)?;
-        client
-            .push_board(&Frame::encode(&feed.board_id, event.version, &frame))
-            .ok()?;
+        let frame = Frame::encode(&feed.board_id, event.version, &frame);
+        if !feed.push_replayed(client.id, id, &frame) {
+            return None;
+        }
         last = event.version;
     }
     Some(last)
