@@ -26,6 +26,8 @@ pub struct Config {
     pub replay_frames: usize,
     /// Pause between the built-in agent's tokens, so its replies stream.
     pub builtin_token_delay: Duration,
+    /// How long a session with no socket and no run stays in memory.
+    pub session_idle: Duration,
 }
 
 impl Config {
@@ -42,6 +44,7 @@ impl Config {
             socket_queue: 1024,
             replay_frames: 10_000,
             builtin_token_delay: Duration::from_millis(15),
+            session_idle: Duration::from_secs(600),
         }
     }
 }
@@ -84,6 +87,9 @@ pub struct ConfigArgs {
     /// Milliseconds between the built-in agent's tokens.
     #[arg(long, env = "BUILTIN_TOKEN_DELAY_MS", default_value_t = 15)]
     pub builtin_token_delay_ms: u64,
+    /// Seconds an unused session stays in memory (its replay buffer with it).
+    #[arg(long, env = "CHAT_SESSION_IDLE_SECS", default_value_t = 600)]
+    pub session_idle_secs: u64,
 }
 
 impl From<ConfigArgs> for Config {
@@ -99,6 +105,7 @@ impl From<ConfigArgs> for Config {
             socket_queue: args.socket_queue.max(1),
             replay_frames: args.replay_frames.max(1),
             builtin_token_delay: Duration::from_millis(args.builtin_token_delay_ms),
+            session_idle: Duration::from_secs(args.session_idle_secs),
         }
     }
 }

@@ -39,6 +39,7 @@ use crate::{
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    session_idle: Duration,
 }
 
 impl App {
@@ -84,7 +85,11 @@ impl App {
             stop,
             socket_queue: config.socket_queue,
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            session_idle: config.session_idle,
+        })
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -101,7 +106,11 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self { listener, state } = self;
+        let Self {
+            listener,
+            state,
+            session_idle,
+        } = self;
         let addr = listener.local_addr().context("read the bound address")?;
         tracing::info!(%addr, "agent-bridge listening");
         let stop = state.stop.clone();
@@ -123,12 +132,35 @@ impl App {
                 tracing::debug!(error = %err, "cannot set TCP_NODELAY");
             }
         });
+        let sweeper = spawn_sweeper(state.sessions.clone(), session_idle, state.stop.clone());
         let served = axum::serve(listener, http::router(state))
             .with_graceful_shutdown(signal)
             .await;
         runner.shutdown().await;
+        let _ = sweeper.await;
         store.pool().close().await;
         tracing::info!("agent-bridge stopped");
         served.context("HTTP server failed")
     }
+}
+
+/// Drops idle sessions from memory now and then, until `stop`.
+fn spawn_sweeper(
+    sessions: Sessions,
+    idle_for: Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let every = (idle_for / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = stop.cancelled() => return,
+            }
+            let dropped = sessions.sweep(idle_for);
+            if dropped > 0 {
+                tracing::debug!(dropped, in_memory = sessions.len(), "dropped idle sessions");
+            }
+        }
+    })
 }

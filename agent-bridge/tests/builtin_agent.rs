@@ -73,6 +73,26 @@ async fn creates_a_p1_story_and_streams_tokens_and_tool_progress() {
     assert_eq!(task.kind(), TaskKind::Story);
     assert_eq!(task.lane_key, "backlog");
     assert_eq!(output["id"], task.id);
+
+    // Every tool call leaves an audit record.
+    let pool = sqlx::PgPool::connect(stack.db.url()).await.unwrap();
+    let (tool, outcome, title): (String, String, String) = sqlx::query_as(
+        "SELECT tool, outcome, input->>'title' FROM chat_tool_audit WHERE tool_call_id = $1",
+    )
+    .bind(&tools[0].id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (tool.as_str(), outcome.as_str(), title.as_str()),
+        ("create_task", "completed", "User authentication")
+    );
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM chat_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "completed");
+    pool.close().await;
     stack.stop().await;
 }
 

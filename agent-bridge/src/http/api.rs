@@ -46,6 +46,9 @@ pub async fn chat(
     if let Some(id) = &request.session_id {
         check_session_id(id)?;
     }
+    if let Some(board) = &request.board_id {
+        check_board_id(board)?;
+    }
     let session = state
         .sessions
         .open(request.session_id.as_deref(), request.board_id.as_deref())
@@ -145,6 +148,18 @@ pub fn validate_content(content: &str) -> Result<String, ApiError> {
         )));
     }
     Ok(trimmed.to_owned())
+}
+
+/// Board ids or slugs are passed on to board-service, which checks them;
+/// this only keeps nonsense out of the database.
+pub fn check_board_id(board: &str) -> Result<(), ApiError> {
+    if (1..=128).contains(&board.len()) && !board.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "board_id must be 1–128 characters without control characters".into(),
+        ))
+    }
 }
 
 pub fn check_session_id(id: &str) -> Result<(), ApiError> {

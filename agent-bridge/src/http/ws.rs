@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     ApiError, AppState,
-    api::{check_session_id, validate_content},
+    api::{check_board_id, check_session_id, validate_content},
 };
 use crate::{run::StartError, session::Session};
 
@@ -42,6 +42,9 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     if let Some(id) = &query.session_id {
         check_session_id(id)?;
+    }
+    if let Some(board) = &query.board_id {
+        check_board_id(board)?;
     }
     let session = state
         .sessions

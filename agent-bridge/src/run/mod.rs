@@ -93,8 +93,13 @@ impl Runner {
         });
         let (tx, rx) = oneshot::channel();
         let (store, backend) = (self.store.clone(), Arc::clone(&self.backend));
+        let guard = EndsRun {
+            session: Arc::clone(&session),
+            run_id,
+        };
         self.tracker.spawn(async move {
             let result = drive(store, backend, session, run_id, content, cancel).await;
+            drop(guard);
             let _ = tx.send(result);
         });
         Ok((run_id, rx))
@@ -234,8 +239,9 @@ async fn finish(
             data: error,
         },
     };
-    let seq = session.publish_terminal(terminal);
-    save(store.save_last_seq(session.id(), seq).await);
+    if let Some(seq) = session.publish_terminal(run_id, terminal) {
+        save(store.save_last_seq(session.id(), seq).await);
+    }
     tracing::info!(status, "run ended");
     RunResult {
         run_id,
@@ -243,6 +249,30 @@ async fn finish(
         message,
         tool_executions: out.tools().to_vec(),
         error,
+    }
+}
+
+/// Ends the run with an `internal` error if its task stops without a
+/// terminal frame (a panic), so the session does not stay busy forever.
+struct EndsRun {
+    session: Arc<Session>,
+    run_id: Uuid,
+}
+
+impl Drop for EndsRun {
+    fn drop(&mut self) {
+        let frame = ServerFrame::Error {
+            seq: 0,
+            run_id: Some(self.run_id.to_string()),
+            data: ErrorData {
+                code: "internal".into(),
+                message: "internal error".into(),
+            },
+        };
+        // A no-op when the run already published its terminal frame.
+        if self.session.publish_terminal(self.run_id, frame).is_some() {
+            tracing::error!(run = %self.run_id, "run stopped without a terminal frame");
+        }
     }
 }
 
