@@ -3,21 +3,21 @@
 
 #![allow(dead_code)]
 
+pub mod agui_server;
 pub mod fake_agent;
+pub mod ws;
 
-use std::{net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use agui_server::AgUiServer;
+#[allow(unused_imports)]
+pub use ws::{Ws, assert_contiguous, streamed_text, tool_frames};
 
-use futures::{SinkExt, StreamExt};
-use protocol::{
-    chat_frames::{ClientFrame, MessageData, ServerFrame},
-    v1::{BoardSnapshot, GetBoardRequest, board_service_client::BoardServiceClient},
-};
+use std::{net::SocketAddr, time::Duration};
+
+use protocol::v1::{BoardSnapshot, GetBoardRequest, board_service_client::BoardServiceClient};
 use service_kit::test_database::TestDatabase;
-use tokio::{net::TcpStream, process::Child, sync::oneshot, task::JoinHandle};
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, protocol::CloseFrame},
-};
+use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Guards against a hung test; never a timing assertion.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -179,200 +179,4 @@ where
 pub fn closed_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
-}
-
-/// A chat client socket.
-pub struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
-
-impl Ws {
-    pub async fn connect(url: &str) -> Self {
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .max_message_size(None)
-            .max_frame_size(None);
-        let connecting = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
-        let (stream, _) = tokio::time::timeout(PATIENCE, connecting)
-            .await
-            .expect("connect in time")
-            .expect("WebSocket handshake");
-        Self(stream)
-    }
-
-    /// Connects with a tiny receive buffer and no message size limit, like a
-    /// browser tab that stopped reading.
-    pub async fn open_stalling(url: &str, addr: SocketAddr) -> (Self, ServerFrame) {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let stream = socket.connect(addr).await.expect("TCP connect");
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .max_message_size(None)
-            .max_frame_size(None);
-        let (stream, _) = tokio_tungstenite::client_async_with_config(
-            url,
-            MaybeTlsStream::Plain(stream),
-            Some(config),
-        )
-        .await
-        .expect("WebSocket handshake");
-        let mut ws = Self(stream);
-        let connected = ws.next().await;
-        (ws, connected)
-    }
-
-    /// Connects and reads `connected`.
-    pub async fn open(url: &str) -> (Self, ServerFrame) {
-        let mut ws = Self::connect(url).await;
-        let connected = ws.next().await;
-        assert!(
-            matches!(connected, ServerFrame::Connected { .. }),
-            "first frame: {connected:?}"
-        );
-        (ws, connected)
-    }
-
-    pub async fn send(&mut self, frame: &ClientFrame) {
-        let text = serde_json::to_string(frame).unwrap();
-        self.0.send(Message::text(text)).await.expect("send");
-    }
-
-    pub async fn say(&mut self, content: &str) {
-        self.send(&ClientFrame::Message {
-            data: MessageData {
-                content: content.into(),
-                session_id: None,
-                message_history: None,
-            },
-        })
-        .await;
-    }
-
-    /// The next frame; panics on close.
-    pub async fn next(&mut self) -> ServerFrame {
-        loop {
-            let message = tokio::time::timeout(PATIENCE, self.0.next())
-                .await
-                .expect("a frame in time")
-                .expect("socket open")
-                .expect("read");
-            match message {
-                Message::Text(text) => return serde_json::from_str(&text).expect("a server frame"),
-                Message::Close(close) => panic!("socket closed: {close:?}"),
-                _ => {}
-            }
-        }
-    }
-
-    /// Frames up to and including the next terminal one.
-    pub async fn until_terminal(&mut self) -> Vec<ServerFrame> {
-        let mut frames = Vec::new();
-        loop {
-            let frame = self.next().await;
-            let terminal = frame.is_terminal();
-            frames.push(frame);
-            if terminal {
-                return frames;
-            }
-        }
-    }
-
-    /// Reads until the server closes; returns its close frame.
-    pub async fn closed(&mut self) -> Option<CloseFrame> {
-        loop {
-            match tokio::time::timeout(PATIENCE, self.0.next())
-                .await
-                .expect("close in time")
-            {
-                Some(Ok(Message::Close(close))) => return close,
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return None,
-            }
-        }
-    }
-
-    pub async fn close(mut self) {
-        let _ = self.0.close(None).await;
-    }
-}
-
-/// The streamed text of a run's frames.
-pub fn streamed_text(frames: &[ServerFrame]) -> String {
-    frames
-        .iter()
-        .filter_map(|f| match f {
-            ServerFrame::Token { data, .. } => Some(data.token.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Asserts seqs rise by exactly one from frame to frame.
-pub fn assert_contiguous(frames: &[ServerFrame]) {
-    let seqs: Vec<u64> = frames.iter().filter_map(ServerFrame::seq).collect();
-    for pair in seqs.windows(2) {
-        assert_eq!(pair[1], pair[0] + 1, "seqs not contiguous: {seqs:?}");
-    }
-}
-
-pub fn tool_frames(frames: &[ServerFrame]) -> Vec<protocol::chat_frames::ToolExecution> {
-    frames
-        .iter()
-        .filter_map(|f| match f {
-            ServerFrame::ToolExecution { data, .. } => Some(data.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The real AG-UI server of `tests/agui/server.py` (pydantic-ai), on a free port.
-pub struct AgUiServer {
-    child: Child,
-    pub url: String,
-}
-
-impl AgUiServer {
-    pub async fn start() -> Self {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/agui/server.py");
-        let port = closed_port().port();
-        let child = tokio::process::Command::new("python3")
-            .arg(&script)
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs tests/agui/server.py (pip install -r agent-bridge/tests/agui/requirements.txt)");
-        let url = format!("http://127.0.0.1:{port}/");
-        let health = format!("http://127.0.0.1:{port}/health");
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if client
-                .get(&health)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Self { child, url };
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the AG-UI server did not come up on port {port}");
-    }
-
-    pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
-
-impl Ws {
-    /// The next frame, or the close frame when the server closes.
-    pub async fn next_or_close(&mut self) -> Result<ServerFrame, Option<CloseFrame>> {
-        loop {
-            match self.0.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    return Ok(serde_json::from_str(&text).expect("a server frame"));
-                }
-                Some(Ok(Message::Close(close))) => return Err(close),
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return Err(None),
-            }
-        }
-    }
 }

@@ -2,6 +2,8 @@
 
 use protocol::v1::{Priority, TaskKind};
 
+use super::words::{capitalise, kind_word, lane_key, priority_word, strip_words, unquote};
+
 /// One request the built-in agent can act on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Intent {
@@ -148,71 +150,6 @@ fn parse_list(lower: &str) -> Option<Intent> {
 fn lane_in(text: &str) -> Option<(usize, String)> {
     text.match_indices(" in ")
         .find_map(|(at, _)| lane_key(&text[at + 4..]).map(|key| (at, key)))
-}
-
-/// The lane key a phrase names, for the lanes boards usually have.
-pub fn lane_key(phrase: &str) -> Option<String> {
-    let phrase = phrase.trim().trim_matches(['"', '\'']);
-    let phrase = phrase.strip_prefix("the ").unwrap_or(phrase);
-    let phrase = phrase
-        .strip_suffix(" lane")
-        .or_else(|| phrase.strip_suffix(" column"))
-        .unwrap_or(phrase)
-        .trim();
-    let key = match phrase {
-        "to do" | "to-do" | "todo" => "todo",
-        "in progress" | "in-progress" | "in_progress" | "doing" | "wip" => "in_progress",
-        "backlog" | "done" | "recovery" | "review" => phrase,
-        _ => return None,
-    };
-    Some(key.into())
-}
-
-fn priority_word(word: &str) -> Option<Priority> {
-    Some(match word {
-        "p0" | "critical" | "urgent" => Priority::Critical,
-        "p1" | "high" => Priority::High,
-        "p2" | "medium" | "normal" => Priority::Medium,
-        "p3" | "low" => Priority::Low,
-        _ => return None,
-    })
-}
-
-fn kind_word(word: &str) -> Option<TaskKind> {
-    Some(match word.trim_end_matches('s') {
-        "story" | "storie" | "user-story" => TaskKind::Story,
-        "bug" | "defect" => TaskKind::Bug,
-        "task" | "ticket" | "item" => TaskKind::Task,
-        "epic" => TaskKind::Epic,
-        _ => return None,
-    })
-}
-
-fn strip_words<'a>(text: &'a str, prefixes: &[&str]) -> &'a str {
-    for prefix in prefixes {
-        if text.len() > prefix.len()
-            && text[..prefix.len()].eq_ignore_ascii_case(prefix)
-            && text.as_bytes()[prefix.len()] == b' '
-        {
-            return text[prefix.len()..].trim();
-        }
-        if text.eq_ignore_ascii_case(prefix) {
-            return "";
-        }
-    }
-    text
-}
-
-fn unquote(text: &str) -> &str {
-    text.trim().trim_matches(['"', '\'', '`', '“', '”']).trim()
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

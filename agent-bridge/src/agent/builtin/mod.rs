@@ -3,6 +3,7 @@
 
 pub mod intent;
 pub mod tools;
+mod words;
 
 use std::time::Duration;
 
