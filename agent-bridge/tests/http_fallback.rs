@@ -85,6 +85,16 @@ async fn bad_requests_and_unknown_sessions_are_json_errors() {
             .unwrap()
             .contains("content")
     );
+    let response = reqwest::Client::new()
+        .post(stack.http_url("/api/chat"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.expect("errors are JSON");
+    assert_eq!(body["error"]["code"], "invalid_request");
     let (status, body) = history(&stack, "never-seen").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");

@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Path, State, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -40,8 +40,9 @@ struct ChatResponse {
 #[tracing::instrument(skip_all)]
 pub async fn chat(
     State(state): State<AppState>,
-    Json(request): Json<ChatRequest>,
+    request: Result<Json<ChatRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let Json(request) = request.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let content = validate_content(&request.content)?;
     if let Some(id) = &request.session_id {
         check_session_id(id)?;

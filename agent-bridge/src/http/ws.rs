@@ -7,6 +7,7 @@
 use axum::{
     extract::{
         Query, State, WebSocketUpgrade,
+        rejection::QueryRejection,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code},
     },
     response::Response,
@@ -38,8 +39,9 @@ const DIRECT_QUEUE: usize = 32;
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
-    Query(query): Query<ChatQuery>,
+    query: Result<Query<ChatQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     if let Some(id) = &query.session_id {
         check_session_id(id)?;
     }
