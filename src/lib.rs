@@ -50,7 +50,7 @@ impl Stack {
         let gateway = ws_gateway::App::build(config.gateway)
             .await
             .context("start ws-gateway")?
-            .with_extra_routes(ws_gateway::web::router());
+            ;
         let bridge = agent_bridge::App::build(config.bridge).await.context("start agent-bridge")?;
         Ok(Self {
             board_addr,

@@ -1,1 +1,162 @@
-//! Placeholder: built in its own issue.
+//! ws-gateway: live Kanban boards over WebSocket and SSE.
+//!
+//! One upstream `WatchBoard` per board feeds every client watching it; each
+//! frame is encoded once and shared. Clients get frames in version order
+//! with no gap and no duplicate, resume with `sinceVersion`, and send task
+//! commands that the gateway runs against board-service over gRPC.
+//!
+//! [`App::build`] binds; [`App::run_until_stopped`] serves until the
+//! shutdown future resolves, then closes every socket with 1001.
+
+mod auth;
+mod client;
+mod config;
+mod heartbeat;
+mod http;
+mod hub;
+mod metrics;
+mod session;
+mod sse;
+mod state;
+mod time;
+mod upstream;
+mod ws;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{Router, routing::get, serve::ListenerExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::config::Config;
+use crate::{client::CloseReason, hub::Hub, metrics::Metrics, state::Shared, upstream::Upstream};
+
+/// How long shutdown waits for sockets to take their close frame.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// A bound gateway, ready to serve.
+pub struct App {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    extra: Option<Router>,
+}
+
+impl App {
+    /// Binds the listener and prepares the board-service channel (connected
+    /// lazily, so the gateway starts even while board-service is down).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("bind ws-gateway on {}", config.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let upstream = Upstream::connect_lazy(&config.board_service_url)
+            .with_context(|| format!("invalid BOARD_SERVICE_URL {:?}", config.board_service_url))?;
+        let metrics = Arc::new(Metrics::default());
+        let stop = CancellationToken::new();
+        let hub = Arc::new(Hub::new(
+            upstream,
+            metrics.clone(),
+            config.replay_window,
+            stop.child_token(),
+        ));
+        let shared = Arc::new(Shared::new(config, hub, metrics, port, stop));
+        Ok(Self {
+            listener,
+            shared,
+            extra: None,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.shared.config.listen_addr)
+    }
+
+    /// Serves `routes` beside the gateway's own (e.g. a static web UI as
+    /// the fallback); the gateway's paths win.
+    pub fn with_extra_routes(mut self, routes: Router) -> Self {
+        self.extra = Some(routes);
+        self
+    }
+
+    fn router(&self) -> Router {
+        let router = Router::new()
+            .route("/ws", get(ws::upgrade))
+            .route("/events", get(sse::events))
+            .route("/health", get(http::health))
+            .route("/stats", get(http::stats))
+            .route("/metrics", get(http::metrics))
+            .with_state(self.shared.clone());
+        match &self.extra {
+            Some(extra) => router.merge(extra.clone()),
+            None => router,
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then closes every WebSocket with
+    /// 1001, ends SSE streams and upstream watches, and waits for sockets to
+    /// drain (at most a few seconds).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let shared = self.shared.clone();
+        let addr = self.local_addr();
+        if shared.config.jwt_secret.is_none() {
+            tracing::warn!("WS_JWT_SECRET is not set: every client may read and write every board");
+        }
+        if shared.config.allowed_origins.is_empty() {
+            tracing::warn!("WS_ALLOWED_ORIGINS is not set: browsers from any origin may connect");
+        }
+        tracing::info!(%addr, upstream = %shared.config.board_service_url, "ws-gateway listening");
+        let heartbeat = heartbeat::spawn(shared.clone());
+        let router = self.router();
+        let signal = {
+            let shared = shared.clone();
+            async move {
+                shutdown.await;
+                close_all(&shared);
+            }
+        };
+        // Frames are small and latency matters more than packet count.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(%err, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await;
+        close_all(&shared);
+        let drained = tokio::time::timeout(DRAIN, async {
+            while !shared.clients.is_empty() {
+                tokio::select! {
+                    () = shared.clients.left.notified() => {}
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = shared.clients.len(),
+                "sockets still open after the drain period"
+            );
+        }
+        let _ = heartbeat.await;
+        tracing::info!("ws-gateway stopped");
+        served.context("ws-gateway server failed")
+    }
+}
+
+fn close_all(shared: &Shared) {
+    shared.stop.cancel();
+    for client in shared.clients.all() {
+        client.close(CloseReason::Shutdown);
+    }
+}

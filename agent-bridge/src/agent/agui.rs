@@ -1,0 +1,147 @@
+//! The AG-UI client: POSTs `RunAgentInput`, reads the SSE reply and hands
+//! each event to [`Relay`], which turns it into chat frames.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use protocol::chat_frames::agui::{Event, Message, Role, RunAgentInput};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+
+use super::{AgentError, Outcome, RunRequest, relay::Relay, sse::SseDecoder};
+use crate::run::RunOutput;
+
+/// Talks to one AG-UI endpoint.
+pub struct AgUiClient {
+    http: reqwest::Client,
+    url: String,
+    timeout: Duration,
+}
+
+impl AgUiClient {
+    /// `timeout` bounds the wait for the response and for each next chunk,
+    /// so a slow backend fails the run rather than hanging it.
+    pub fn new(url: String, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .build()?;
+        Ok(Self { http, url, timeout })
+    }
+
+    pub async fn run(
+        &self,
+        request: &RunRequest,
+        out: &mut RunOutput,
+    ) -> Result<Outcome, AgentError> {
+        let input = run_input(request);
+        let send = self
+            .http
+            .post(&self.url)
+            .header(ACCEPT, "text/event-stream")
+            .json(&input)
+            .send();
+        let response = tokio::time::timeout(self.timeout, send)
+            .await
+            .map_err(|_| AgentError::Timeout(self.timeout))?
+            .map_err(|e| AgentError::Unavailable(error_chain(&e)))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(AgentError::Unavailable(format!(
+                "it answered HTTP {status}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(AgentError::Protocol(format!("it answered HTTP {status}")));
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !content_type.starts_with("text/event-stream") {
+            return Err(AgentError::Protocol(format!(
+                "expected text/event-stream, got {content_type:?}"
+            )));
+        }
+
+        let mut body = response.bytes_stream();
+        let mut decoder = SseDecoder::default();
+        let mut relay = Relay::default();
+        let mut events = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout(self.timeout, body.next())
+                .await
+                .map_err(|_| AgentError::Timeout(self.timeout))?;
+            let chunk = match chunk {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => return Err(AgentError::Unavailable(error_chain(&e))),
+                None => {
+                    relay
+                        .fail_open_tools(out, "the run ended without a result")
+                        .await;
+                    return Err(AgentError::Protocol(
+                        "the stream ended without RUN_FINISHED or RUN_ERROR".into(),
+                    ));
+                }
+            };
+            decoder
+                .push(&chunk, &mut events)
+                .map_err(|e| AgentError::Protocol(e.to_string()))?;
+            for data in events.drain(..) {
+                let event: Event = serde_json::from_str(&data).map_err(|e| {
+                    AgentError::Protocol(format!("invalid event ({e}): {}", preview(&data)))
+                })?;
+                if let Some(end) = relay.apply(event, out).await {
+                    return end;
+                }
+            }
+        }
+    }
+}
+
+fn run_input(request: &RunRequest) -> RunAgentInput {
+    let mut messages: Vec<Message> = request
+        .history
+        .iter()
+        .filter_map(|(id, role, content)| {
+            let role = match role.as_str() {
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                _ => return None,
+            };
+            Some(Message {
+                id: id.to_string(),
+                role,
+                content: content.clone(),
+            })
+        })
+        .collect();
+    messages.push(Message {
+        id: uuid::Uuid::now_v7().to_string(),
+        role: Role::User,
+        content: request.content.clone(),
+    });
+    RunAgentInput {
+        thread_id: request.session_id.clone(),
+        run_id: request.run_id.to_string(),
+        state: serde_json::Value::Null,
+        messages,
+        tools: Vec::new(),
+        context: Vec::new(),
+        forwarded_props: serde_json::Value::Null,
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn preview(data: &str) -> String {
+    data.chars().take(120).collect()
+}

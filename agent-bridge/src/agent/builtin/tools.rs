@@ -1,0 +1,182 @@
+//! The built-in agent's tools: board-service calls over gRPC.
+
+use std::time::Duration;
+
+use protocol::v1::{
+    CreateTaskRequest, DeleteTaskRequest, GetBoardRequest, MoveTaskRequest, Priority, Task,
+    TaskKind, board_service_client::BoardServiceClient,
+};
+use serde_json::{Value, json};
+use tonic::{Code, transport::Channel};
+
+/// Why a tool call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// board-service is down or too slow: the run cannot go on.
+    #[error("board-service is unavailable: {0}")]
+    Unavailable(String),
+    /// The request was refused (no such task or lane, WIP limit, ...).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<tonic::Status> for ToolError {
+    fn from(status: tonic::Status) -> Self {
+        match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+                Self::Unavailable(status.message().to_owned())
+            }
+            _ => Self::Refused(status.message().to_owned()),
+        }
+    }
+}
+
+/// A board-service client with a deadline on every call.
+#[derive(Clone)]
+pub struct BoardTools {
+    client: BoardServiceClient<Channel>,
+    timeout: Duration,
+}
+
+impl BoardTools {
+    /// Connects lazily, so the bridge starts while board-service is down.
+    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let channel = Channel::from_shared(url.to_owned())?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .connect_lazy();
+        Ok(Self {
+            client: BoardServiceClient::new(channel),
+            timeout,
+        })
+    }
+
+    async fn call<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, ToolError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => Ok(result?.into_inner()),
+            Err(_) => Err(ToolError::Unavailable(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    pub async fn create_task(
+        &self,
+        board: &str,
+        lane: &str,
+        title: &str,
+        priority: Priority,
+        kind: TaskKind,
+        request_id: String,
+    ) -> Result<Task, ToolError> {
+        let mut client = self.client.clone();
+        self.call(client.create_task(CreateTaskRequest {
+            board_id: board.into(),
+            lane_id: lane.into(),
+            title: title.into(),
+            priority: priority.into(),
+            kind: kind.into(),
+            request_id,
+            ..Default::default()
+        }))
+        .await
+    }
+
+    /// The board's tasks, in lane then position order.
+    pub async fn tasks(&self, board: &str) -> Result<Vec<Task>, ToolError> {
+        let mut client = self.client.clone();
+        let snapshot = self
+            .call(client.get_board(GetBoardRequest {
+                board_id: board.into(),
+            }))
+            .await?;
+        Ok(snapshot.tasks)
+    }
+
+    /// The task whose title is `title` (ignoring case), or the only one that
+    /// contains it.
+    pub async fn find_task(&self, board: &str, title: &str) -> Result<Task, ToolError> {
+        let tasks = self.tasks(board).await?;
+        let wanted = title.to_lowercase();
+        if let Some(task) = tasks.iter().find(|t| t.title.to_lowercase() == wanted) {
+            return Ok(task.clone());
+        }
+        let mut partial = tasks
+            .into_iter()
+            .filter(|t| t.title.to_lowercase().contains(&wanted));
+        match (partial.next(), partial.next()) {
+            (Some(task), None) => Ok(task),
+            (Some(_), Some(_)) => Err(ToolError::Refused(format!(
+                "more than one task matches \"{title}\"; use its full title"
+            ))),
+            (None, _) => Err(ToolError::Refused(format!("no task is titled \"{title}\""))),
+        }
+    }
+
+    pub async fn move_task(
+        &self,
+        task_id: &str,
+        lane: &str,
+        request_id: String,
+    ) -> Result<Task, ToolError> {
+        let mut client = self.client.clone();
+        self.call(client.move_task(MoveTaskRequest {
+            task_id: task_id.into(),
+            to_lane_id: lane.into(),
+            request_id,
+            ..Default::default()
+        }))
+        .await
+    }
+
+    pub async fn delete_task(&self, task_id: &str, request_id: String) -> Result<(), ToolError> {
+        let mut client = self.client.clone();
+        self.call(client.delete_task(DeleteTaskRequest {
+            task_id: task_id.into(),
+            request_id,
+            ..Default::default()
+        }))
+        .await
+        .map(drop)
+    }
+}
+
+/// A task as tool output and artifact.
+pub fn task_json(task: &Task) -> Value {
+    json!({
+        "id": task.id,
+        "boardId": task.board_id,
+        "title": task.title,
+        "priority": priority_label(task.priority()),
+        "kind": kind_label(task.kind()),
+        "lane": task.lane_key,
+        "version": task.version,
+    })
+}
+
+pub fn priority_label(priority: Priority) -> &'static str {
+    match priority {
+        Priority::Critical => "critical",
+        Priority::High => "high",
+        Priority::Medium | Priority::Unspecified => "medium",
+        Priority::Low => "low",
+    }
+}
+
+pub fn kind_label(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::Story => "story",
+        TaskKind::Bug => "bug",
+        TaskKind::Epic => "epic",
+        TaskKind::Task | TaskKind::Unspecified => "task",
+    }
+}
+
+/// "in_progress" → "in progress", for replies.
+pub fn lane_words(key: &str) -> String {
+    key.replace('_', " ")
+}

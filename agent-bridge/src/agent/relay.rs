@@ -1,0 +1,141 @@
+//! Maps AG-UI events onto chat frames.
+//!
+//! Text deltas become `token`s (an empty `done: true` token closes each text
+//! message). `TOOL_CALL_START` → `started`; `TOOL_CALL_END` → `running` with
+//! the joined JSON args as input. A `TOOL_CALL_RESULT` is held until the next
+//! event that matters: `RUN_ERROR` makes it `failed` (that is how AG-UI
+//! servers report a tool that raised), anything else `completed`.
+
+use std::collections::HashMap;
+
+use protocol::chat_frames::agui::{Event, Outcome as AgUiOutcome};
+use serde_json::Value;
+
+use super::{AgentError, Outcome};
+use crate::run::RunOutput;
+
+/// Per-run mapping state.
+#[derive(Default)]
+pub struct Relay {
+    /// Joined argument text per open tool call.
+    args: HashMap<String, String>,
+    /// Results not yet known to be success or failure: (toolCallId, content).
+    pending: Vec<(String, String)>,
+    /// Whether the open text message streamed anything.
+    text_open: bool,
+}
+
+impl Relay {
+    /// Applies one event; returns the run's end when the event ends it.
+    pub async fn apply(
+        &mut self,
+        event: Event,
+        out: &mut RunOutput,
+    ) -> Option<Result<Outcome, AgentError>> {
+        match event {
+            Event::Other | Event::RunStarted { .. } => return None,
+            Event::RunError { message, code } => {
+                for (id, content) in std::mem::take(&mut self.pending) {
+                    out.tool_failed(&id, message.clone(), Some(parse(content)))
+                        .await;
+                }
+                self.fail_open_tools(out, &message).await;
+                let code = code.unwrap_or_else(|| "agent_error".into());
+                return Some(Err(AgentError::Agent { code, message }));
+            }
+            _ => {}
+        }
+        self.complete_pending(out).await;
+        match event {
+            Event::TextMessageStart { .. } => self.text_open = false,
+            Event::TextMessageContent { delta, .. } => {
+                self.text_open = true;
+                out.token(&delta, false);
+            }
+            Event::TextMessageChunk {
+                delta: Some(delta), ..
+            } if !delta.is_empty() => {
+                out.token(&delta, false);
+            }
+            Event::TextMessageEnd { .. } if self.text_open => {
+                self.text_open = false;
+                out.token("", true);
+            }
+            Event::ToolCallStart {
+                tool_call_id,
+                tool_call_name,
+                ..
+            } => {
+                self.args.insert(tool_call_id.clone(), String::new());
+                out.tool_started(&tool_call_id, &tool_call_name, Value::Null)
+                    .await;
+            }
+            Event::ToolCallChunk {
+                tool_call_id: Some(id),
+                tool_call_name,
+                delta,
+            } => {
+                if !self.args.contains_key(&id) {
+                    self.args.insert(id.clone(), String::new());
+                    let name = tool_call_name.as_deref().unwrap_or("unknown");
+                    out.tool_started(&id, name, Value::Null).await;
+                }
+                if let Some(delta) = delta {
+                    self.args.entry(id).or_default().push_str(&delta);
+                }
+            }
+            Event::ToolCallArgs {
+                tool_call_id,
+                delta,
+            } => {
+                self.args.entry(tool_call_id).or_default().push_str(&delta);
+            }
+            Event::ToolCallEnd { tool_call_id } => {
+                let args = self.args.remove(&tool_call_id).unwrap_or_default();
+                out.tool_running(&tool_call_id, Some(parse(args))).await;
+            }
+            Event::ToolCallResult {
+                tool_call_id,
+                content,
+                ..
+            } => {
+                // A chunked call has no END; its args are complete by now.
+                if let Some(args) = self.args.remove(&tool_call_id) {
+                    out.tool_running(&tool_call_id, Some(parse(args))).await;
+                }
+                self.pending.push((tool_call_id, content));
+            }
+            Event::RunFinished { outcome, .. } => {
+                self.fail_open_tools(out, "the run finished without a result")
+                    .await;
+                return Some(Ok(match outcome {
+                    Some(AgUiOutcome::Cancelled) => Outcome::Cancelled,
+                    _ => Outcome::Finished,
+                }));
+            }
+            _ => {}
+        }
+        None
+    }
+
+    async fn complete_pending(&mut self, out: &mut RunOutput) {
+        for (id, content) in std::mem::take(&mut self.pending) {
+            out.tool_completed(&id, parse(content)).await;
+        }
+    }
+
+    /// Fails tool calls that never got a result.
+    pub async fn fail_open_tools(&mut self, out: &mut RunOutput, reason: &str) {
+        self.args.clear();
+        out.fail_unfinished_tools(reason).await;
+    }
+}
+
+/// Tool args and results are JSON text by convention; keep them as a string
+/// when they are not.
+fn parse(text: String) -> Value {
+    if text.is_empty() {
+        return Value::Object(Default::default());
+    }
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}

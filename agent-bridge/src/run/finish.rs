@@ -1,0 +1,132 @@
+//! The end of a run: its one terminal frame, its records, and the guard that
+//! ends it if its task dies.
+
+use std::sync::Arc;
+
+use protocol::chat_frames::{ErrorData, FinalMessage, RunStatus, ServerFrame, StatusData};
+use uuid::Uuid;
+
+use super::{RunOutput, RunResult};
+use crate::{
+    agent::{AgentError, Outcome},
+    session::Session,
+    store::Store,
+};
+
+/// Records the run's end and publishes its one terminal frame.
+pub(super) async fn finish(
+    store: &Store,
+    session: &Session,
+    run_id: Uuid,
+    mut out: RunOutput,
+    ended: Result<Outcome, ErrorData>,
+) -> RunResult {
+    if ended == Ok(Outcome::Cancelled) {
+        out.close_unfinished("the run was cancelled", "cancelled")
+            .await;
+    }
+    let message = FinalMessage {
+        content: out.text().to_owned(),
+        artifacts: out.artifacts(),
+    };
+    let (status, error) = match &ended {
+        Ok(Outcome::Finished) => ("completed", None),
+        Ok(Outcome::Cancelled) => ("cancelled", None),
+        Err(error) => ("failed", Some(error.clone())),
+    };
+    // Persist before publishing, so whoever sees the terminal frame finds
+    // the run in the history.
+    if status == "completed" || !message.content.is_empty() {
+        save(
+            store
+                .insert_message(
+                    session.id(),
+                    Some(run_id),
+                    "assistant",
+                    &message.content,
+                    &message.artifacts,
+                )
+                .await,
+        );
+    }
+    let error_pair = error
+        .as_ref()
+        .map(|e| (e.code.as_str(), e.message.as_str()));
+    save(store.finish_run(run_id, status, error_pair).await);
+    let run_key = Some(run_id.to_string());
+    let terminal = match ended {
+        Ok(Outcome::Finished) => ServerFrame::Message {
+            seq: 0,
+            run_id: run_key,
+            data: message.clone(),
+        },
+        Ok(Outcome::Cancelled) => ServerFrame::Status {
+            seq: 0,
+            run_id: run_key.clone(),
+            data: StatusData {
+                status: RunStatus::Cancelled,
+                message: "Run cancelled".into(),
+                run_id: run_key,
+            },
+        },
+        Err(error) => ServerFrame::Error {
+            seq: 0,
+            run_id: run_key,
+            data: error,
+        },
+    };
+    if let Some(seq) = session.publish_terminal(run_id, terminal) {
+        save(store.save_last_seq(session.id(), seq).await);
+    }
+    tracing::info!(status, "run ended");
+    RunResult {
+        run_id,
+        status,
+        message,
+        tool_executions: out.tools().to_vec(),
+        error,
+    }
+}
+
+/// Ends the run with an `internal` error if its task stops without a
+/// terminal frame (a panic), so the session does not stay busy forever.
+pub(super) struct EndsRun {
+    pub(super) session: Arc<Session>,
+    pub(super) run_id: Uuid,
+}
+
+impl Drop for EndsRun {
+    fn drop(&mut self) {
+        let frame = ServerFrame::Error {
+            seq: 0,
+            run_id: Some(self.run_id.to_string()),
+            data: ErrorData {
+                code: "internal".into(),
+                message: "internal error".into(),
+            },
+        };
+        // A no-op when the run already published its terminal frame.
+        if self.session.publish_terminal(self.run_id, frame).is_some() {
+            tracing::error!(run = %self.run_id, "run stopped without a terminal frame");
+        }
+    }
+}
+
+fn save<T>(result: sqlx::Result<T>) {
+    if let Err(err) = result {
+        tracing::error!(error = %err, "cannot save chat state");
+    }
+}
+
+/// What the client is told; internal details stay in the log.
+pub(super) fn user_message(err: &AgentError) -> String {
+    match err {
+        AgentError::Unavailable(_) => "The agent backend is unavailable. Try again shortly.".into(),
+        AgentError::Timeout(limit) => format!("The agent backend did not answer within {limit:?}."),
+        AgentError::Protocol(_) => "The agent backend sent an invalid response.".into(),
+        AgentError::Agent { message, .. } => message.clone(),
+        AgentError::BoardUnavailable(_) => {
+            "The board service is unavailable. Try again shortly.".into()
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Where a backend reports a run's progress: each call publishes a frame to
+//! the session and records tool calls in PostgreSQL.
+
+use std::sync::Arc;
+
+use protocol::chat_frames::{Artifact, ServerFrame, TokenData, ToolExecution, ToolStatus};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{session::Session, store::Store};
+
+/// The sink of one run.
+pub struct RunOutput {
+    session: Arc<Session>,
+    store: Store,
+    run_id: Uuid,
+    run_key: String,
+    text: String,
+    tools: Vec<ToolExecution>,
+}
+
+impl RunOutput {
+    pub(crate) fn new(session: Arc<Session>, store: Store, run_id: Uuid) -> Self {
+        Self {
+            session,
+            store,
+            run_id,
+            run_key: run_id.to_string(),
+            text: String::new(),
+            tools: Vec::new(),
+        }
+    }
+
+    /// Streams a piece of assistant text.
+    pub fn token(&mut self, token: &str, done: bool) {
+        self.text.push_str(token);
+        self.session.publish(ServerFrame::Token {
+            seq: 0,
+            run_id: Some(self.run_key.clone()),
+            data: TokenData {
+                token: token.to_owned(),
+                done,
+            },
+        });
+    }
+
+    pub async fn tool_started(&mut self, id: &str, tool: &str, input: Value) {
+        let call = self.call(id, tool);
+        call.status = ToolStatus::Started;
+        call.input = input;
+        self.emit(id, None).await;
+    }
+
+    /// The call is executing; `input` replaces the input when it is final now.
+    pub async fn tool_running(&mut self, id: &str, input: Option<Value>) {
+        let call = self.call(id, "unknown");
+        call.status = ToolStatus::Running;
+        if let Some(input) = input {
+            call.input = input;
+        }
+        self.emit(id, None).await;
+    }
+
+    pub async fn tool_completed(&mut self, id: &str, output: Value) {
+        let call = self.call(id, "unknown");
+        call.status = ToolStatus::Completed;
+        call.output = Some(output);
+        call.end_time = Some(now_ms());
+        self.emit(id, Some("completed")).await;
+    }
+
+    pub async fn tool_failed(&mut self, id: &str, error: String, output: Option<Value>) {
+        let call = self.call(id, "unknown");
+        call.status = ToolStatus::Failed;
+        call.error = Some(error);
+        call.output = output;
+        call.end_time = Some(now_ms());
+        self.emit(id, Some("failed")).await;
+    }
+
+    /// Fails every call without a result (the run ended or was cancelled).
+    pub async fn fail_unfinished_tools(&mut self, reason: &str) {
+        self.close_unfinished(reason, "failed").await;
+    }
+
+    pub(crate) async fn close_unfinished(&mut self, reason: &str, outcome: &str) {
+        let open: Vec<String> = self
+            .tools
+            .iter()
+            .filter(|t| matches!(t.status, ToolStatus::Started | ToolStatus::Running))
+            .map(|t| t.id.clone())
+            .collect();
+        for id in open {
+            let call = self.call(&id, "unknown");
+            call.status = ToolStatus::Failed;
+            call.error = Some(reason.to_owned());
+            call.end_time = Some(now_ms());
+            self.emit(&id, Some(outcome)).await;
+        }
+    }
+
+    fn call(&mut self, id: &str, tool: &str) -> &mut ToolExecution {
+        let at = match self.tools.iter().position(|t| t.id == id) {
+            Some(at) => at,
+            None => {
+                self.tools.push(ToolExecution {
+                    id: id.to_owned(),
+                    tool: tool.to_owned(),
+                    status: ToolStatus::Started,
+                    input: Value::Null,
+                    output: None,
+                    error: None,
+                    progress: None,
+                    start_time: now_ms(),
+                    end_time: None,
+                });
+                self.tools.len() - 1
+            }
+        };
+        &mut self.tools[at]
+    }
+
+    /// Publishes the call's state, then saves it (and audits it when it
+    /// ended). A database hiccup is logged, not allowed to stop the run.
+    async fn emit(&mut self, id: &str, audit: Option<&str>) {
+        let Some(call) = self.tools.iter().find(|t| t.id == id).cloned() else {
+            return;
+        };
+        self.session.publish(ServerFrame::ToolExecution {
+            seq: 0,
+            run_id: Some(self.run_key.clone()),
+            data: call.clone(),
+        });
+        let session_id = self.session.id();
+        if let Err(err) = self.store.upsert_tool(self.run_id, session_id, &call).await {
+            tracing::warn!(error = %err, tool = %call.tool, "cannot save tool execution");
+        }
+        if let Some(outcome) = audit
+            && let Err(err) = self
+                .store
+                .audit_tool(self.run_id, session_id, &call, outcome)
+                .await
+        {
+            tracing::warn!(error = %err, tool = %call.tool, "cannot write tool audit record");
+        }
+    }
+
+    /// The assistant text streamed so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn tools(&self) -> &[ToolExecution] {
+        &self.tools
+    }
+
+    /// Outputs of the calls that completed.
+    pub fn artifacts(&self) -> Vec<Artifact> {
+        self.tools
+            .iter()
+            .filter(|t| t.status == ToolStatus::Completed)
+            .map(|t| Artifact::ToolResult {
+                tool: t.tool.clone(),
+                tool_call_id: t.id.clone(),
+                output: t.output.clone().unwrap_or(Value::Null),
+            })
+            .collect()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

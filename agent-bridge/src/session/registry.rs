@@ -1,0 +1,147 @@
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use super::Session;
+use crate::store::Store;
+
+/// The sessions this bridge has in memory, loaded from PostgreSQL on first
+/// use and dropped again after being idle (no socket, no run) for a while.
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Mutex<HashMap<String, Entry>>>,
+    store: Store,
+    default_board: String,
+    replay_frames: usize,
+}
+
+struct Entry {
+    session: Arc<Session>,
+    idle_since: Option<Instant>,
+}
+
+impl Sessions {
+    /// An empty registry; sessions get `default_board` when they name none.
+    pub fn new(store: Store, default_board: String, replay_frames: usize) -> Self {
+        Self {
+            inner: Arc::default(),
+            store,
+            default_board,
+            replay_frames,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The session `id` (created when new), or a new session when `id` is
+    /// `None`. A `board` given for an existing session in memory is ignored
+    /// until the bridge reloads it; sessions rarely change boards.
+    pub async fn open(&self, id: Option<&str>, board: Option<&str>) -> sqlx::Result<Arc<Session>> {
+        let id = match id {
+            Some(id) => id.to_owned(),
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+        if let Some(entry) = self.lock().get(&id) {
+            return Ok(Arc::clone(&entry.session));
+        }
+        let row = self
+            .store
+            .ensure_session(&id, board, &self.default_board)
+            .await?;
+        let session = Arc::new(Session::new(
+            row.id,
+            row.board_id,
+            row.last_seq,
+            self.replay_frames,
+        ));
+        // Two sockets may load the same session at once; the first one in wins.
+        let mut map = self.lock();
+        let entry = map.entry(id).or_insert(Entry {
+            session,
+            idle_since: None,
+        });
+        Ok(Arc::clone(&entry.session))
+    }
+
+    /// Forgets sessions nobody has used for `idle_for`. Sockets, runs and
+    /// HTTP requests each hold the session, so only the registry holding it
+    /// means idle. Its sequence number is in PostgreSQL; only the replay of
+    /// its last run is lost.
+    pub fn sweep(&self, idle_for: Duration) -> usize {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, entry| {
+            if Arc::strong_count(&entry.session) > 1 {
+                entry.idle_since = None;
+                return true;
+            }
+            now.duration_since(*entry.idle_since.get_or_insert(now)) < idle_for
+        });
+        before - map.len()
+    }
+
+    /// Sessions in memory.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is in memory.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+/// Whether `id` is acceptable as a client-chosen session id.
+pub fn valid_session_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::postgres::PgPoolOptions;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn sweeps_only_sessions_nobody_holds_once_idle_long_enough() {
+        let pool = PgPoolOptions::new()
+            .connect_lazy("postgres://unused@127.0.0.1/unused")
+            .unwrap();
+        let sessions = Sessions::new(Store::new(pool), "default".into(), 10);
+        let held = Arc::new(Session::new("held".into(), "b".into(), 0, 10));
+        for session in [
+            Arc::clone(&held),
+            Arc::new(Session::new("idle".into(), "b".into(), 0, 10)),
+        ] {
+            let entry = Entry {
+                session,
+                idle_since: None,
+            };
+            sessions.lock().insert(entry.session.id().to_owned(), entry);
+        }
+        assert_eq!(
+            sessions.sweep(Duration::from_secs(60)),
+            0,
+            "idle, but not for long"
+        );
+        assert_eq!(sessions.sweep(Duration::ZERO), 1);
+        assert_eq!(sessions.len(), 1);
+        drop(held);
+        assert_eq!(sessions.sweep(Duration::ZERO), 1);
+        assert!(sessions.is_empty());
+        assert!(valid_session_id("session-1731369600.0:a_b"));
+        assert!(
+            !valid_session_id("")
+                && !valid_session_id("a b")
+                && !valid_session_id(&"x".repeat(129))
+        );
+    }
+}

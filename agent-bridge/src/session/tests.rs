@@ -1,0 +1,109 @@
+//! Sequencing, replay, backpressure and cancel of one session.
+
+use protocol::chat_frames::{ErrorData, TokenData};
+
+use super::*;
+
+fn token(text: &str) -> ServerFrame {
+    ServerFrame::Token {
+        seq: 0,
+        run_id: None,
+        data: TokenData {
+            token: text.into(),
+            done: false,
+        },
+    }
+}
+
+fn seq_of(text: &Utf8Bytes) -> u64 {
+    serde_json::from_str::<ServerFrame>(text)
+        .unwrap()
+        .seq()
+        .unwrap()
+}
+
+#[test]
+fn replays_after_last_seq_then_streams_live() {
+    let session = Arc::new(Session::new("s".into(), "b".into(), 41, 100));
+    let run = Uuid::now_v7();
+    session.begin_run(run, CancellationToken::new()).unwrap();
+    assert_eq!(
+        session.publish(token("a")),
+        42,
+        "numbering continues after the stored seq"
+    );
+    session.publish(token("b"));
+    let mut sub = session.subscribe(Some(42), 8);
+    assert_eq!(sub.replay.iter().map(seq_of).collect::<Vec<_>>(), [43]);
+    assert_eq!(sub.active_run, Some(run));
+    session.publish(token("c"));
+    assert_eq!(seq_of(&sub.frames.try_recv().unwrap()), 44);
+    // A new tab with no last_seq gets the run in flight.
+    assert_eq!(session.subscribe(None, 8).replay.len(), 3);
+}
+
+#[test]
+fn a_run_gets_one_terminal_frame_and_a_new_run_starts_a_fresh_replay() {
+    let session = Arc::new(Session::new("s".into(), "b".into(), 0, 100));
+    let run = Uuid::now_v7();
+    session.begin_run(run, CancellationToken::new()).unwrap();
+    assert_eq!(
+        session.begin_run(Uuid::now_v7(), CancellationToken::new()),
+        Err(Busy(run))
+    );
+    let end = || ServerFrame::Error {
+        seq: 0,
+        run_id: Some(run.to_string()),
+        data: ErrorData {
+            code: "x".into(),
+            message: "y".into(),
+        },
+    };
+    assert_eq!(session.publish_terminal(run, end()), Some(1));
+    assert_eq!(
+        session.publish_terminal(run, end()),
+        None,
+        "no second terminal frame"
+    );
+    assert!(
+        session.subscribe(None, 8).replay.is_empty(),
+        "no run in flight"
+    );
+    assert_eq!(
+        session.subscribe(Some(0), 8).replay.len(),
+        1,
+        "the last run replays"
+    );
+    session
+        .begin_run(Uuid::now_v7(), CancellationToken::new())
+        .unwrap();
+    assert!(session.subscribe(Some(0), 8).replay.is_empty());
+}
+
+#[test]
+fn a_full_socket_queue_drops_the_subscriber_after_what_it_holds() {
+    let session = Arc::new(Session::new("s".into(), "b".into(), 0, 100));
+    let (mut frames, _, _guard) = session.subscribe(None, 2).into_parts();
+    for text in ["a", "b", "c", "d"] {
+        session.publish(token(text));
+    }
+    assert_eq!(seq_of(&frames.try_recv().unwrap()), 1);
+    assert_eq!(seq_of(&frames.try_recv().unwrap()), 2);
+    assert!(matches!(
+        frames.try_recv(),
+        Err(mpsc::error::TryRecvError::Disconnected)
+    ));
+}
+
+#[test]
+fn cancel_only_matches_the_run_in_flight() {
+    let session = Session::new("s".into(), "b".into(), 0, 100);
+    let token = CancellationToken::new();
+    let run = Uuid::now_v7();
+    assert_eq!(session.cancel_run(None), None);
+    session.begin_run(run, token.clone()).unwrap();
+    assert_eq!(session.cancel_run(Some(Uuid::now_v7())), None);
+    assert!(!token.is_cancelled());
+    assert_eq!(session.cancel_run(Some(run)), Some(run));
+    assert!(token.is_cancelled());
+}

@@ -1,0 +1,110 @@
+use std::collections::HashMap;
+
+use chrono::DateTime;
+use protocol::chat_frames::{ToolExecution, ToolStatus};
+use sqlx::{Row, types::Json};
+use uuid::Uuid;
+
+use super::Store;
+
+impl Store {
+    /// Saves the latest state of a tool call.
+    pub async fn upsert_tool(
+        &self,
+        run_id: Uuid,
+        session_id: &str,
+        tool: &ToolExecution,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO chat_tool_executions
+                (run_id, tool_call_id, session_id, tool, status, input, output, error, started_at, ended_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (run_id, tool_call_id) DO UPDATE SET
+                tool = EXCLUDED.tool, status = EXCLUDED.status, input = EXCLUDED.input,
+                output = EXCLUDED.output, error = EXCLUDED.error, ended_at = EXCLUDED.ended_at",
+        )
+        .bind(run_id)
+        .bind(&tool.id)
+        .bind(session_id)
+        .bind(&tool.tool)
+        .bind(tool.status.as_str())
+        .bind(Json(&tool.input))
+        .bind(tool.output.as_ref().map(Json))
+        .bind(&tool.error)
+        .bind(DateTime::from_timestamp_millis(tool.start_time))
+        .bind(tool.end_time.and_then(DateTime::from_timestamp_millis))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Appends the audit record of a finished tool call; `outcome` is
+    /// `completed`, `failed` or `cancelled`.
+    pub async fn audit_tool(
+        &self,
+        run_id: Uuid,
+        session_id: &str,
+        tool: &ToolExecution,
+        outcome: &str,
+    ) -> sqlx::Result<()> {
+        let duration_ms = tool.end_time.unwrap_or(tool.start_time) - tool.start_time;
+        sqlx::query(
+            "INSERT INTO chat_tool_audit
+                (session_id, run_id, tool_call_id, tool, input, outcome, error, duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(session_id)
+        .bind(run_id)
+        .bind(&tool.id)
+        .bind(&tool.tool)
+        .bind(Json(&tool.input))
+        .bind(outcome)
+        .bind(&tool.error)
+        .bind(duration_ms.max(0))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every tool execution of the session, grouped by run, in call order.
+    pub async fn tool_executions(
+        &self,
+        session_id: &str,
+    ) -> sqlx::Result<HashMap<Uuid, Vec<ToolExecution>>> {
+        let rows = sqlx::query(
+            "SELECT run_id, tool_call_id, tool, status, input, output, error, started_at, ended_at
+             FROM chat_tool_executions WHERE session_id = $1 ORDER BY position",
+        )
+        .bind(session_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut by_run: HashMap<Uuid, Vec<ToolExecution>> = HashMap::new();
+        for row in rows {
+            let status = match row.try_get::<String, _>("status")?.as_str() {
+                "started" => ToolStatus::Started,
+                "running" => ToolStatus::Running,
+                "completed" => ToolStatus::Completed,
+                _ => ToolStatus::Failed,
+            };
+            let started: DateTime<chrono::Utc> = row.try_get("started_at")?;
+            let ended: Option<DateTime<chrono::Utc>> = row.try_get("ended_at")?;
+            by_run
+                .entry(row.try_get("run_id")?)
+                .or_default()
+                .push(ToolExecution {
+                    id: row.try_get("tool_call_id")?,
+                    tool: row.try_get("tool")?,
+                    status,
+                    input: row.try_get::<Json<serde_json::Value>, _>("input")?.0,
+                    output: row
+                        .try_get::<Option<Json<serde_json::Value>>, _>("output")?
+                        .map(|j| j.0),
+                    error: row.try_get("error")?,
+                    progress: None,
+                    start_time: started.timestamp_millis(),
+                    end_time: ended.map(|t| t.timestamp_millis()),
+                });
+        }
+        Ok(by_run)
+    }
+}

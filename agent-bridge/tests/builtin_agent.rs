@@ -1,0 +1,192 @@
+//! The built-in PM agent end to end: WebSocket in, board-service changed.
+
+mod common;
+
+use common::{Options, Stack, Ws, assert_contiguous, streamed_text, tool_frames};
+use protocol::{
+    chat_frames::{RunStatus, ServerFrame, ToolStatus},
+    v1::{Priority, TaskKind},
+};
+
+#[tokio::test]
+async fn creates_a_p1_story_and_streams_tokens_and_tool_progress() {
+    let stack = Stack::start().await;
+    let (mut ws, connected) = Ws::open(&stack.ws_url("")).await;
+    let ServerFrame::Connected { board_id, .. } = connected else {
+        unreachable!()
+    };
+    assert_eq!(board_id, "default");
+
+    ws.say("Create a P1 story for user authentication").await;
+    let frames = ws.until_terminal().await;
+    assert_contiguous(&frames);
+    assert!(matches!(
+        &frames[0],
+        ServerFrame::Status { data, .. } if data.status == RunStatus::Processing
+    ));
+    let tools = tool_frames(&frames);
+    let statuses: Vec<ToolStatus> = tools.iter().map(|t| t.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            ToolStatus::Started,
+            ToolStatus::Running,
+            ToolStatus::Completed
+        ]
+    );
+    assert!(
+        tools
+            .iter()
+            .all(|t| t.tool == "create_task" && t.id == tools[0].id)
+    );
+    assert_eq!(tools[0].input["title"], "User authentication");
+    assert_eq!(tools[0].input["priority"], "high");
+    let output = tools[2]
+        .output
+        .clone()
+        .expect("completed tools have output");
+    assert_eq!(output["kind"], "story");
+
+    let ServerFrame::Message { data, .. } = frames.last().unwrap() else {
+        panic!("run did not end with a message: {frames:?}");
+    };
+    assert_eq!(data.content, streamed_text(&frames));
+    assert!(
+        data.content.contains("User authentication"),
+        "{}",
+        data.content
+    );
+    assert_eq!(data.artifacts.len(), 1);
+    let last_token = frames.iter().rev().find_map(|f| match f {
+        ServerFrame::Token { data, .. } => Some(data.done),
+        _ => None,
+    });
+    assert_eq!(last_token, Some(true), "the last token says done");
+
+    let board = stack.board().await;
+    let task = board
+        .tasks
+        .iter()
+        .find(|t| t.title == "User authentication")
+        .expect("the task exists in board-service");
+    assert_eq!(task.priority(), Priority::High);
+    assert_eq!(task.kind(), TaskKind::Story);
+    assert_eq!(task.lane_key, "backlog");
+    assert_eq!(output["id"], task.id);
+
+    // Every tool call leaves an audit record.
+    let pool = sqlx::PgPool::connect(stack.db.url()).await.unwrap();
+    let (tool, outcome, title): (String, String, String) = sqlx::query_as(
+        "SELECT tool, outcome, input->>'title' FROM chat_tool_audit WHERE tool_call_id = $1",
+    )
+    .bind(&tools[0].id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (tool.as_str(), outcome.as_str(), title.as_str()),
+        ("create_task", "completed", "User authentication")
+    );
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM chat_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "completed");
+    pool.close().await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn moves_lists_and_deletes_tasks_by_title() {
+    let stack = Stack::start().await;
+    let (mut ws, _) = Ws::open(&stack.ws_url("")).await;
+    ws.say("create a p0 bug called Checkout crashes").await;
+    ws.until_terminal().await;
+
+    ws.say("move checkout crashes to in progress").await;
+    let frames = ws.until_terminal().await;
+    assert_eq!(
+        tool_frames(&frames).last().unwrap().status,
+        ToolStatus::Completed
+    );
+    let task = stack
+        .board()
+        .await
+        .tasks
+        .into_iter()
+        .find(|t| t.title == "Checkout crashes")
+        .unwrap();
+    assert_eq!(task.lane_key, "in_progress");
+    assert_eq!(task.priority(), Priority::Critical);
+
+    ws.say("what is in progress?").await;
+    let frames = ws.until_terminal().await;
+    let listing = tool_frames(&frames).last().unwrap().output.clone().unwrap();
+    assert_eq!(listing["tasks"][0]["title"], "Checkout crashes");
+    assert!(streamed_text(&frames).contains("Checkout crashes"));
+
+    ws.say("delete Checkout crashes").await;
+    ws.until_terminal().await;
+    assert!(
+        stack
+            .board()
+            .await
+            .tasks
+            .iter()
+            .all(|t| t.title != "Checkout crashes")
+    );
+
+    // A task that is not there fails the tool, not the run.
+    ws.say("delete Nonexistent thing").await;
+    let frames = ws.until_terminal().await;
+    let tool = tool_frames(&frames).pop().unwrap();
+    assert_eq!(tool.status, ToolStatus::Failed);
+    assert!(tool.error.unwrap().contains("Nonexistent thing"));
+    assert!(matches!(frames.last(), Some(ServerFrame::Message { .. })));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_it_does_not_understand_gets_help() {
+    let stack = Stack::start().await;
+    let (mut ws, _) = Ws::open(&stack.ws_url("")).await;
+    ws.say("sing me a song").await;
+    let frames = ws.until_terminal().await;
+    assert!(tool_frames(&frames).is_empty());
+    let ServerFrame::Message { data, .. } = frames.last().unwrap() else {
+        panic!("{frames:?}")
+    };
+    assert!(
+        data.content.contains("Create a P1 story"),
+        "{}",
+        data.content
+    );
+    assert!(data.content.contains("move <task title> to done"));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn board_service_down_is_an_error_and_the_session_stays_usable() {
+    let stack = Stack::start_with(Options {
+        board_service_down: true,
+        ..Options::default()
+    })
+    .await;
+    let (mut ws, _) = Ws::open(&stack.ws_url("")).await;
+    ws.say("create a story for offline mode").await;
+    let frames = ws.until_terminal().await;
+    let ServerFrame::Error { data, .. } = frames.last().unwrap() else {
+        panic!("{frames:?}")
+    };
+    assert_eq!(data.code, "board_service_unavailable");
+    assert_eq!(
+        tool_frames(&frames).last().unwrap().status,
+        ToolStatus::Failed
+    );
+    assert_eq!(frames.iter().filter(|f| f.is_terminal()).count(), 1);
+
+    ws.say("hello").await;
+    let frames = ws.until_terminal().await;
+    assert!(matches!(frames.last(), Some(ServerFrame::Message { .. })));
+    stack.stop().await;
+}

@@ -1,0 +1,182 @@
+//! A real stack for agent-bridge tests: a fresh database, board-service and
+//! agent-bridge on 127.0.0.1:0, plus WebSocket and AG-UI helpers.
+
+#![allow(dead_code)]
+
+pub mod agui_server;
+pub mod fake_agent;
+pub mod ws;
+
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use agui_server::AgUiServer;
+#[allow(unused_imports)]
+pub use ws::{Ws, assert_contiguous, streamed_text, tool_frames};
+
+use std::{net::SocketAddr, time::Duration};
+
+use protocol::v1::{BoardSnapshot, GetBoardRequest, board_service_client::BoardServiceClient};
+use service_kit::test_database::TestDatabase;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// Guards against a hung test; never a timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How to start agent-bridge.
+#[derive(Clone)]
+pub struct Options {
+    pub agent_url: Option<String>,
+    pub agent_timeout: Duration,
+    pub token_delay: Duration,
+    /// Point the built-in agent at a port where nothing listens.
+    pub board_service_down: bool,
+    pub socket_queue: usize,
+    pub replay_frames: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            agent_url: None,
+            agent_timeout: Duration::from_secs(10),
+            token_delay: Duration::ZERO,
+            board_service_down: false,
+            socket_queue: 1024,
+            replay_frames: 10_000,
+        }
+    }
+}
+
+/// A running service and the way to stop it.
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("service stops")
+            .expect("join")
+            .expect("service ran cleanly");
+    }
+}
+
+/// board-service and agent-bridge over one fresh database.
+pub struct Stack {
+    pub db: TestDatabase,
+    pub board_addr: SocketAddr,
+    pub addr: SocketAddr,
+    pub options: Options,
+    board: Running,
+    bridge: Running,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let db = TestDatabase::create().await;
+        let mut config = board_service::Config::new(db.url());
+        config.listen_addr = "127.0.0.1:0".parse().unwrap();
+        config.default_board = Some("default".into());
+        let app = board_service::App::build(config)
+            .await
+            .expect("board-service starts");
+        let board_addr = app.local_addr();
+        let board = spawn(|stopped| app.run_until_stopped(stopped));
+        let (addr, bridge) = start_bridge(db.url(), board_addr, &options).await;
+        Self {
+            db,
+            board_addr,
+            addr,
+            options,
+            board,
+            bridge,
+        }
+    }
+
+    /// Stops agent-bridge gracefully and starts a new one on the same database.
+    pub async fn restart_bridge(&mut self) {
+        let (addr, bridge) = start_bridge(self.db.url(), self.board_addr, &self.options).await;
+        let old = std::mem::replace(&mut self.bridge, bridge);
+        old.stop().await;
+        self.addr = addr;
+    }
+
+    pub async fn stop(self) {
+        self.bridge.stop().await;
+        self.board.stop().await;
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/ws/chat{query}", self.addr)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn board(&self) -> BoardSnapshot {
+        let mut client = BoardServiceClient::connect(format!("http://{}", self.board_addr))
+            .await
+            .expect("connect to board-service");
+        client
+            .get_board(GetBoardRequest {
+                board_id: "default".into(),
+            })
+            .await
+            .expect("get the default board")
+            .into_inner()
+    }
+}
+
+async fn start_bridge(
+    database_url: &str,
+    board_addr: SocketAddr,
+    options: &Options,
+) -> (SocketAddr, Running) {
+    let mut config = agent_bridge::Config::new(database_url);
+    config.listen_addr = "127.0.0.1:0".parse().unwrap();
+    config.board_service_url = if options.board_service_down {
+        format!("http://{}", closed_port())
+    } else {
+        format!("http://{board_addr}")
+    };
+    config.agent_url = options.agent_url.clone();
+    config.agent_timeout = options.agent_timeout;
+    config.builtin_token_delay = options.token_delay;
+    config.socket_queue = options.socket_queue;
+    config.replay_frames = options.replay_frames;
+    let app = agent_bridge::App::build(config)
+        .await
+        .expect("agent-bridge starts");
+    let addr = app.local_addr();
+    (addr, spawn(|stopped| app.run_until_stopped(stopped)))
+}
+
+fn spawn<F>(run: impl FnOnce(futures::future::BoxFuture<'static, ()>) -> F) -> Running
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(Box::pin(async {
+        let _ = stopped.await;
+    })));
+    Running {
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// An address where nothing listens.
+pub fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}

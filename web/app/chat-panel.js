@@ -1,0 +1,338 @@
+// The PM assistant panel: streamed replies, a live card per tool call,
+// queued messages while offline, cancel for the run in flight.
+
+import { h, fill } from './dom.js';
+import { statusPill } from './status-pill.js';
+
+const SUGGESTIONS = [
+  'Create a P1 story for login',
+  'What is in progress?',
+  'Create a P0 bug for checkout timeouts',
+];
+const KEEP_TURNS = 40;
+
+export class ChatPanel {
+  /**
+   * @param {HTMLElement} root
+   * @param {import('../lib/chat-client.js').ChatClient} chat
+   * @param {{storageKey: string, boardName: () => string}} opts
+   */
+  constructor(root, chat, { storageKey }) {
+    this.root = root;
+    this.chat = chat;
+    this.storageKey = storageKey;
+    this.turns = new Map(); // runId → {el, text, tools: Map(id → el), data}
+    this.items = [];
+    this.status = statusPill({ label: 'Assistant', testid: 'chat-status', onRetry: () => chat.retry() });
+
+    this.log = h('div.chat-log', { 'data-testid': 'chat-log', role: 'log', 'aria-live': 'polite' });
+    this.empty = h('div.chat-empty',
+      h('div.chat-empty-title', 'Ask the project assistant'),
+      h('p', 'It reads and changes this board for you. Every tool it runs shows up here as it happens.'),
+      h('div.chips', SUGGESTIONS.map((s) => h('button.chip', { type: 'button', onclick: () => this._send(s) }, s))));
+    this.input = h('textarea.chat-input', {
+      rows: 1, placeholder: 'Message the assistant…', 'data-testid': 'chat-input', 'aria-label': 'Message',
+    });
+    this.sendBtn = h('button.btn.btn-primary.chat-send', { type: 'submit', 'data-testid': 'chat-send', title: 'Send (Enter)' }, 'Send');
+    this.cancelBtn = h('button.btn.btn-ghost.chat-cancel', {
+      type: 'button', 'data-testid': 'chat-cancel', hidden: true, onclick: () => chat.cancel(),
+    }, h('span.stop-square'), 'Stop');
+    this.runLine = h('div.chat-runline', { 'data-testid': 'chat-runline', hidden: true });
+    const form = h('form.chat-composer', this.input, h('div.chat-actions',
+      h('span.chat-hint', 'Enter to send · Shift+Enter for a new line'), this.cancelBtn, this.sendBtn));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this._send(this.input.value);
+    });
+    this.input.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); form.requestSubmit(); }
+    });
+    this.input.addEventListener('input', () => this._autosize());
+
+    fill(root,
+      h('header.chat-head',
+        h('div.chat-title', h('span.chat-avatar', '✦'), h('div', h('div.chat-name', 'Project assistant'),
+          h('div.chat-sub', 'Creates, moves and reports on cards'))),
+        this.status.el),
+      this.log, this.runLine, form);
+
+    this._restore();
+    chat.on('status', (s) => this.status.update(s));
+    chat.on('session', ({ sessionId }) => this._save({ sessionId }));
+    chat.on('run', (r) => this._onRun(r));
+    chat.on('token', (t) => this._onToken(t));
+    chat.on('tool', (t) => this._onTool(t));
+    chat.on('message', (m) => this._onMessage(m));
+    chat.on('run-error', (e) => this._onRunError(e));
+    chat.on('rejected', (e) => this._note(`${e.message}`, 'error'));
+    chat.on('queue', (q) => this._onQueue(q));
+    setInterval(() => this._tickDurations(), 250);
+  }
+
+  _send(text) {
+    const content = text.trim();
+    if (!content) return;
+    const p = this.chat.send(content);
+    const item = { type: 'user', id: p.id, content };
+    this.items.push(item);
+    this._drawUser(item, 'queued');
+    this._onQueue(this.chat.queued.map(({ id, state }) => ({ id, state })));
+    this.input.value = '';
+    this._autosize();
+    this._persist();
+  }
+
+  _drawUser(item, state) {
+    const el = h('div.msg.msg-user', { 'data-testid': 'user-message', dataset: { queueId: item.id || '' } },
+      h('div.bubble', item.content),
+      state ? h('div.msg-state', { 'data-testid': 'message-state' }, state === 'queued' ? 'Queued — will send when connected' : 'Sending…') : null);
+    el.dataset.state = state || 'sent';
+    this._append(el);
+  }
+
+  _onQueue(queue) {
+    const states = new Map(queue.map((q) => [q.id, q.state]));
+    for (const el of this.log.querySelectorAll('.msg-user[data-queue-id]')) {
+      const id = el.dataset.queueId;
+      const note = el.querySelector('.msg-state');
+      const state = states.get(id);
+      if (!state || state === 'running') {
+        el.dataset.state = 'sent';
+        note?.remove();
+        delete el.dataset.queueId;
+      } else if (note) {
+        el.dataset.state = state;
+        note.textContent = state === 'queued' ? 'Queued — will send when connected' : 'Sending…';
+      }
+    }
+  }
+
+  _turn(runId) {
+    let turn = this.turns.get(runId);
+    if (turn) return turn;
+    const data = { type: 'assistant', runId, text: '', tools: {}, status: 'processing' };
+    this.items.push(data);
+    turn = this._drawTurn(data);
+    return turn;
+  }
+
+  _drawTurn(data) {
+    const tools = h('div.tools');
+    const text = h('div.bubble.assistant-text', { 'data-testid': 'assistant-message' });
+    const el = h('div.msg.msg-assistant', { 'data-run-id': data.runId || '' }, tools, text);
+    const turn = { el, tools, text, toolEls: new Map(), data };
+    this.turns.set(data.runId, turn);
+    this._append(el);
+    this._setText(turn, data.text, data.status === 'processing');
+    for (const tool of Object.values(data.tools)) this._drawTool(turn, tool);
+    if (data.error) this._turnError(turn, data.error);
+    return turn;
+  }
+
+  _setText(turn, text, streaming) {
+    turn.text.hidden = !text && !streaming;
+    fill(turn.text, ...renderText(text));
+    turn.text.classList.toggle('streaming', !!streaming);
+  }
+
+  _onRun({ runId, status, message }) {
+    const running = status === 'processing';
+    this.cancelBtn.hidden = !running;
+    this.runLine.hidden = !running;
+    if (running) {
+      fill(this.runLine, h('span.spinner'), message || 'Working…');
+      const turn = this._turn(runId);
+      this._setText(turn, turn.data.text, true);
+    }
+    if (status === 'cancelled') {
+      const turn = this.turns.get(runId);
+      if (turn) {
+        turn.data.status = 'cancelled';
+        this._setText(turn, turn.data.text, false);
+        this._turnError(turn, { code: 'cancelled', message: 'Stopped.' });
+      }
+      this._persist();
+    }
+  }
+
+  _onToken({ runId, token }) {
+    const turn = this._turn(runId);
+    turn.data.text += token;
+    this._setText(turn, turn.data.text, true);
+    this._stick();
+  }
+
+  _onTool(tool) {
+    const turn = this._turn(tool.runId);
+    turn.data.tools[tool.id] = tool;
+    this._drawTool(turn, tool);
+    this._stick();
+    if (tool.status === 'completed' || tool.status === 'failed') this._persist();
+  }
+
+  _drawTool(turn, tool) {
+    let el = turn.toolEls.get(tool.id);
+    if (!el) {
+      el = h('div.tool-card', { 'data-testid': 'tool-card', dataset: { toolId: tool.id } });
+      turn.toolEls.set(tool.id, el);
+      turn.tools.append(el);
+    }
+    el.dataset.tool = tool.tool;
+    el.dataset.status = tool.status;
+    el._tool = tool;
+    const open = el.querySelector('details')?.open;
+    fill(el,
+      h('div.tool-head',
+        h('span.tool-icon'),
+        h('span.tool-name', tool.tool),
+        h('span.tool-status', { 'data-testid': 'tool-status' }, statusWord(tool.status)),
+        h('span.spacer'),
+        h('span.tool-dur', { 'data-testid': 'tool-duration' }, duration(tool))),
+      tool.progress != null && tool.status !== 'completed'
+        ? h('div.tool-progress', h('i', { style: `width:${Math.round(tool.progress * 100)}%` })) : null,
+      summary(tool) ? h('div.tool-summary', summary(tool)) : null,
+      h('details', { open: !!open },
+        h('summary', 'Input and output'),
+        h('div.tool-io-label', 'Input'), h('pre.tool-io', { 'data-testid': 'tool-input' }, pretty(tool.input)),
+        tool.output != null ? [h('div.tool-io-label', 'Output'), h('pre.tool-io', { 'data-testid': 'tool-output' }, pretty(tool.output))] : null),
+      tool.error ? h('div.tool-error', tool.error) : null);
+  }
+
+  _tickDurations() {
+    for (const el of this.log.querySelectorAll('.tool-card[data-status="running"], .tool-card[data-status="started"]')) {
+      const d = el.querySelector('.tool-dur');
+      if (d && el._tool) d.textContent = duration(el._tool);
+    }
+  }
+
+  _onMessage({ runId, content }) {
+    const turn = this._turn(runId);
+    turn.data.text = content || turn.data.text;
+    turn.data.status = 'done';
+    this._setText(turn, turn.data.text, false);
+    this._endRun();
+  }
+
+  _onRunError({ runId, code, message }) {
+    const turn = this._turn(runId);
+    turn.data.status = 'error';
+    turn.data.error = { code, message };
+    this._setText(turn, turn.data.text, false);
+    this._turnError(turn, turn.data.error);
+    this._endRun();
+  }
+
+  _turnError(turn, { code, message }) {
+    turn.el.querySelector('.turn-error')?.remove();
+    turn.el.append(h(`div.turn-error${code === 'cancelled' ? '.turn-cancelled' : ''}`, { 'data-testid': 'run-error' }, message || code));
+  }
+
+  _endRun() {
+    this.cancelBtn.hidden = true;
+    this.runLine.hidden = true;
+    this._persist();
+    this._stick();
+  }
+
+  _note(text, kind) {
+    this._append(h(`div.chat-note.chat-note-${kind}`, text));
+  }
+
+  _append(el) {
+    this.empty.remove();
+    this.log.append(el);
+    this._stick(true);
+  }
+
+  _stick(force) {
+    const nearBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 120;
+    if (force || nearBottom) this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  _autosize() {
+    this.input.style.height = 'auto';
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
+  }
+
+  // ---- persistence: the transcript survives a reload ----
+
+  _load() {
+    try { return JSON.parse(localStorage.getItem(this.storageKey) || '{}'); } catch { return {}; }
+  }
+
+  _save(patch) {
+    try {
+      localStorage.setItem(this.storageKey, JSON.stringify({ ...this._load(), ...patch }));
+    } catch { /* storage full or disabled */ }
+  }
+
+  _persist() {
+    let turns = 0;
+    const kept = [];
+    for (let i = this.items.length - 1; i >= 0 && turns < KEEP_TURNS; i--) {
+      kept.unshift(this.items[i]);
+      if (this.items[i].type === 'user') turns++;
+    }
+    this._save({ items: kept, lastSeq: this.chat.lastSeq });
+  }
+
+  _restore() {
+    const saved = this._load();
+    this.items = saved.items || [];
+    if (!this.items.length) { this.log.append(this.empty); return; }
+    for (const item of this.items) {
+      if (item.type === 'user') this._drawUser(item, null);
+      else {
+        if (item.status === 'processing') item.status = 'interrupted';
+        this._drawTurn(item);
+      }
+    }
+  }
+}
+
+function statusWord(s) {
+  return { started: 'Started', running: 'Running', completed: 'Completed', failed: 'Failed' }[s] || s;
+}
+
+function duration(tool) {
+  const end = tool.endTime || (tool.status === 'completed' || tool.status === 'failed' ? tool.startTime : Date.now());
+  if (!tool.startTime) return '';
+  const ms = Math.max(0, end - tool.startTime);
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** One line that says what the tool did, when its output says it plainly. */
+function summary(tool) {
+  const o = tool.output;
+  const i = tool.input || {};
+  if (tool.status === 'failed') return null;
+  if (o && typeof o === 'object') {
+    const t = o.task || o;
+    if (t.title && (t.lane || t.laneKey)) return `${t.title} → ${t.lane || t.laneKey}`;
+    if (Array.isArray(o.tasks)) return `${o.tasks.length} task${o.tasks.length === 1 ? '' : 's'}`;
+  }
+  if (i.title) return i.title;
+  return null;
+}
+
+function pretty(v) {
+  if (v == null) return '';
+  if (typeof v === 'string') {
+    try { return JSON.stringify(JSON.parse(v), null, 2); } catch { return v; }
+  }
+  return JSON.stringify(v, null, 2);
+}
+
+/** Plain text with **bold** and line breaks; never HTML from the wire. */
+function renderText(text) {
+  const out = [];
+  const lines = String(text || '').split('\n');
+  lines.forEach((line, n) => {
+    if (n) out.push(h('br'));
+    line.split(/(\*\*[^*]+\*\*)/g).forEach((part) => {
+      if (part.startsWith('**') && part.endsWith('**') && part.length > 4) out.push(h('strong', part.slice(2, -2)));
+      else if (part) out.push(part);
+    });
+  });
+  return out;
+}

@@ -1,0 +1,355 @@
+// Boardwire chat protocol client: one WebSocket to agent-bridge's `/ws/chat`,
+// one session. No DOM code.
+//
+//   const chat = new ChatClient({ url: 'ws://localhost:8001/ws/chat', boardId: 'default' });
+//   chat.on('token', ({ runId, token }) => appendText(runId, token));
+//   chat.on('tool', (tool) => drawToolCard(tool));
+//   chat.on('status', ({ state, latencyMs }) => showStatus(state, latencyMs));
+//   chat.connect();
+//   const reply = await chat.send('Create a P1 story for login'); // {runId, content, artifacts}
+//
+// Frames carry the session's `seq`; the client drops run frames it has seen
+// and reconnects with `last_seq`, so a tab that drops mid-run gets the rest
+// of the run and nothing twice. Messages sent while offline, or while the
+// session has a run in flight, wait in `queued` and go out in order.
+
+import { Emitter, Backoff, newId } from './shared.js';
+
+/** A run that ended with `error` or `status: cancelled`. */
+export class RunError extends Error {
+  constructor(code, message, runId = null) {
+    super(message);
+    this.name = 'RunError';
+    this.code = code;
+    this.runId = runId;
+  }
+}
+
+/**
+ * Events (`chat.on(name, fn)` returns an unsubscribe function):
+ * - `status` `{state, attempt, delayMs, latencyMs, reason}`: connection state
+ *   (`connecting`, `connected`, `reconnecting`, `disconnected`).
+ * - `session` `{sessionId, boardId}` once the bridge named them.
+ * - `run` `{runId, status, message}`: `processing`, `idle` or `cancelled`.
+ * - `token` `{runId, token, done}`; `tool` (the `tool_execution` data plus `runId`);
+ *   `message` `{runId, content, artifacts}`; `run-error` `{runId, code, message}`.
+ * - `rejected` `{code, message}`: an error for this socket only (no run).
+ * - `queue` (array of `{id, content, state}`) whenever the outbox changes.
+ * - `latency` (ms), `frame` (every frame, raw).
+ */
+export class ChatClient extends Emitter {
+  /**
+   * @param {object} opts
+   * @param {string} opts.url WebSocket URL of `/ws/chat`.
+   * @param {string} [opts.boardId] Board (id or slug) the session works on.
+   * @param {string} [opts.sessionId] Resume this session; without it the bridge makes one.
+   * @param {number} [opts.lastSeq] Resume after this seq (e.g. restored from storage).
+   * @param {number} [opts.pingIntervalMs=5000] Latency probe interval.
+   * @param {number} [opts.baseDelayMs=500] @param {number} [opts.maxDelayMs=10000]
+   * @param {number} [opts.maxAttempts=12]
+   * @param {typeof WebSocket} [opts.WebSocket]
+   */
+  constructor(opts) {
+    super();
+    this.url = opts.url;
+    this.boardId = opts.boardId || null;
+    this.sessionId = opts.sessionId || null;
+    this.lastSeq = opts.lastSeq ?? null;
+    this.WebSocket = opts.WebSocket || globalThis.WebSocket;
+    this.pingIntervalMs = opts.pingIntervalMs ?? 5000;
+    this.backoff = new Backoff(opts.baseDelayMs ?? 500, opts.maxDelayMs ?? 10000);
+    this.maxAttempts = opts.maxAttempts ?? 12;
+    this.state = 'idle';
+    this.latencyMs = null;
+    /** The run in flight on the session, if any. */
+    this.activeRunId = null;
+    /** Outgoing messages not yet bound to a run, oldest first. */
+    this.queued = [];
+    this._ws = null;
+    this._stopped = true;
+    this._timers = {};
+    this._awaiting = null; // the message sent, waiting for its run to start
+    this._runs = new Map(); // runId → message entry (null: another tab's run)
+    this._ended = new Set();
+  }
+
+  connect() {
+    this._stopped = false;
+    if (!this._ws) this._open();
+    return this;
+  }
+
+  retry() {
+    this._stopped = false;
+    this.backoff.reset();
+    clearTimeout(this._timers.reconnect);
+    this._closeSocket();
+    this._open();
+  }
+
+  close() {
+    this._stopped = true;
+    clearTimeout(this._timers.reconnect);
+    this._closeSocket();
+    this._setState('disconnected', { reason: 'closed' });
+  }
+
+  /**
+   * Queues `content` and sends it as soon as the socket is up and no run is
+   * in flight. Resolves with `{runId, content, artifacts}` when its run ends
+   * with `message`; rejects with a RunError on `error` or cancellation.
+   * The returned promise has `.id`, the queue entry's id.
+   */
+  send(content) {
+    const entry = { id: newId(), content, state: 'queued' };
+    const promise = new Promise((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
+    });
+    promise.id = entry.id;
+    promise.catch(() => {}); // callers that ignore the outcome see no unhandled rejection
+    this.queued.push(entry);
+    this._emitQueue();
+    this._pump();
+    return promise;
+  }
+
+  /** Drops a message that has not been sent yet. */
+  unqueue(id) {
+    const i = this.queued.findIndex((e) => e.id === id && e.state === 'queued');
+    if (i < 0) return false;
+    const [entry] = this.queued.splice(i, 1);
+    entry.reject(new RunError('unqueued', 'removed before it was sent'));
+    this._emitQueue();
+    return true;
+  }
+
+  /** Asks the bridge to stop the run in flight (or `runId`). */
+  cancel(runId = this.activeRunId) {
+    const frame = { type: 'cancel' };
+    if (runId) frame.runId = runId;
+    return this._send(frame);
+  }
+
+  // ---- internals ----
+
+  _open() {
+    clearTimeout(this._timers.reconnect);
+    this._setState(this.backoff.attempt ? 'reconnecting' : 'connecting', { attempt: this.backoff.attempt });
+    const params = new URLSearchParams();
+    if (this.sessionId) params.set('session_id', this.sessionId);
+    if (this.boardId) params.set('board_id', this.boardId);
+    if (this.lastSeq != null) params.set('last_seq', String(this.lastSeq));
+    const url = this.url + (this.url.includes('?') ? '&' : '?') + params;
+    let ws;
+    try {
+      ws = new this.WebSocket(url);
+    } catch (err) {
+      this._scheduleReconnect(String(err));
+      return;
+    }
+    this._ws = ws;
+    ws.onmessage = (ev) => this._onMessage(ws, ev.data);
+    ws.onclose = (ev) => this._onClose(ws, ev.code, ev.reason);
+    ws.onerror = () => {};
+  }
+
+  _onMessage(ws, text) {
+    if (ws !== this._ws) return;
+    this._lastHeard = Date.now();
+    let frame;
+    try { frame = JSON.parse(text); } catch { return; }
+    if (frame.type === 'pong') {
+      if (this._pingSentAt) {
+        this.latencyMs = Date.now() - this._pingSentAt;
+        this._pingSentAt = 0;
+        this.emit('latency', this.latencyMs);
+        this.emit('status', { state: this.state, latencyMs: this.latencyMs });
+      }
+      return;
+    }
+    if (frame.type === 'connected') return this._onConnected(frame);
+    const runId = frame.runId || frame.data?.runId || null;
+    // Run frames take a new seq each; frames for this socket alone (rejections,
+    // "no run to cancel") repeat the latest one and must not be deduplicated.
+    if (runId && typeof frame.seq === 'number') {
+      if (this.lastSeq != null && frame.seq <= this.lastSeq) return;
+      this.lastSeq = frame.seq;
+    }
+    this.emit('frame', frame);
+    const d = frame.data || {};
+    switch (frame.type) {
+      case 'status':
+        if (d.status === 'processing' && runId) this._onRunStarted(runId);
+        this.emit('run', { runId, status: d.status, message: d.message });
+        if (d.status === 'cancelled') this._onRunEnded(runId, (e) => e.reject(new RunError('cancelled', d.message || 'cancelled', runId)));
+        break;
+      case 'token':
+        if (runId) this._onRunStarted(runId);
+        this.emit('token', { runId, token: d.token, done: d.done });
+        break;
+      case 'tool_execution':
+        if (runId) this._onRunStarted(runId);
+        this.emit('tool', { ...d, runId });
+        break;
+      case 'message':
+        this.emit('message', { runId, content: d.content, artifacts: d.artifacts || [] });
+        this._onRunEnded(runId, (e) => e.resolve({ runId, content: d.content, artifacts: d.artifacts || [] }));
+        break;
+      case 'error':
+        if (runId) {
+          this.emit('run-error', { runId, code: d.code, message: d.message });
+          this._onRunEnded(runId, (e) => e.reject(new RunError(d.code, d.message, runId)));
+        } else {
+          this._onRejected(d);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  _onConnected(frame) {
+    this.sessionId = frame.sessionId;
+    if (frame.boardId) this.boardId = frame.boardId;
+    this.activeRunId = frame.runId || null;
+    this.backoff.reset();
+    this.emit('session', { sessionId: this.sessionId, boardId: this.boardId });
+    this._setState('connected', { latencyMs: this.latencyMs });
+    this._startPing();
+    if (this._awaiting) {
+      // It went out before the socket dropped. If the bridge got it, its run
+      // shows up in the replay that follows `connected`; if not, send again.
+      clearTimeout(this._timers.resend);
+      this._timers.resend = setTimeout(() => {
+        if (this._awaiting && !this.activeRunId) {
+          this._awaiting.state = 'queued';
+          this._awaiting = null;
+          this._pump();
+        }
+      }, 750);
+    }
+    this._pump();
+  }
+
+  _onRunStarted(runId) {
+    if (this._ended.has(runId)) return;
+    this.activeRunId = runId;
+    if (this._runs.has(runId)) return;
+    if (this._awaiting) {
+      const entry = this._awaiting;
+      this._awaiting = null;
+      entry.state = 'running';
+      entry.runId = runId;
+      this._runs.set(runId, entry);
+      this.queued = this.queued.filter((e) => e !== entry);
+      this._emitQueue();
+    } else {
+      this._runs.set(runId, null); // a run started by another tab
+    }
+  }
+
+  _onRunEnded(runId, settle) {
+    const entry = this._runs.get(runId);
+    if (entry) settle(entry);
+    this._runs.delete(runId);
+    if (runId) this._ended.add(runId);
+    if (!runId || this.activeRunId === runId) this.activeRunId = null;
+    this._pump();
+  }
+
+  _onRejected(d) {
+    if (this._awaiting && d.code === 'run_in_progress') {
+      // Another tab's run holds the session: try again when it ends.
+      this._awaiting.state = 'queued';
+      this._awaiting = null;
+      this._emitQueue();
+      return;
+    }
+    if (this._awaiting) {
+      const entry = this._awaiting;
+      this._awaiting = null;
+      this.queued = this.queued.filter((e) => e !== entry);
+      entry.reject(new RunError(d.code, d.message));
+      this._emitQueue();
+    }
+    this.emit('rejected', { code: d.code, message: d.message });
+    this._pump();
+  }
+
+  _pump() {
+    if (this.state !== 'connected' || this.activeRunId || this._awaiting) return;
+    const entry = this.queued.find((e) => e.state === 'queued');
+    if (!entry) return;
+    const sent = this._send({
+      type: 'message',
+      data: { content: entry.content, session_id: this.sessionId },
+      timestamp: new Date().toISOString(),
+    });
+    if (!sent) return;
+    entry.state = 'sent';
+    this._awaiting = entry;
+    this._emitQueue();
+  }
+
+  _emitQueue() {
+    this.emit('queue', this.queued.map(({ id, content, state }) => ({ id, content, state })));
+  }
+
+  _startPing() {
+    clearInterval(this._timers.ping);
+    const probe = () => {
+      if (this._pingSentAt && Date.now() - this._lastHeard > this.pingIntervalMs * 3) {
+        this._closeSocket();
+        this._scheduleReconnect('no pong from the bridge');
+        return;
+      }
+      if (!this._pingSentAt) this._pingSentAt = Date.now();
+      this._send({ type: 'ping' });
+    };
+    this._timers.ping = setInterval(probe, this.pingIntervalMs);
+    setTimeout(probe, 50);
+  }
+
+  _send(frame) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== 1) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  _closeSocket() {
+    const ws = this._ws;
+    this._ws = null;
+    this._pingSentAt = 0;
+    clearInterval(this._timers.ping);
+    if (ws) {
+      ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(1000); } catch { /* already closed */ }
+    }
+  }
+
+  _onClose(ws, code, reason) {
+    if (ws !== this._ws) return;
+    this._ws = null;
+    this._pingSentAt = 0;
+    clearInterval(this._timers.ping);
+    if (!this._stopped) this._scheduleReconnect(reason || `closed (${code})`);
+  }
+
+  _scheduleReconnect(reason) {
+    this.activeRunId = null;
+    if (this.backoff.attempt >= this.maxAttempts) {
+      this._setState('disconnected', { reason, attempt: this.backoff.attempt });
+      return;
+    }
+    const delayMs = this.backoff.next();
+    this._setState('reconnecting', { attempt: this.backoff.attempt, delayMs, reason });
+    this._timers.reconnect = setTimeout(() => this._open(), delayMs);
+  }
+
+  _setState(state, info) {
+    this.state = state;
+    this.emit('status', { state, latencyMs: this.latencyMs, ...info });
+  }
+}

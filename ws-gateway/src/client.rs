@@ -1,0 +1,276 @@
+//! One connected client (WebSocket or SSE): its bounded outbox and the
+//! signals its connection task waits on.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use axum::extract::ws::Utf8Bytes;
+use protocol::board_frames::ServerFrame;
+use tokio::sync::Notify;
+
+use crate::{hub::Frame, time::now_ms};
+
+/// Why the gateway closes a connection, as a WebSocket close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    Shutdown,
+    TooBig,
+    MaxConnections,
+    Unauthorized,
+    TokenExpired,
+    HeartbeatTimeout,
+    SlowConsumer,
+    MessageRate,
+    IpConnectRate,
+}
+
+impl CloseReason {
+    pub fn code(self) -> u16 {
+        match self {
+            Self::Shutdown => 1001,
+            Self::TooBig => 1009,
+            Self::MaxConnections => 1013,
+            Self::Unauthorized => 4001,
+            Self::TokenExpired => 4002,
+            Self::HeartbeatTimeout => 4008,
+            Self::SlowConsumer => 4009,
+            Self::MessageRate => 4029,
+            Self::IpConnectRate => 4030,
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Shutdown => "gateway shutting down",
+            Self::TooBig => "frame larger than the limit",
+            Self::MaxConnections => "connection limit reached, retry later",
+            Self::Unauthorized => "a valid token is required",
+            Self::TokenExpired => "token expired",
+            Self::HeartbeatTimeout => "no message within the heartbeat timeout",
+            Self::SlowConsumer => "client stopped reading",
+            Self::MessageRate => "message rate limit exceeded",
+            Self::IpConnectRate => "connection rate limit for this address exceeded",
+        }
+    }
+}
+
+/// An entry of the outbox.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A board frame, encoded once and shared by every subscriber.
+    Board(Frame),
+    /// A frame for this client only (ack, error, pong, connected).
+    Direct(Utf8Bytes),
+    /// A WebSocket ping from the heartbeat.
+    Ping,
+}
+
+/// The outbox was full; the caller drops this board's frames for the client.
+#[derive(Debug)]
+pub struct Full;
+
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Outgoing>,
+    /// Boards whose frames were dropped: each gets a fresh `board.sync` once
+    /// the outbox drains.
+    lagging: bool,
+    closing: Option<CloseReason>,
+}
+
+/// A connected client, shared by its connection task, the board feeds it
+/// watches and the heartbeat.
+pub struct Client {
+    pub id: u64,
+    limit: usize,
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+    last_seen_ms: AtomicU64,
+    /// Token expiry in ms since the epoch; 0 for none.
+    expires_ms: AtomicU64,
+    /// When an unauthenticated connection must have sent `auth`; 0 for none.
+    auth_deadline_ms: AtomicU64,
+    /// SSE clients cannot answer pings; only WebSockets time out.
+    pub sse: bool,
+}
+
+impl Client {
+    pub fn new(id: u64, limit: usize, sse: bool) -> Self {
+        Self {
+            sse,
+            auth_deadline_ms: AtomicU64::new(0),
+            id,
+            limit,
+            outbox: Mutex::default(),
+            wake: Notify::new(),
+            last_seen_ms: AtomicU64::new(now_ms()),
+            expires_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a board frame unless the outbox is at its limit.
+    pub fn push_board(&self, frame: &Frame) -> Result<(), Full> {
+        {
+            let mut outbox = self.outbox();
+            if outbox.queue.len() >= self.limit {
+                return Err(Full);
+            }
+            outbox.queue.push_back(Outgoing::Board(frame.clone()));
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Drops every queued frame of `board_id` and flags the client for a
+    /// fresh `board.sync` once it drains.
+    pub fn drop_board(&self, board_id: &str) {
+        let mut outbox = self.outbox();
+        outbox
+            .queue
+            .retain(|o| !matches!(o, Outgoing::Board(f) if &*f.board_id == board_id));
+        outbox.lagging = true;
+    }
+
+    /// Queues a frame for this client only; never refused, as these are
+    /// answers to the client's own (rate-limited) frames.
+    pub fn push_frame(&self, frame: &ServerFrame) {
+        let text = serde_json::to_string(frame).expect("frames always serialize");
+        self.push(Outgoing::Direct(text.into()));
+    }
+
+    pub fn push(&self, outgoing: Outgoing) {
+        self.outbox().queue.push_back(outgoing);
+        self.wake.notify_one();
+    }
+
+    /// Asks the connection task to close with `reason`.
+    pub fn close(&self, reason: CloseReason) {
+        self.outbox().closing.get_or_insert(reason);
+        self.wake.notify_one();
+    }
+
+    /// Waits until there is something to send or a close to do.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Moves up to `max` queued entries into `batch`. Returns the close
+    /// reason once the queue is empty and a close was asked for, and whether
+    /// the client was lagging and has now drained.
+    pub fn take(&self, batch: &mut Vec<Outgoing>, max: usize) -> Taken {
+        let mut outbox = self.outbox();
+        if let Some(reason) = outbox.closing {
+            // Closing skips board frames (the client resumes after a
+            // reconnect) but still says why: errors and acks go first.
+            let direct: Vec<_> = outbox
+                .queue
+                .drain(..)
+                .filter(|o| matches!(o, Outgoing::Direct(_)))
+                .collect();
+            if direct.is_empty() {
+                return Taken::Close(reason);
+            }
+            batch.extend(direct);
+            return Taken::More;
+        }
+        let n = outbox.queue.len().min(max);
+        batch.extend(outbox.queue.drain(..n));
+        if outbox.queue.is_empty() {
+            // Keep idle clients small after a burst.
+            if outbox.queue.capacity() > 64 {
+                outbox.queue = VecDeque::new();
+            }
+            if std::mem::take(&mut outbox.lagging) {
+                return Taken::Drained;
+            }
+        }
+        Taken::More
+    }
+
+    pub fn queued(&self) -> usize {
+        self.outbox().queue.len()
+    }
+
+    pub fn touch(&self) {
+        self.last_seen_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn last_seen_ms(&self) -> u64 {
+        self.last_seen_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn set_expiry_ms(&self, ms: u64) {
+        self.expires_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn set_auth_deadline_ms(&self, ms: u64) {
+        self.auth_deadline_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn auth_deadline_ms(&self) -> u64 {
+        self.auth_deadline_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn expiry_ms(&self) -> u64 {
+        self.expires_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// What [`Client::take`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    More,
+    /// The client had lagged and its outbox is now empty: resync its boards.
+    Drained,
+    Close(CloseReason),
+}
+
+/// Every connected client, for the heartbeat, stats and shutdown.
+#[derive(Default)]
+pub struct Registry {
+    clients: Mutex<HashMap<u64, Arc<Client>>>,
+    next_id: AtomicU64,
+    /// Woken whenever a client leaves, so shutdown can wait for the last.
+    pub left: Notify,
+}
+
+impl Registry {
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn insert(&self, client: Arc<Client>) {
+        self.lock().insert(client.id, client);
+    }
+
+    pub fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+        self.left.notify_waiters();
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of the client list, so callers never hold the lock while working.
+    pub fn all(&self) -> Vec<Arc<Client>> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Client>>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,109 @@
+//! Settings, all from the environment (or flags) with defaults that suit
+//! local development.
+
+use std::{net::SocketAddr, time::Duration};
+
+/// Everything ws-gateway needs to start. Flatten it into a binary's clap
+/// arguments, or build it with [`Config::new`] in tests.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// HTTP/WebSocket listen address; port 0 picks a free one.
+    #[arg(
+        long = "ws-listen-addr",
+        env = "WS_GATEWAY_ADDR",
+        default_value = "0.0.0.0:4002"
+    )]
+    pub listen_addr: SocketAddr,
+    /// board-service's gRPC URL.
+    #[arg(
+        long,
+        env = "BOARD_SERVICE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub board_service_url: String,
+    /// HS256 secret for client tokens; unset leaves every board open.
+    #[arg(long, env = "WS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Origins allowed to connect, comma-separated; empty allows any.
+    #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Open connections at most (WebSocket and SSE together).
+    #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// New connections per client IP per minute.
+    #[arg(long, env = "WS_MAX_CONNECTS_PER_IP_PER_MIN", default_value_t = 600)]
+    pub max_connects_per_ip_per_min: u32,
+    /// Client frames per second per connection (bursts of twice that pass).
+    #[arg(long, env = "WS_MAX_MESSAGES_PER_SEC", default_value_t = 50)]
+    pub max_messages_per_sec: u32,
+    /// Largest incoming frame in bytes; larger closes with 1009.
+    #[arg(long, env = "WS_MAX_FRAME_BYTES", default_value_t = 1 << 20)]
+    pub max_frame_bytes: usize,
+    /// Boards one connection may watch at once.
+    #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 32)]
+    pub max_subscriptions: usize,
+    /// Frames a client may have queued before they are dropped for a fresh board.sync.
+    #[arg(long, env = "WS_CLIENT_QUEUE", default_value_t = 1024)]
+    pub client_queue: usize,
+    /// Recent frames kept per board for clients resuming with sinceVersion.
+    #[arg(long, env = "WS_REPLAY_WINDOW", default_value_t = 4096)]
+    pub replay_window: usize,
+    /// Server ping interval, ms.
+    #[arg(long, env = "WS_HEARTBEAT_MS", default_value_t = 30_000)]
+    pub heartbeat_ms: u64,
+    /// A client silent this long is closed (4008), ms.
+    #[arg(long, env = "WS_CLIENT_TIMEOUT_MS", default_value_t = 75_000)]
+    pub client_timeout_ms: u64,
+    /// A socket that accepts no bytes this long is closed (4009), ms.
+    #[arg(long, env = "WS_STUCK_TIMEOUT_MS", default_value_t = 30_000)]
+    pub stuck_timeout_ms: u64,
+    /// Time to send an `auth` frame when a token is required, ms.
+    #[arg(long, env = "WS_AUTH_TIMEOUT_MS", default_value_t = 10_000)]
+    pub auth_timeout_ms: u64,
+}
+
+impl Config {
+    /// Defaults, listening on `127.0.0.1:0`, talking to `board_service_url`.
+    pub fn new(board_service_url: impl Into<String>) -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            board_service_url: board_service_url.into(),
+            jwt_secret: None,
+            allowed_origins: Vec::new(),
+            max_connections: 100_000,
+            max_connects_per_ip_per_min: 600,
+            max_messages_per_sec: 50,
+            max_frame_bytes: 1 << 20,
+            max_subscriptions: 32,
+            client_queue: 1024,
+            replay_window: 4096,
+            heartbeat_ms: 30_000,
+            client_timeout_ms: 75_000,
+            stuck_timeout_ms: 30_000,
+            auth_timeout_ms: 10_000,
+        }
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    pub fn stuck_timeout(&self) -> Duration {
+        Duration::from_millis(self.stuck_timeout_ms)
+    }
+
+    /// Whether a browser from `origin` may connect.
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        match origin {
+            // Non-browser clients send no Origin; the token is their check.
+            None => true,
+            Some(origin) => {
+                self.allowed_origins.is_empty()
+                    || self
+                        .allowed_origins
+                        .iter()
+                        .any(|o| o == "*" || o.trim_end_matches('/') == origin)
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! `/health`, `/stats` and `/metrics`.
+
+use std::sync::{Arc, atomic::Ordering::Relaxed};
+
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use serde::Serialize;
+
+use crate::{metrics::Gauges, state::Shared};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Health {
+    status: &'static str,
+    websocket: WebsocketHealth,
+    board_service: &'static str,
+}
+
+#[derive(Serialize)]
+struct WebsocketHealth {
+    running: bool,
+    connections: usize,
+    port: u16,
+}
+
+/// 200 while board-service answers its health check, else 503.
+pub async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let serving = shared.hub.upstream().check().await;
+    let body = Health {
+        status: if serving { "ok" } else { "degraded" },
+        websocket: WebsocketHealth {
+            running: !shared.stop.is_cancelled(),
+            connections: shared.clients.len(),
+            port: shared.port,
+        },
+        board_service: if serving { "serving" } else { "unavailable" },
+    };
+    let code = if serving {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stats {
+    clients: usize,
+    boards: Vec<BoardStats>,
+    frames_in: u64,
+    frames_out: u64,
+    frames_queued: u64,
+    /// Clients with frames waiting past a quarter of their queue limit.
+    lagging_clients: usize,
+    /// Times a lagging client's queue was dropped for a fresh board.sync.
+    dropped_clients: u64,
+    upstream_reconnects: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BoardStats {
+    board_id: String,
+    slug: String,
+    subscribers: usize,
+    version: Option<u64>,
+}
+
+pub async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let clients = shared.clients.all();
+    let lagging_at = (shared.config.client_queue / 4).max(1);
+    let metrics = &shared.metrics;
+    Json(Stats {
+        clients: clients.len(),
+        boards: shared
+            .hub
+            .feeds()
+            .iter()
+            .map(|f| BoardStats {
+                board_id: f.board_id.to_string(),
+                slug: f.slug.clone(),
+                subscribers: f.subscriber_count(),
+                version: f.version(),
+            })
+            .collect(),
+        frames_in: metrics.frames_received.load(Relaxed),
+        frames_out: metrics.frames_sent.load(Relaxed),
+        frames_queued: metrics.frames_queued.load(Relaxed),
+        lagging_clients: clients.iter().filter(|c| c.queued() >= lagging_at).count(),
+        dropped_clients: metrics.clients_dropped.load(Relaxed),
+        upstream_reconnects: metrics.upstream_reconnects.load(Relaxed),
+    })
+}
+
+pub async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let queues: Vec<usize> = shared.clients.all().iter().map(|c| c.queued()).collect();
+    let gauges = Gauges {
+        queued_frames: queues.iter().sum(),
+        max_queue: queues.iter().copied().max().unwrap_or(0),
+        boards: shared.hub.feeds().len(),
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(&gauges),
+    )
+}

@@ -1,0 +1,381 @@
+//! One board's live feed in this process: its model of the board (kept from
+//! a snapshot plus every event after it), a window of recent encoded frames
+//! for resuming clients, and the subscribers it fans out to.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use protocol::{
+    board_frames::ServerFrame,
+    event_type,
+    v1::{Board, BoardEvent, BoardSnapshot, Task},
+};
+
+use super::Frame;
+use crate::{client::Client, metrics::Metrics, time::now_ms, upstream::Upstream};
+
+/// A client watching the board.
+struct Subscriber {
+    client: Arc<Client>,
+    /// The last version this client was given.
+    last: u64,
+    /// `Some(since)` until the feed has its first snapshot.
+    waiting: Option<Option<u64>>,
+    /// Its frames were dropped for lagging: it gets a `board.sync` on drain.
+    dropped: bool,
+    /// While its missed frames are read from board-service's log: the
+    /// replay's id and the live frames held back until it finishes.
+    replay: Option<(u64, Vec<Frame>)>,
+}
+
+#[derive(Default)]
+struct State {
+    board: Option<Board>,
+    tasks: HashMap<String, Task>,
+    version: u64,
+    /// Consecutive frames ending at `version`.
+    recent: VecDeque<Frame>,
+    /// `board.sync` at `version`, encoded on first use.
+    sync: Option<Frame>,
+    subscribers: Vec<Subscriber>,
+    closed: bool,
+}
+
+/// A board's feed; see the module docs.
+pub struct Feed {
+    pub board_id: Arc<str>,
+    pub slug: String,
+    window: usize,
+    metrics: Arc<Metrics>,
+    state: Mutex<State>,
+    /// Ends the upstream watch when the feed closes or the gateway stops.
+    pub stop: tokio_util::sync::CancellationToken,
+    upstream: Upstream,
+    replays: std::sync::atomic::AtomicU64,
+}
+
+/// Whether a subscribe could be placed.
+pub enum Attach {
+    Done,
+    /// The feed is closing; look it up again.
+    Closed,
+}
+
+impl Feed {
+    pub fn new(
+        board_id: &str,
+        slug: &str,
+        window: usize,
+        metrics: Arc<Metrics>,
+        stop: tokio_util::sync::CancellationToken,
+        upstream: Upstream,
+    ) -> Self {
+        Self {
+            stop,
+            upstream,
+            replays: Default::default(),
+            board_id: board_id.into(),
+            slug: slug.to_owned(),
+            window,
+            metrics,
+            state: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The version the feed has reached; `None` before its first snapshot.
+    pub fn version(&self) -> Option<u64> {
+        let state = self.state();
+        state.board.as_ref().map(|_| state.version)
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.state().subscribers.len()
+    }
+
+    pub fn holds_task(&self, task_id: &str) -> Option<bool> {
+        let state = self.state();
+        state
+            .board
+            .as_ref()
+            .map(|_| state.tasks.contains_key(task_id))
+    }
+
+    /// Adds `client` (or restarts it, if already there): without `since` it
+    /// gets `board.sync`, with it exactly the frames after `since` when the
+    /// window holds them, else `board.sync`. Frames and the sync are queued
+    /// under the feed lock, so nothing published meanwhile slips between.
+    pub fn attach(self: &Arc<Self>, client: &Arc<Client>, since: Option<u64>) -> Attach {
+        let mut state = self.state();
+        if state.closed {
+            return Attach::Closed;
+        }
+        state.subscribers.retain(|s| s.client.id != client.id);
+        let mut sub = Subscriber {
+            client: client.clone(),
+            last: 0,
+            waiting: Some(since),
+            dropped: false,
+            replay: None,
+        };
+        if state.board.is_some() {
+            self.catch_up(&mut state, &mut sub);
+        }
+        state.subscribers.push(sub);
+        Attach::Done
+    }
+
+    /// Removes `client`; returns whether the feed has no subscribers left.
+    pub fn detach(&self, client_id: u64) -> bool {
+        let mut state = self.state();
+        state.subscribers.retain(|s| s.client.id != client_id);
+        state.subscribers.is_empty()
+    }
+
+    /// Marks the feed closed if nobody subscribes; returns whether it did.
+    pub fn close_if_idle(&self) -> bool {
+        let mut state = self.state();
+        if state.subscribers.is_empty() {
+            state.closed = true;
+            self.stop.cancel();
+        }
+        state.closed
+    }
+
+    /// Gives a client that lagged and drained a fresh `board.sync`.
+    pub fn resync(self: &Arc<Self>, client_id: u64) {
+        let mut state = self.state();
+        let Some(index) = state
+            .subscribers
+            .iter()
+            .position(|s| s.client.id == client_id && s.dropped)
+        else {
+            return;
+        };
+        let mut sub = state.subscribers.swap_remove(index);
+        sub.dropped = false;
+        sub.waiting = Some(None);
+        self.catch_up(&mut state, &mut sub);
+        state.subscribers.push(sub);
+    }
+
+    /// Queues one replayed frame, if replay `id` of `client_id` is still
+    /// wanted (the client may have left, re-subscribed or been resynced).
+    pub fn push_replayed(&self, client_id: u64, id: u64, frame: &Frame) -> bool {
+        let state = self.state();
+        let Some(sub) = state
+            .subscribers
+            .iter()
+            .find(|s| s.client.id == client_id && s.replay.as_ref().is_some_and(|(r, _)| *r == id))
+        else {
+            return false;
+        };
+        sub.client.push_board(frame).is_ok()
+    }
+
+    /// Ends replay `id` of `client_id`: releases the live frames held back
+    /// meanwhile, or, when the log could not fill the gap, gives a `board.sync`.
+    pub fn finish_replay(self: &Arc<Self>, client_id: u64, id: u64, replayed_to: Option<u64>) {
+        let mut state = self.state();
+        let Some(index) = state.subscribers.iter().position(|s| {
+            s.client.id == client_id && s.replay.as_ref().is_some_and(|(r, _)| *r == id)
+        }) else {
+            return;
+        };
+        let mut sub = state.subscribers.swap_remove(index);
+        let (_, held) = sub.replay.take().expect("matched above");
+        match replayed_to {
+            Some(last) => {
+                sub.last = last;
+                for frame in held.iter().filter(|f| f.version > last) {
+                    if sub.client.push_board(frame).is_err() {
+                        sub.client.drop_board(&self.board_id);
+                        sub.dropped = true;
+                        break;
+                    }
+                    sub.last = frame.version;
+                }
+            }
+            None => {
+                sub.client.drop_board(&self.board_id);
+                sub.waiting = Some(None);
+                self.catch_up(&mut state, &mut sub);
+            }
+        }
+        state.subscribers.push(sub);
+    }
+
+    /// Queues what a waiting subscriber needs to reach `state.version`.
+    fn catch_up(self: &Arc<Self>, state: &mut State, sub: &mut Subscriber) {
+        let Some(since) = sub.waiting.take() else {
+            return;
+        };
+        let version = state.version;
+        let replay = since.filter(|&since| {
+            since == version
+                || (since < version && state.recent.front().is_some_and(|f| f.version <= since + 1))
+        });
+        if let (None, Some(since)) = (replay, since.filter(|&s| s < version)) {
+            // Older than the window: read the gap from board-service's log
+            // while live frames wait in `replay`.
+            let id = self
+                .replays
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            sub.replay = Some((id, Vec::new()));
+            sub.last = since;
+            super::replay::spawn(
+                self.clone(),
+                self.upstream.clone(),
+                sub.client.clone(),
+                id,
+                since,
+                version,
+            );
+            return;
+        }
+        let queued = match replay {
+            Some(since) => state
+                .recent
+                .iter()
+                .filter(|f| f.version > since)
+                .try_for_each(|f| sub.client.push_board(f)),
+            None => {
+                let sync = self.sync_frame(state);
+                sub.client.push_board(&sync)
+            }
+        };
+        sub.last = version;
+        if queued.is_err() {
+            sub.client.drop_board(&self.board_id);
+            sub.dropped = true;
+            self.metrics.client_dropped();
+        }
+    }
+
+    fn sync_frame(&self, state: &mut State) -> Frame {
+        if let Some(sync) = &state.sync {
+            return sync.clone();
+        }
+        let board = state.board.as_ref().expect("sync only after a snapshot");
+        let frame =
+            ServerFrame::board_sync(board, state.tasks.values(), state.version, now_ms() as i64);
+        let sync = Frame::encode(&self.board_id, state.version, &frame);
+        state.sync = Some(sync.clone());
+        sync
+    }
+
+    /// Replaces the model with `snapshot` (first start, or after the log
+    /// lost events this feed needed) and gives every subscriber `board.sync`.
+    pub fn reset(self: &Arc<Self>, snapshot: BoardSnapshot) {
+        let mut state = self.state();
+        let mut board = snapshot.board.unwrap_or_default();
+        board.version = snapshot.version;
+        state.tasks = snapshot
+            .tasks
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect();
+        state.board = Some(board);
+        state.version = snapshot.version;
+        state.recent.clear();
+        state.sync = None;
+        let mut subscribers = std::mem::take(&mut state.subscribers);
+        for sub in &mut subscribers {
+            if sub.replay.take().is_some() {
+                // The replay's frames may no longer line up: start over.
+                sub.client.drop_board(&self.board_id);
+            }
+            if sub.waiting.is_none() && !sub.dropped && sub.last < snapshot.version {
+                sub.waiting = Some(None);
+            }
+            if !sub.dropped {
+                self.catch_up(&mut state, sub);
+            }
+        }
+        state.subscribers = subscribers;
+    }
+
+    /// Applies the next event and sends its frame to every subscriber.
+    /// Returns `false` when the event does not follow the feed's version
+    /// (the caller then re-reads a snapshot).
+    pub fn publish(&self, event: &BoardEvent) -> bool {
+        let mut state = self.state();
+        if event.version <= state.version {
+            return true;
+        }
+        if event.version != state.version + 1 || state.board.is_none() {
+            return false;
+        }
+        apply(&mut state, event);
+        state.version = event.version;
+        state.sync = None;
+        let Some(frame) = ServerFrame::from_event(event) else {
+            tracing::warn!(board = %self.board_id, kind = %event.r#type, "event type without a frame");
+            // The window must stay gap-free: resumers before this get a sync.
+            state.recent.clear();
+            return true;
+        };
+        let frame = Frame::encode(&self.board_id, event.version, &frame);
+        if state.recent.len() >= self.window {
+            state.recent.pop_front();
+        }
+        state.recent.push_back(frame.clone());
+        let mut delivered = 0;
+        for sub in &mut state.subscribers {
+            if sub.waiting.is_some() || sub.dropped || sub.last >= frame.version {
+                continue;
+            }
+            if let Some((_, held)) = &mut sub.replay {
+                if held.len() < self.window {
+                    held.push(frame.clone());
+                } else {
+                    // Too much to hold: the replay ends in a board.sync.
+                    sub.client.drop_board(&self.board_id);
+                    sub.dropped = true;
+                    sub.replay = None;
+                }
+                continue;
+            }
+            if sub.client.push_board(&frame).is_ok() {
+                sub.last = frame.version;
+                delivered += 1;
+            } else {
+                sub.client.drop_board(&self.board_id);
+                sub.dropped = true;
+                self.metrics.client_dropped();
+            }
+        }
+        self.metrics.frames_published(delivered);
+        true
+    }
+}
+
+/// Folds an event into the model; events carry whole entities, so this
+/// only replaces.
+fn apply(state: &mut State, event: &BoardEvent) {
+    let board = state.board.as_mut().expect("checked by publish");
+    board.version = event.version;
+    match event.r#type.as_str() {
+        event_type::TASK_DELETED => {
+            if let Some(task) = &event.task {
+                state.tasks.remove(&task.id);
+            }
+        }
+        event_type::LANE_CREATED | event_type::LANE_UPDATED | event_type::LANE_DELETED => {
+            board.lanes = event.lanes.clone();
+            for task in &event.moved_tasks {
+                state.tasks.insert(task.id.clone(), task.clone());
+            }
+        }
+        _ => {
+            if let Some(task) = &event.task {
+                state.tasks.insert(task.id.clone(), task.clone());
+            }
+        }
+    }
+}

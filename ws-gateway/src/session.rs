@@ -1,0 +1,392 @@
+//! What a connection may do and what it watches; turns client frames into
+//! subscriptions and board-service calls. Shared by WebSocket and SSE.
+
+use std::{sync::Arc, time::Duration};
+
+use protocol::{
+    board_frames::{Ack, AckResult, ClientFrame, ErrorCode, ErrorFrame, ServerFrame},
+    v1::{BoardSnapshot, GetBoardRequest},
+};
+
+use crate::{
+    auth::Access,
+    client::{Client, CloseReason},
+    hub::Feed,
+    state::Shared,
+    time::now_ms,
+    upstream::error_frame,
+};
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection's protocol state.
+pub struct Session {
+    pub client: Arc<Client>,
+    shared: Arc<Shared>,
+    /// `None` until a valid token arrives, when the gateway requires one.
+    access: Option<Arc<Access>>,
+    feeds: Vec<Arc<Feed>>,
+}
+
+fn error(code: ErrorCode, message: impl Into<String>, id: Option<String>) -> ServerFrame {
+    ServerFrame::Error(ErrorFrame {
+        code,
+        message: message.into(),
+        id,
+        board_id: None,
+    })
+}
+
+impl Session {
+    pub fn new(client: Arc<Client>, shared: Arc<Shared>, access: Option<Access>) -> Self {
+        if let Some(access) = &access {
+            client.set_expiry_ms(access.expires_ms);
+        }
+        Self {
+            client,
+            shared,
+            access: access.map(Arc::new),
+            feeds: Vec::new(),
+        }
+    }
+
+    fn reply(&self, frame: ServerFrame) {
+        if matches!(frame, ServerFrame::Error(_)) {
+            self.shared
+                .metrics
+                .frame_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.client.push_frame(&frame);
+    }
+
+    /// Handles one text frame; never fails, bad input gets an error frame.
+    pub async fn handle_text(&mut self, text: &str) {
+        match ClientFrame::parse(text) {
+            Ok(frame) => self.handle(frame).await,
+            Err(e) => self.reply(error(e.code, e.message, e.id)),
+        }
+    }
+
+    pub async fn handle(&mut self, frame: ClientFrame) {
+        if let ClientFrame::Auth { token } = &frame {
+            return self.authenticate(token);
+        }
+        if let ClientFrame::Ping {} = frame {
+            return self.reply(ServerFrame::Pong {
+                ts: now_ms() as i64,
+            });
+        }
+        let Some(access) = self.access.clone() else {
+            let id = match &frame {
+                ClientFrame::Subscribe { id, .. } | ClientFrame::Unsubscribe { id, .. } => {
+                    id.clone()
+                }
+                ClientFrame::TaskCreate(c) => Some(c.id.clone()),
+                ClientFrame::TaskUpdate(c) => Some(c.id.clone()),
+                ClientFrame::TaskMove(c) => Some(c.id.clone()),
+                ClientFrame::TaskDelete(c) => Some(c.id.clone()),
+                _ => None,
+            };
+            return self.reply(error(
+                ErrorCode::Unauthorized,
+                "send an auth frame with a valid token first",
+                id,
+            ));
+        };
+        match frame {
+            ClientFrame::Subscribe {
+                board_id,
+                since_version,
+                id,
+            } => {
+                self.subscribe(&access, &board_id, since_version, id).await;
+            }
+            ClientFrame::Unsubscribe { board_id, id } => self.unsubscribe(&board_id, id),
+            ClientFrame::TaskCreate(c) => self.spawn_command(
+                access,
+                c.id.clone(),
+                c.board_id.clone(),
+                None,
+                move |mut api| async move {
+                    api.create_task(c.to_request())
+                        .await
+                        .map(|r| AckResult::task(r.get_ref()))
+                },
+            ),
+            ClientFrame::TaskUpdate(c) => self.spawn_command(
+                access,
+                c.id.clone(),
+                c.board_id.clone(),
+                Some(c.data.id.clone()),
+                move |mut api| async move {
+                    api.update_task(c.to_request())
+                        .await
+                        .map(|r| AckResult::task(r.get_ref()))
+                },
+            ),
+            ClientFrame::TaskMove(c) => self.spawn_command(
+                access,
+                c.id.clone(),
+                c.board_id.clone(),
+                Some(c.data.id.clone()),
+                move |mut api| async move {
+                    api.move_task(c.to_request())
+                        .await
+                        .map(|r| AckResult::task(r.get_ref()))
+                },
+            ),
+            ClientFrame::TaskDelete(c) => self.spawn_command(
+                access,
+                c.id.clone(),
+                c.board_id.clone(),
+                Some(c.data.id.clone()),
+                move |mut api| async move {
+                    api.delete_task(c.to_request())
+                        .await
+                        .map(|r| AckResult::Deleted {
+                            task_id: r.get_ref().task_id.clone(),
+                            board_version: r.get_ref().board_version,
+                        })
+                },
+            ),
+            ClientFrame::Auth { .. } | ClientFrame::Ping {} => {}
+        }
+    }
+
+    fn authenticate(&mut self, token: &str) {
+        let Some(verifier) = &self.shared.verifier else {
+            return;
+        };
+        match verifier.verify(token) {
+            Ok(access) => {
+                self.client.set_expiry_ms(access.expires_ms);
+                self.client.set_auth_deadline_ms(0);
+                self.access = Some(Arc::new(access));
+            }
+            Err(message) => {
+                self.reply(error(ErrorCode::Unauthorized, message, None));
+                self.client.close(CloseReason::Unauthorized);
+            }
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        access: &Access,
+        board_ref: &str,
+        since: Option<u64>,
+        id: Option<String>,
+    ) {
+        let already = self
+            .feeds
+            .iter()
+            .any(|f| &*f.board_id == board_ref || f.slug == board_ref);
+        if !already && self.feeds.len() >= self.shared.config.max_subscriptions {
+            let message = format!(
+                "at most {} boards per connection",
+                self.shared.config.max_subscriptions
+            );
+            return self.reply(error(ErrorCode::TooManySubscriptions, message, id));
+        }
+        let hub = &self.shared.hub;
+        let mut id = id;
+        if let Some(feed) = hub.find(board_ref) {
+            if !access.can_read(&feed.board_id, &feed.slug) {
+                return self.reply(forbidden(board_ref, id));
+            }
+            // The ack goes first, so it precedes the board's frames.
+            self.ack_subscribe(id.take(), &feed.board_id, &feed.slug);
+            if let Some(feed) = hub.subscribe_existing(&self.client, board_ref, since) {
+                return self.remember(feed);
+            }
+        }
+        let snapshot = match self.snapshot(board_ref).await {
+            Ok(snapshot) => snapshot,
+            Err(frame) => return self.reply(ServerFrame::Error(ErrorFrame { id, ..frame })),
+        };
+        let board = snapshot.board.clone().unwrap_or_default();
+        if !access.can_read(&board.id, &board.slug) {
+            return self.reply(forbidden(board_ref, id));
+        }
+        self.ack_subscribe(id, &board.id, &board.slug);
+        let feed = hub.subscribe(&self.client, snapshot, since);
+        self.remember(feed);
+    }
+
+    fn ack_subscribe(&self, id: Option<String>, board_id: &str, slug: &str) {
+        if let Some(id) = id {
+            self.reply(ServerFrame::Ack(Ack {
+                id,
+                ok: true,
+                result: Some(AckResult::Subscribed {
+                    board_id: board_id.to_owned(),
+                    slug: slug.to_owned(),
+                }),
+            }));
+        }
+    }
+
+    fn remember(&mut self, feed: Arc<Feed>) {
+        if !self.feeds.iter().any(|f| Arc::ptr_eq(f, &feed)) {
+            self.feeds.push(feed);
+        }
+    }
+
+    async fn snapshot(&self, board_ref: &str) -> Result<BoardSnapshot, ErrorFrame> {
+        let request = GetBoardRequest {
+            board_id: board_ref.to_owned(),
+        };
+        let mut api = self.shared.hub.upstream().client();
+        match tokio::time::timeout(CALL_TIMEOUT, api.get_board(request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(error_frame(&status, None, Some(board_ref.to_owned()))),
+            Err(_) => Err(error_frame(
+                &tonic::Status::deadline_exceeded("timeout"),
+                None,
+                None,
+            )),
+        }
+    }
+
+    fn unsubscribe(&mut self, board_ref: &str, id: Option<String>) {
+        let Some(index) = self
+            .feeds
+            .iter()
+            .position(|f| &*f.board_id == board_ref || f.slug == board_ref)
+        else {
+            return self.reply(error(
+                ErrorCode::NotSubscribed,
+                format!("not subscribed to board {board_ref:?}"),
+                id,
+            ));
+        };
+        let feed = self.feeds.swap_remove(index);
+        self.shared.hub.unsubscribe(&feed, self.client.id);
+        self.ack_subscribe(id, &feed.board_id, &feed.slug);
+    }
+
+    /// Runs a command against board-service in its own task, so the
+    /// connection keeps reading and writing; answers with `ack` or `error`.
+    fn spawn_command<F, Fut>(
+        &self,
+        access: Arc<Access>,
+        id: String,
+        board_ref: String,
+        task_id: Option<String>,
+        call: F,
+    ) where
+        F: FnOnce(
+                protocol::v1::board_service_client::BoardServiceClient<tonic::transport::Channel>,
+            ) -> Fut
+            + Send
+            + 'static,
+        Fut: std::future::Future<Output = Result<AckResult, tonic::Status>> + Send,
+    {
+        let client = self.client.clone();
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let api = shared.hub.upstream().client();
+            if access.write_is_scoped()
+                && let Err(frame) =
+                    check_write(&shared, &access, &board_ref, task_id.as_deref()).await
+            {
+                shared
+                    .metrics
+                    .frame_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return client.push_frame(&ServerFrame::Error(ErrorFrame {
+                    id: Some(id),
+                    ..frame
+                }));
+            }
+            let frame = match tokio::time::timeout(CALL_TIMEOUT, call(api)).await {
+                Ok(Ok(result)) => ServerFrame::Ack(Ack {
+                    id,
+                    ok: true,
+                    result: Some(result),
+                }),
+                Ok(Err(status)) => {
+                    ServerFrame::Error(error_frame(&status, Some(id), Some(board_ref)))
+                }
+                Err(_) => ServerFrame::Error(error_frame(
+                    &tonic::Status::deadline_exceeded("timeout"),
+                    Some(id),
+                    Some(board_ref),
+                )),
+            };
+            client.push_frame(&frame);
+        });
+    }
+
+    /// Gives a client that lagged and drained a fresh `board.sync` of each board.
+    pub fn resync(&self) {
+        for feed in &self.feeds {
+            feed.resync(self.client.id);
+        }
+    }
+
+    /// Leaves every board; closes feeds nobody else watches.
+    pub fn leave(&mut self) {
+        for feed in self.feeds.drain(..) {
+            self.shared.hub.unsubscribe(&feed, self.client.id);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+fn forbidden(board_ref: &str, id: Option<String>) -> ServerFrame {
+    ServerFrame::Error(ErrorFrame {
+        code: ErrorCode::Forbidden,
+        message: format!("the token does not grant board {board_ref:?}"),
+        id,
+        board_id: Some(board_ref.to_owned()),
+    })
+}
+
+/// With write access limited to named boards, the command's board must be
+/// one of them and must hold the task it names.
+async fn check_write(
+    shared: &Shared,
+    access: &Access,
+    board_ref: &str,
+    task_id: Option<&str>,
+) -> Result<(), ErrorFrame> {
+    let denied = || ErrorFrame {
+        code: ErrorCode::Forbidden,
+        message: format!("the token does not grant writing board {board_ref:?}"),
+        id: None,
+        board_id: Some(board_ref.to_owned()),
+    };
+    if let Some(feed) = shared.hub.find(board_ref) {
+        if !access.can_write(&feed.board_id, &feed.slug) {
+            return Err(denied());
+        }
+        match task_id.map(|t| feed.holds_task(t)) {
+            None => return Ok(()),
+            Some(Some(holds)) => return if holds { Ok(()) } else { Err(denied()) },
+            // The feed has no snapshot yet: ask board-service.
+            Some(None) => {}
+        }
+    }
+    let mut api = shared.hub.upstream().client();
+    let snapshot = api
+        .get_board(GetBoardRequest {
+            board_id: board_ref.to_owned(),
+        })
+        .await
+        .map_err(|status| error_frame(&status, None, Some(board_ref.to_owned())))?
+        .into_inner();
+    let board = snapshot.board.unwrap_or_default();
+    let holds = task_id.is_none_or(|t| snapshot.tasks.iter().any(|task| task.id == t));
+    if access.can_write(&board.id, &board.slug) && holds {
+        Ok(())
+    } else {
+        Err(denied())
+    }
+}

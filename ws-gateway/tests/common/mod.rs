@@ -1,0 +1,262 @@
+//! A real board-service and ws-gateway on 127.0.0.1:0 over a fresh
+//! database, and WebSocket clients talking to the gateway over loopback.
+
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use futures::{SinkExt, StreamExt};
+use protocol::v1::{
+    Board, CreateBoardRequest, CreateTaskRequest, Task, board_service_client::BoardServiceClient,
+};
+use serde_json::{Value, json};
+use service_kit::test_database::TestDatabase;
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest},
+};
+use tonic::transport::Channel;
+
+pub type Api = BoardServiceClient<Channel>;
+
+/// Long enough never to fail a healthy run; only there to stop hangs.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running service (board-service or gateway) stopped on drop.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    fn spawn<F>(addr: SocketAddr, run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Self
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel();
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(tokio::spawn(run(stopped))),
+        }
+    }
+
+    /// Graceful stop; waits for it to finish.
+    pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    /// Like [`Running::stop`], leaving the value in place to be replaced.
+    pub async fn stop_in_place(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(WAIT, task)
+                .await
+                .expect("stops in time");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn start_board_service(database_url: &str, addr: SocketAddr) -> Running {
+    start_board_service_with(database_url, addr, |_| {}).await
+}
+
+pub async fn start_board_service_with(
+    database_url: &str,
+    addr: SocketAddr,
+    tweak: impl FnOnce(&mut board_service::Config),
+) -> Running {
+    let mut config = board_service::Config::new(database_url);
+    config.listen_addr = addr;
+    tweak(&mut config);
+    let app = board_service::App::build(config)
+        .await
+        .expect("board-service starts");
+    let addr = app.local_addr();
+    Running::spawn(addr, |stopped| {
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+    })
+}
+
+pub async fn start_gateway(config: ws_gateway::Config) -> Running {
+    let app = ws_gateway::App::build(config)
+        .await
+        .expect("gateway starts");
+    let addr = app.local_addr();
+    Running::spawn(addr, |stopped| {
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+    })
+}
+
+/// Database, board-service, gateway and a gRPC client.
+pub struct Stack {
+    pub db: TestDatabase,
+    pub board_service: Running,
+    pub gateway: Running,
+    pub api: Api,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut ws_gateway::Config)) -> Self {
+        service_kit::telemetry::init("ws-gateway-tests");
+        let db = TestDatabase::create().await;
+        let board_service = start_board_service(db.url(), "127.0.0.1:0".parse().unwrap()).await;
+        let mut config = ws_gateway::Config::new(format!("http://{}", board_service.addr));
+        tweak(&mut config);
+        let gateway = start_gateway(config).await;
+        let api = connect_api(board_service.addr).await;
+        Self {
+            db,
+            board_service,
+            gateway,
+            api,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.gateway.addr)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway.addr)
+    }
+
+    pub async fn connect(&self) -> Ws {
+        Ws::connect(&self.ws_url()).await
+    }
+
+    pub async fn board(&mut self, slug: &str) -> Board {
+        self.api
+            .create_board(CreateBoardRequest {
+                name: slug.into(),
+                slug: Some(slug.into()),
+                ..Default::default()
+            })
+            .await
+            .expect("create board")
+            .into_inner()
+    }
+
+    pub async fn task(&mut self, board: &str, lane: &str, title: &str) -> Task {
+        self.api
+            .create_task(CreateTaskRequest {
+                board_id: board.into(),
+                lane_id: lane.into(),
+                title: title.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("create task")
+            .into_inner()
+    }
+}
+
+pub async fn connect_api(addr: SocketAddr) -> Api {
+    let endpoint = format!("http://{addr}");
+    for _ in 0..200 {
+        if let Ok(client) = BoardServiceClient::connect(endpoint.clone()).await {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("cannot connect to board-service at {endpoint}");
+}
+
+/// A WebSocket client that reads JSON frames.
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    pub async fn connect(url: &str) -> Self {
+        Self::connect_request(url.into_client_request().unwrap())
+            .await
+            .expect("websocket connects")
+    }
+
+    pub async fn connect_request(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let (stream, _) = connect_async(request).await?;
+        Ok(Self { stream })
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.stream
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.stream.send(message).await.expect("send");
+    }
+
+    /// The next JSON frame; panics on close or after [`WAIT`].
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("a frame within the wait")
+                .expect("stream open")
+                .expect("frame reads");
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Skips frames until one of type `kind`.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Subscribes and returns the `board.sync` that follows.
+    pub async fn subscribe(&mut self, board: &str) -> Value {
+        self.send(json!({"type": "subscribe", "boardId": board}))
+            .await;
+        self.next_of("board.sync").await
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn close_code(&mut self) -> u16 {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("close within the wait");
+            match message {
+                Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+                Some(Ok(Message::Close(None))) | None => return 1005,
+                Some(Err(e)) => panic!("socket failed before a close frame: {e}"),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}
