@@ -24,7 +24,11 @@ impl StackConfig {
         let gateway = ws_gateway::Config::new("http://127.0.0.1:0");
         let mut bridge = agent_bridge::Config::new(database_url);
         bridge.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self { board, gateway, bridge }
+        Self {
+            board,
+            gateway,
+            bridge,
+        }
     }
 }
 
@@ -42,16 +46,19 @@ impl Stack {
     /// Builds board-service first (it migrates the database and creates the
     /// default board), then points the gateway and the bridge at it.
     pub async fn build(mut config: StackConfig) -> anyhow::Result<Self> {
-        let board = board_service::App::build(config.board).await.context("start board-service")?;
+        let board = board_service::App::build(config.board)
+            .await
+            .context("start board-service")?;
         let board_addr = board.local_addr();
         let board_url = format!("http://{}", loopback(board_addr));
         config.gateway.board_service_url = board_url.clone();
         config.bridge.board_service_url = board_url;
         let gateway = ws_gateway::App::build(config.gateway)
             .await
-            .context("start ws-gateway")?
-            ;
-        let bridge = agent_bridge::App::build(config.bridge).await.context("start agent-bridge")?;
+            .context("start ws-gateway")?;
+        let bridge = agent_bridge::App::build(config.bridge)
+            .await
+            .context("start agent-bridge")?;
         Ok(Self {
             board_addr,
             gateway_addr: gateway.local_addr(),
@@ -64,11 +71,20 @@ impl Stack {
 
     /// Serves until `shutdown` resolves, then stops every service: sockets
     /// closed with 1001, runs cancelled, watch streams ended.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let mut services = JoinSet::new();
-        services.spawn(self.gateway.run_until_stopped(stop.clone().cancelled_owned()));
-        services.spawn(self.bridge.run_until_stopped(stop.clone().cancelled_owned()));
+        services.spawn(
+            self.gateway
+                .run_until_stopped(stop.clone().cancelled_owned()),
+        );
+        services.spawn(
+            self.bridge
+                .run_until_stopped(stop.clone().cancelled_owned()),
+        );
         services.spawn(self.board.run_until_stopped(stop.clone().cancelled_owned()));
         let mut result = Ok(());
         tokio::select! {

@@ -47,31 +47,50 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => (url, None),
         None => {
             let dir = args.data_dir.join("postgres");
-            let postgres = tokio::task::spawn_blocking(move || LocalPostgres::start(Options { dir, throwaway: false }))
-                .await?
-                .context("DATABASE_URL is unset, so Boardwire starts its own PostgreSQL, but")?;
+            let postgres = tokio::task::spawn_blocking(move || {
+                LocalPostgres::start(Options {
+                    dir,
+                    throwaway: false,
+                })
+            })
+            .await?
+            .context("DATABASE_URL is unset, so Boardwire starts its own PostgreSQL, but")?;
             (postgres.url("postgres"), Some(postgres))
         }
     };
 
     let config = StackConfig {
-        board: board_service::cli::Args::parse_from(["board-service"]).into_config(Some(database_url.clone()))?,
+        board: board_service::cli::Args::parse_from(["board-service"])
+            .into_config(Some(database_url.clone()))?,
         gateway: GatewayEnv::parse_from(["ws-gateway"]).config,
-        bridge: BridgeEnv::parse_from(["agent-bridge", "--database-url", &database_url]).args.into(),
+        bridge: BridgeEnv::parse_from(["agent-bridge", "--database-url", &database_url])
+            .args
+            .into(),
     };
     let stack = Stack::build(config).await?;
     let web = format!("http://localhost:{}", stack.gateway_addr.port());
     println!();
     println!("Boardwire is running. Open {web}/?board=default");
-    println!("  board (WebSocket)   ws://localhost:{}/ws", stack.gateway_addr.port());
-    println!("  chat (WebSocket)    ws://localhost:{}/ws/chat", stack.bridge_addr.port());
-    println!("  board-service gRPC  localhost:{}", stack.board_addr.port());
+    println!(
+        "  board (WebSocket)   ws://localhost:{}/ws",
+        stack.gateway_addr.port()
+    );
+    println!(
+        "  chat (WebSocket)    ws://localhost:{}/ws/chat",
+        stack.bridge_addr.port()
+    );
+    println!(
+        "  board-service gRPC  localhost:{}",
+        stack.board_addr.port()
+    );
     if postgres.is_some() {
         println!("  data                {}", args.data_dir.display());
     }
     println!("Ctrl-C stops everything.");
 
-    let result = stack.run_until_stopped(service_kit::shutdown::signal()).await;
+    let result = stack
+        .run_until_stopped(service_kit::shutdown::signal())
+        .await;
     drop(postgres);
     telemetry.shutdown();
     result
