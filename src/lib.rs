@@ -55,7 +55,8 @@ impl Stack {
         config.bridge.board_service_url = board_url;
         let gateway = ws_gateway::App::build(config.gateway)
             .await
-            .context("start ws-gateway")?;
+            .context("start ws-gateway")?
+            .with_extra_routes(ws_gateway::web::router());
         let bridge = agent_bridge::App::build(config.bridge)
             .await
             .context("start agent-bridge")?;

@@ -21,6 +21,7 @@ mod state;
 mod time;
 mod upstream;
 mod ws;
+pub mod web;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
