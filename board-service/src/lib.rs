@@ -144,7 +144,11 @@ impl App {
                 self.store.clone(),
                 hub,
             )))
-            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), signal)
+            .serve_with_incoming_shutdown(
+                // Events are small and latency matters: no Nagle delay.
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                signal,
+            )
             .await;
         stop.cancel();
         let _ = listener_task.await;
