@@ -130,7 +130,10 @@ async fn cancel_stops_the_run_with_one_cancelled_frame_and_the_session_goes_on()
     };
     assert_eq!(data.status, RunStatus::Cancelled);
     let text = streamed_text(&frames);
-    assert!(!text.contains("delete <task title>"), "the reply stopped early: {text:?}");
+    assert!(
+        !text.contains("delete <task title>"),
+        "the reply stopped early: {text:?}"
+    );
     let other = other_tab.until_terminal().await;
     assert_eq!(other.last(), frames.last(), "every tab sees the cancel");
 

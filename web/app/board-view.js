@@ -251,6 +251,8 @@ export class BoardView {
       ev.preventDefault();
       ev.dataTransfer.dropEffect = 'move';
       for (const { el } of this.lanes.values()) el.classList.toggle('drop-over', el === laneEl);
+      // A full lane warns before the drop; the gateway still decides.
+      laneEl.classList.toggle('drop-own', this.cards.get(this.dragId)?.el.closest('[data-lane]') === laneEl);
       const ph = this._placeholder ||= h('div.drop-marker');
       const after = cardAt(list, ev.clientY, this.dragId);
       if (after) list.insertBefore(ph, after);
@@ -270,7 +272,8 @@ export class BoardView {
         if (!before) after = prevCard(ph, id)?.dataset.taskId || null;
       }
       this._dragEnd();
-      if (id) this.move(id, laneKey, before ? { before } : after ? { after } : {});
+      // A refusal is shown by move() itself (toast, snap back).
+      if (id) this.move(id, laneKey, before ? { before } : after ? { after } : {}).catch(() => {});
     });
   }
 

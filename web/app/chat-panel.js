@@ -23,7 +23,7 @@ export class ChatPanel {
     this.storageKey = storageKey;
     this.turns = new Map(); // runId → {el, text, tools: Map(id → el), data}
     this.items = [];
-    this.status = statusPill({ label: 'Assistant', testid: 'chat-status', onRetry: () => chat.retry() });
+    this.status = statusPill({ label: 'Assistant', testid: 'chat-status', onRetry: () => chat.retry(), showLabel: false });
 
     this.log = h('div.chat-log', { 'data-testid': 'chat-log', role: 'log', 'aria-live': 'polite' });
     this.empty = h('div.chat-empty',
@@ -52,7 +52,7 @@ export class ChatPanel {
     fill(root,
       h('header.chat-head',
         h('div.chat-title', h('span.chat-avatar', '✦'), h('div', h('div.chat-name', 'Project assistant'),
-          h('div.chat-sub', 'Creates, moves and reports on cards'))),
+          h('div.chat-sub', 'Works on this board'))),
         this.status.el),
       this.log, this.runLine, form);
 

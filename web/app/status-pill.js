@@ -3,7 +3,7 @@
 
 import { h, fill } from './dom.js';
 
-export function statusPill({ label, testid, onRetry }) {
+export function statusPill({ label, testid, onRetry, showLabel = true }) {
   const dot = h('span.dot');
   const text = h('span.status-text', 'Connecting…');
   const detail = h('span.status-detail');
@@ -11,7 +11,7 @@ export function statusPill({ label, testid, onRetry }) {
     'data-testid': `${testid}-retry`, hidden: true, onclick: onRetry,
   }, 'Retry');
   const el = h('div.status-pill', { 'data-testid': testid, 'data-state': 'connecting', title: label },
-    dot, h('span.status-label', label), text, detail, retry);
+    dot, showLabel ? h('span.status-label', label) : null, text, detail, retry);
 
   let latency = null;
   let state = 'connecting';

@@ -108,10 +108,12 @@ export class MockBoard {
   }
 
   /** Routes `/ws` of `context` (all its pages) to this board. */
-  async route(context, { failCommands } = {}) {
+  async route(context, { failCommands, commandDelayMs = 0 } = {}) {
     this.routes = [];
+    this.subscribes = [];
+    this.commandDelayMs = commandDelayMs;
     await context.routeWebSocket(/\/ws(\?.*)?$/, (ws) => {
-      if (this.down) { ws.close({ code: 1006, reason: 'down' }); return; }
+      if (this.down) { ws.close({ code: 1013, reason: 'down' }); return; }
       this.routes.push(ws);
       ws.send(JSON.stringify({ type: 'connected', clientId: `c-${this.routes.length}`, heartbeatMs: 30000 }));
       ws.onMessage((text) => this._onClientFrame(ws, JSON.parse(text), failCommands));
@@ -134,6 +136,7 @@ export class MockBoard {
     const answer = (f) => ws.send(JSON.stringify(f));
     if (frame.type === 'ping') return answer({ type: 'pong', ts: Date.now() });
     if (frame.type === 'subscribe') {
+      this.subscribes.push(frame);
       if (frame.boardId !== this.id && frame.boardId !== this.slug) {
         return answer({ type: 'error', code: 'not_found', message: `board ${frame.boardId} does not exist`, id: frame.id });
       }
@@ -144,6 +147,14 @@ export class MockBoard {
       } else answer(this.sync());
       return;
     }
+    if (this.commandDelayMs) {
+      setTimeout(() => this._command(frame, answer, failCommands), this.commandDelayMs);
+      return;
+    }
+    this._command(frame, answer, failCommands);
+  }
+
+  _command(frame, answer, failCommands) {
     if (this.seen.has(frame.id)) return answer(this.seen.get(frame.id));
     const d = frame.data || {};
     let reply;
@@ -178,7 +189,7 @@ export class MockBridge {
 
   async route(context) {
     await context.routeWebSocket(/\/ws\/chat/, (ws) => {
-      if (this.down) { ws.close({ code: 1006 }); return; }
+      if (this.down) { ws.close({ code: 1013 }); return; }
       const url = new URL(ws.url());
       const last = url.searchParams.get('last_seq');
       this.sockets.add(ws);

@@ -16,6 +16,7 @@ mod http;
 mod hub;
 mod metrics;
 mod session;
+mod socket;
 mod sse;
 mod state;
 mod time;

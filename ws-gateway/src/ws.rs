@@ -4,35 +4,23 @@
 use std::{net::SocketAddr, sync::Arc, sync::atomic::Ordering::Relaxed};
 
 use axum::{
-    extract::{
-        ConnectInfo, Query, State, WebSocketUpgrade,
-        ws::{CloseFrame, Message, WebSocket},
-    },
+    body::Body,
+    extract::{ConnectInfo, Query, Request, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use futures::SinkExt;
-use protocol::board_frames::{ErrorCode, ErrorFrame, ServerFrame};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio_tungstenite::tungstenite;
-
-use crate::{
-    auth::Access,
-    client::{Client, CloseReason, Outgoing, Taken},
-    session::Session,
-    state::Shared,
-    time::now_ms,
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{handshake::derive_accept_key, protocol::Role, protocol::WebSocketConfig},
 };
+
+use crate::{auth::Access, client::CloseReason, socket, state::Shared};
 
 /// Bytes read from a socket at once; small, because tungstenite zero-fills
 /// this much per connection and idle sockets should cost little.
-const READ_BUFFER: usize = 512;
-/// Queued bytes written to the socket in one go.
-const WRITE_BUFFER: usize = 8 * 1024;
-/// How long a closing socket waits for the client's close frame.
-const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-/// Outbox entries moved per write batch.
-const BATCH: usize = 64;
+const READ_BUFFER: usize = 256;
 
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
@@ -96,188 +84,71 @@ pub fn admit(
     admission
 }
 
+/// The WebSocket handshake, done here rather than by axum's extractor so the
+/// connection owns the raw socket and can write shared frames straight to it.
 pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(query): Query<TokenQuery>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
-    let verdict = match admit(&shared, addr, &headers, token(&query, &headers)) {
+    let headers = request.headers();
+    let key = match handshake_key(headers) {
+        Ok(key) => key,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    };
+    let verdict = match admit(&shared, addr, headers, token(&query, headers)) {
         Admission::Refuse(status, why) => return (status, why).into_response(),
         Admission::Close(reason) => Err(reason),
         Admission::Accept(access) => Ok(access),
     };
-    let max = shared.config.max_frame_bytes;
-    ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| async move {
-            match verdict {
-                Ok(access) => run(socket, shared, addr, access).await,
-                Err(reason) => {
-                    let _ = tokio::time::timeout(CLOSE_WAIT, close(socket, reason)).await;
-                }
-            }
-        })
-}
-
-async fn close(mut socket: WebSocket, reason: CloseReason) -> Result<(), axum::Error> {
-    let frame = CloseFrame {
-        code: reason.code(),
-        reason: reason.text().into(),
-    };
-    socket.send(Message::Close(Some(frame))).await?;
-    // Finish the closing handshake: reading until the client's close also
-    // drains unread input, so the kernel does not answer with a reset that
-    // could destroy the close frame in flight.
-    while let Some(Ok(message)) = socket.recv().await {
-        if let Message::Close(_) = message {
-            break;
-        }
-    }
-    Ok(())
-}
-
-async fn run(mut socket: WebSocket, shared: Arc<Shared>, addr: SocketAddr, access: Option<Access>) {
-    let client = Arc::new(Client::new(
-        shared.clients.next_id(),
-        shared.config.client_queue,
-        false,
-    ));
-    if access.is_none() {
-        client.set_auth_deadline_ms(now_ms() + shared.config.auth_timeout_ms);
-    }
-    shared.clients.insert(client.clone());
-    shared.metrics.connections_active.fetch_add(1, Relaxed);
-    shared.metrics.connections_total.fetch_add(1, Relaxed);
-    tracing::debug!(client = client.id, %addr, "websocket connected");
-    client.push_frame(&ServerFrame::Connected {
-        client_id: client.id.to_string(),
-        heartbeat_ms: shared.config.heartbeat_ms,
-    });
-    let mut session = Session::new(client.clone(), shared.clone(), access);
-    let reason = serve(&mut socket, &mut session, &shared).await;
-    if let Some(reason) = reason {
-        let _ = tokio::time::timeout(CLOSE_WAIT, close(socket, reason)).await;
-    }
-    session.leave();
-    shared.clients.remove(client.id);
-    shared.metrics.connections_active.fetch_sub(1, Relaxed);
-    tracing::debug!(client = client.id, ?reason, "websocket closed");
-}
-
-/// Reads and writes until the client leaves (`None`) or must be closed.
-async fn serve(
-    socket: &mut WebSocket,
-    session: &mut Session,
-    shared: &Shared,
-) -> Option<CloseReason> {
-    let client = session.client.clone();
-    let mut batch = Vec::new();
-    let rate = f64::from(shared.config.max_messages_per_sec.max(1));
-    let burst = rate * 2.0;
-    let (mut tokens, mut refilled) = (burst, std::time::Instant::now());
-    let mut over_limit = 0u32;
-    loop {
-        tokio::select! {
-            biased;
-            () = client.woken() => loop {
-                match client.take(&mut batch, BATCH) {
-                    Taken::Close(reason) => return Some(reason),
-                    Taken::Drained => session.resync(),
-                    Taken::More => {}
-                }
-                if batch.is_empty() {
-                    // Give back a burst's buffer so idle clients stay small.
-                    batch = Vec::new();
-                    break;
-                }
-                let written = tokio::time::timeout(shared.config.stuck_timeout(), write(socket, &mut batch, shared));
-                match written.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return None,
-                    Err(_) => return Some(CloseReason::SlowConsumer),
-                }
-            },
-            message = socket.recv() => {
-                let message = match message {
-                    None => return None,
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => return too_big(err).then_some(CloseReason::TooBig),
-                };
-                client.touch();
-                shared.metrics.frames_received.fetch_add(1, Relaxed);
-                let text = match message {
-                    Message::Text(text) => text,
-                    Message::Binary(_) => {
-                        client.push_frame(&error(ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text"));
-                        continue;
-                    }
-                    Message::Close(_) => return None,
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                };
-                let now = std::time::Instant::now();
-                tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(burst);
-                refilled = now;
-                if tokens < 1.0 {
-                    over_limit += 1;
-                    if f64::from(over_limit) > burst {
-                        return Some(CloseReason::MessageRate);
-                    }
-                    shared.metrics.frame_errors.fetch_add(1, Relaxed);
-                    let message = format!("more than {rate} frames per second; frame ignored");
-                    client.push_frame(&error(ErrorCode::RateLimited, message));
-                    continue;
-                }
-                tokens -= 1.0;
-                over_limit = 0;
-                session.handle_text(&text).await;
-            }
-        }
-    }
-}
-
-fn error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
-    ServerFrame::Error(ErrorFrame {
-        code,
-        message: message.into(),
-        id: None,
-        board_id: None,
-    })
-}
-
-/// Whether a read failed on the frame size limit.
-fn too_big(err: axum::Error) -> bool {
-    let err = err.into_inner();
-    matches!(
-        err.downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
-}
-
-async fn write(
-    socket: &mut WebSocket,
-    batch: &mut Vec<Outgoing>,
-    shared: &Shared,
-) -> Result<(), axum::Error> {
-    let now = now_ms() as i64;
-    let count = batch.len() as u64;
-    for outgoing in batch.drain(..) {
-        let message = match outgoing {
-            Outgoing::Board(frame) => {
-                shared
-                    .metrics
-                    .record_sent(now.saturating_sub(frame.ts).max(0) as u64, 1);
-                Message::Text(frame.json)
-            }
-            Outgoing::Direct(text) => Message::Text(text),
-            Outgoing::Ping => Message::Ping(bytes::Bytes::new()),
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
         };
-        socket.feed(message).await?;
+        let max = shared.config.max_frame_bytes;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        match verdict {
+            Ok(access) => socket::run(socket, shared, addr, access).await,
+            Err(reason) => socket::close(socket, reason).await,
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, key)
+        .body(Body::empty())
+        .expect("static headers are valid")
+}
+
+/// Validates an RFC 6455 upgrade request; the `Sec-WebSocket-Accept` value.
+fn handshake_key(headers: &HeaderMap) -> Result<String, &'static str> {
+    let has = |name, value: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(value)))
+        })
+    };
+    if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
+        return Err("expected a WebSocket upgrade");
     }
-    socket.flush().await?;
-    shared.metrics.frames_sent.fetch_add(count, Relaxed);
-    Ok(())
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v != "13")
+    {
+        return Err("Sec-WebSocket-Version must be 13");
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or("Sec-WebSocket-Key is required")?;
+    Ok(derive_accept_key(key.as_bytes()))
 }
