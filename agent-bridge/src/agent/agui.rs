@@ -33,12 +33,16 @@ impl AgUiClient {
         out: &mut RunOutput,
     ) -> Result<Outcome, AgentError> {
         let input = run_input(request);
-        let send = self
+        let mut post = self
             .http
             .post(&self.url)
             .header(ACCEPT, "text/event-stream")
-            .json(&input)
-            .send();
+            .json(&input);
+        // The agent backend may continue the run's trace (W3C traceparent).
+        for (name, value) in service_kit::telemetry::propagation::current_context_map() {
+            post = post.header(name, value);
+        }
+        let send = post.send();
         let response = tokio::time::timeout(self.timeout, send)
             .await
             .map_err(|_| AgentError::Timeout(self.timeout))?

@@ -7,7 +7,7 @@ use protocol::v1::{
     TaskKind, board_service_client::BoardServiceClient,
 };
 use serde_json::{Value, json};
-use tonic::{Code, transport::Channel};
+use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 
 /// Why a tool call failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,10 +31,17 @@ impl From<tonic::Status> for ToolError {
     }
 }
 
+/// Adds the calling span's W3C trace context to every call, so board-service's
+/// spans join the run's trace.
+type TracedChannel = InterceptedService<
+    Channel,
+    fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+>;
+
 /// A board-service client with a deadline on every call.
 #[derive(Clone)]
 pub struct BoardTools {
-    client: BoardServiceClient<Channel>,
+    client: BoardServiceClient<TracedChannel>,
     timeout: Duration,
 }
 
@@ -46,7 +53,10 @@ impl BoardTools {
             .timeout(timeout)
             .connect_lazy();
         Ok(Self {
-            client: BoardServiceClient::new(channel),
+            client: BoardServiceClient::with_interceptor(
+                channel,
+                service_kit::telemetry::propagation::grpc_client_interceptor as fn(_) -> _,
+            ),
             timeout,
         })
     }
