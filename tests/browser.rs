@@ -1,0 +1,157 @@
+//! The Kanban board and the PM chat in headless Chromium against the real
+//! services: runs `web/tests/e2e.test.mjs` (Playwright) with board-service,
+//! ws-gateway (serving the embedded UI) and agent-bridge running here, and
+//! restarts the gateway when the script asks, over its stdin/stdout.
+//!
+//! Needs Node.js and Chromium (`apt-get install nodejs npm chromium`);
+//! installs the pinned `web/` packages with `npm ci` when they are missing.
+
+use std::{net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
+
+use service_kit::test_database::TestDatabase;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::Command,
+    sync::oneshot,
+    task::JoinHandle,
+};
+
+const SCRIPT_LIMIT: Duration = Duration::from_secs(300);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A gateway serving the UI; stopped and started again on the same address.
+struct Gateway {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start_gateway(board_url: &str, addr: SocketAddr) -> (Gateway, SocketAddr) {
+    let mut config = ws_gateway::Config::new(board_url);
+    config.listen_addr = addr;
+    // Binding the same port right after a stop may race the old socket's close.
+    let mut attempt = 0;
+    let app = loop {
+        match ws_gateway::App::build(config.clone()).await {
+            Ok(app) => break app.with_extra_routes(ws_gateway::web::router()),
+            Err(err) if attempt < 50 => {
+                attempt += 1;
+                eprintln!("gateway not bound yet ({err:#}); retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("start ws-gateway: {err:#}"),
+        }
+    };
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    (Gateway { stop, task }, addr)
+}
+
+impl Gateway {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .expect("gateway task")
+            .expect("gateway stops cleanly");
+    }
+}
+
+async fn ensure_node_packages() {
+    let web = repo().join("web");
+    if web.join("node_modules/playwright-core").exists() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&web)
+        .status()
+        .await
+        .expect("npm is required for the browser tests (apt-get install nodejs npm)");
+    assert!(status.success(), "npm ci --prefix web failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_and_the_chat_work_in_a_real_browser() {
+    assert!(
+        std::path::Path::new(
+            &std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into())
+        )
+        .exists(),
+        "Chromium is required for the browser tests: apt-get install chromium (or set CHROMIUM_PATH)"
+    );
+    ensure_node_packages().await;
+    let db = TestDatabase::create().await;
+
+    let mut board_config = board_service::Config::new(db.url());
+    board_config.listen_addr = "127.0.0.1:0".parse().expect("addr");
+    board_config.default_board = Some("default".into());
+    let board = board_service::App::build(board_config)
+        .await
+        .expect("board-service");
+    let board_addr = board.local_addr();
+    let board_url = format!("http://{board_addr}");
+    tokio::spawn(board.run_until_stopped(std::future::pending()));
+
+    let mut bridge_config = agent_bridge::Config::new(db.url());
+    bridge_config.listen_addr = "127.0.0.1:0".parse().expect("addr");
+    bridge_config.board_service_url = board_url.clone();
+    let bridge = agent_bridge::App::build(bridge_config)
+        .await
+        .expect("agent-bridge");
+    let bridge_addr = bridge.local_addr();
+    tokio::spawn(bridge.run_until_stopped(std::future::pending()));
+
+    let (gateway, gateway_addr) =
+        start_gateway(&board_url, "127.0.0.1:0".parse().expect("addr")).await;
+    let mut gateway = Some(gateway);
+
+    let mut script = Command::new("node")
+        .arg(repo().join("web/tests/e2e.test.mjs"))
+        .env("BOARDWIRE_GRPC_ADDR", board_addr.to_string())
+        .env("BOARDWIRE_WEB_URL", format!("http://{gateway_addr}/"))
+        .env("BOARDWIRE_CHAT_URL", format!("ws://{bridge_addr}/ws/chat"))
+        .env("BOARDWIRE_GATEWAY_CONTROL", "stdio")
+        .env("BOARDWIRE_ARTIFACTS", repo().join("test-artifacts"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is required for the browser tests (apt-get install nodejs)");
+    let mut to_script = script.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(script.stdout.take().expect("stdout")).lines();
+
+    let conversation = async {
+        while let Some(line) = lines.next_line().await.expect("read script output") {
+            println!("{line}");
+            match line.trim() {
+                "STOP_GATEWAY" => {
+                    gateway.take().expect("gateway is running").stop().await;
+                    to_script
+                        .write_all(b"GATEWAY_STOPPED\n")
+                        .await
+                        .expect("tell script");
+                }
+                "START_GATEWAY" => {
+                    let (restarted, _) = start_gateway(&board_url, gateway_addr).await;
+                    gateway = Some(restarted);
+                    to_script
+                        .write_all(b"GATEWAY_STARTED\n")
+                        .await
+                        .expect("tell script");
+                }
+                _ => {}
+            }
+        }
+        script.wait().await.expect("wait for script")
+    };
+    let status = tokio::time::timeout(SCRIPT_LIMIT, conversation)
+        .await
+        .expect("browser tests finish within 5 minutes");
+    assert!(status.success(), "the browser tests failed (output above)");
+}
