@@ -52,11 +52,11 @@ impl Stack {
         let board_addr = board.local_addr();
         let board_url = format!("http://{}", loopback(board_addr));
         config.gateway.board_service_url = board_url.clone();
-        config.bridge.board_service_url = board_url;
+        config.bridge.board_service_url = board_url.clone();
         let gateway = ws_gateway::App::build(config.gateway)
             .await
             .context("start ws-gateway")?
-            .with_extra_routes(ws_gateway::web::router());
+            .with_extra_routes(ws_gateway::web::router(&board_url)?);
         let bridge = agent_bridge::App::build(config.bridge)
             .await
             .context("start agent-bridge")?;

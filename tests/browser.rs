@@ -35,7 +35,10 @@ async fn start_gateway(board_url: &str, addr: SocketAddr) -> (Gateway, SocketAdd
     let mut attempt = 0;
     let app = loop {
         match ws_gateway::App::build(config.clone()).await {
-            Ok(app) => break app.with_extra_routes(ws_gateway::web::router()),
+            Ok(app) => {
+                break app
+                    .with_extra_routes(ws_gateway::web::router(board_url).expect("web routes"));
+            }
             Err(err) if attempt < 50 => {
                 attempt += 1;
                 eprintln!("gateway not bound yet ({err:#}); retrying");
