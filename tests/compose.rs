@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use clap::CommandFactory;
+use clap::{CommandFactory, Parser};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -82,6 +82,20 @@ fn check_service(compose: &Compose, name: &str, reads: BTreeSet<String>, addr_va
         probe.contains(port),
         "{name}'s healthcheck probes port {port}: {probe}"
     );
+}
+
+/// ws-gateway's variables, as its binary reads them.
+#[derive(Parser)]
+struct GatewayEnv {
+    #[command(flatten)]
+    config: ws_gateway::Config,
+}
+
+/// agent-bridge's variables, likewise.
+#[derive(Parser)]
+struct BridgeEnv {
+    #[command(flatten)]
+    args: agent_bridge::ConfigArgs,
 }
 
 #[test]
