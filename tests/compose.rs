@@ -107,6 +107,18 @@ fn compose_sets_only_variables_the_services_read_and_publishes_their_ports() {
         env_vars(board_service::cli::Args::command()),
         "BOARD_SERVICE_ADDR",
     );
+    check_service(
+        &compose,
+        "ws-gateway",
+        env_vars(GatewayEnv::command()),
+        "WS_GATEWAY_ADDR",
+    );
+    check_service(
+        &compose,
+        "agent-bridge",
+        env_vars(BridgeEnv::command()),
+        "AGENT_BRIDGE_ADDR",
+    );
 
     // Services that call board-service name the port it listens on.
     let board_port = "50051";
