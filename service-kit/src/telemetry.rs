@@ -33,7 +33,9 @@ impl Telemetry {
 /// set. Safe to call more than once (tests do): later calls change nothing.
 pub fn init(service_name: &'static str) -> Telemetry {
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
-    let provider = (!endpoint.trim().is_empty()).then_some(()).and_then(|()| {
+    let provider = if endpoint.trim().is_empty() {
+        None
+    } else {
         match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
             Ok(exporter) => Some(
                 SdkTracerProvider::builder()
@@ -46,7 +48,7 @@ pub fn init(service_name: &'static str) -> Telemetry {
                 None
             }
         }
-    });
+    };
     init_with_provider(service_name, provider)
 }
 

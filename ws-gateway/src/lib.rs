@@ -21,8 +21,8 @@ mod sse;
 mod state;
 mod time;
 mod upstream;
-mod ws;
 pub mod web;
+mod ws;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
