@@ -36,7 +36,10 @@ pub fn init(service_name: &'static str) -> Telemetry {
     let provider = if endpoint.trim().is_empty() {
         None
     } else {
-        match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+        {
             Ok(exporter) => Some(
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)
@@ -53,7 +56,10 @@ pub fn init(service_name: &'static str) -> Telemetry {
 }
 
 /// Like [`init`], exporting spans to `provider` (tests pass an in-memory one).
-pub fn init_with_provider(service_name: &'static str, provider: Option<SdkTracerProvider>) -> Telemetry {
+pub fn init_with_provider(
+    service_name: &'static str,
+    provider: Option<SdkTracerProvider>,
+) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let logs = if json {
@@ -74,7 +80,11 @@ pub fn init_with_provider(service_name: &'static str, provider: Option<SdkTracer
     if installed.is_err() {
         return Telemetry::default();
     }
-    tracing::debug!(service = service_name, otlp = provider.is_some(), "telemetry initialised");
+    tracing::debug!(
+        service = service_name,
+        otlp = provider.is_some(),
+        "telemetry initialised"
+    );
     Telemetry { provider }
 }
 

@@ -32,11 +32,15 @@ pub fn set_parent_from_map(span: &tracing::Span, map: &HashMap<String, String>) 
 /// Writes the current span's trace context into outgoing gRPC metadata.
 pub fn inject_metadata(metadata: &mut MetadataMap) {
     let context = tracing::Span::current().context();
-    global::get_text_map_propagator(|p| p.inject_context(&context, &mut MetadataInjector(metadata)));
+    global::get_text_map_propagator(|p| {
+        p.inject_context(&context, &mut MetadataInjector(metadata))
+    });
 }
 
 /// A tonic client interceptor that forwards the caller's trace context.
-pub fn grpc_client_interceptor(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+pub fn grpc_client_interceptor(
+    mut request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
     inject_metadata(request.metadata_mut());
     Ok(request)
 }
@@ -52,7 +56,10 @@ struct MetadataInjector<'a>(&'a mut MetadataMap);
 
 impl Injector for MetadataInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(key), Ok(value)) = (MetadataKey::from_bytes(key.as_bytes()), MetadataValue::try_from(value)) {
+        if let (Ok(key), Ok(value)) = (
+            MetadataKey::from_bytes(key.as_bytes()),
+            MetadataValue::try_from(value),
+        ) {
             self.0.insert(key, value);
         }
     }
