@@ -13,7 +13,10 @@ use protocol::board_frames::{ErrorCode, ErrorFrame, ServerFrame};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{self, Message, protocol::CloseFrame},
+    tungstenite::{
+        self, Message,
+        protocol::{CloseFrame, Role, WebSocketConfig},
+    },
 };
 
 use crate::{
@@ -26,6 +29,9 @@ use crate::{
 
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
+/// Bytes read from a socket at once; small, because tungstenite zero-fills
+/// this much per connection and idle sockets should cost little.
+const READ_BUFFER: usize = 256;
 /// How long a closing socket waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Outbox entries written per `writev`.
@@ -51,12 +57,30 @@ pub async fn close(mut socket: Socket, reason: CloseReason) {
     .await;
 }
 
-pub async fn run(
-    mut socket: Socket,
+/// Serves one upgraded connection: `verdict` is admission's answer.
+pub async fn accept(
+    on_upgrade: hyper::upgrade::OnUpgrade,
     shared: Arc<Shared>,
     addr: SocketAddr,
-    access: Option<Access>,
+    verdict: Result<Option<Access>, CloseReason>,
 ) {
+    let Ok(upgraded) = on_upgrade.await else {
+        return;
+    };
+    let max = shared.config.max_frame_bytes;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    // The socket is created here and only borrowed below, so this future
+    // (which every open connection pays for) holds it exactly once.
+    let mut socket =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    let access = match verdict {
+        Ok(access) => access,
+        Err(reason) => return Box::pin(close(socket, reason)).await,
+    };
     let client = Arc::new(Client::new(
         shared.clients.next_id(),
         shared.config.client_queue,
@@ -76,7 +100,7 @@ pub async fn run(
     let mut session = Session::new(client.clone(), shared.clone(), access);
     let reason = serve(&mut socket, &mut session, &shared).await;
     if let Some(reason) = reason {
-        close(socket, reason).await;
+        Box::pin(close(socket, reason)).await;
     }
     session.leave();
     shared.clients.remove(client.id);
@@ -155,7 +179,9 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
                     _ => continue,
                 };
                 match limit.take() {
-                    Ok(()) => session.handle_text(&text).await,
+                    // Boxed: handling may await gRPC calls whose futures are large,
+                    // and an unboxed one would be paid for by every idle socket.
+                    Ok(()) => Box::pin(session.handle_text(&text)).await,
                     Err(true) => return Some(CloseReason::MessageRate),
                     Err(false) => {
                         let message = format!("more than {} frames per second; frame ignored", limit.rate);
