@@ -269,11 +269,15 @@ export class BoardView {
       let after = null;
       if (ph && ph.parentElement === list) {
         before = nextCard(ph, id)?.dataset.taskId || null;
-        if (!before) after = prevCard(ph, id)?.dataset.taskId || null;
+        after = prevCard(ph, id)?.dataset.taskId || null;
       }
       this._dragEnd();
+      // Both neighbours go out; board-service anchors on `before` when there is one.
+      const anchor = {};
+      if (before) anchor.before = before;
+      if (after) anchor.after = after;
       // A refusal is shown by move() itself (toast, snap back).
-      if (id) this.move(id, laneKey, before ? { before } : after ? { after } : {}).catch(() => {});
+      if (id) this.move(id, laneKey, anchor).catch(() => {});
     });
   }
 
@@ -337,8 +341,8 @@ export class BoardView {
   _samePlace(taskId, lane, anchor) {
     const tasks = this.view().find((v) => v.lane.key === lane)?.tasks || [];
     const i = tasks.findIndex((t) => t.id === taskId);
-    if (anchor.before) return tasks[i + 1]?.id === anchor.before || anchor.before === taskId;
-    if (anchor.after) return tasks[i - 1]?.id === anchor.after || anchor.after === taskId;
+    if (anchor.before) return tasks[i + 1]?.id === anchor.before;
+    if (anchor.after) return tasks[i - 1]?.id === anchor.after;
     return i === tasks.length - 1;
   }
 

@@ -18,6 +18,8 @@ export const config = {
   /** Base of the gateway's HTTP API (board list and create). */
   apiUrl: (params.get('api') || meta('boardwire-api-url') || '').replace(/\/$/, ''),
   token: params.get('token') || undefined,
+  /** Failed reconnects in a row before showing Offline with a Retry button (`?retries=`). */
+  maxAttempts: Number(params.get('retries')) || 12,
   /** `?chat=off` hides the chat panel. */
   chatEnabled: params.get('chat') !== 'off',
 };

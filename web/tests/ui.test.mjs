@@ -153,6 +153,19 @@ describe('Boardwire page (mocked services)', () => {
     assert.equal(shown.length, board.tasks.size);
   });
 
+  it('goes Offline with a Retry button after its attempts, and Retry reconnects', async () => {
+    const page = await open({}, { query: '&retries=2' });
+    board.goDown();
+    await page.waitForSelector('[data-testid="board-status"][data-state="disconnected"]', { timeout: TIMEOUT });
+    const retry = page.locator('[data-testid="board-status-retry"]');
+    assert.ok(await retry.isVisible());
+    await screenshot(page, 'ui-offline');
+    board.up();
+    await retry.click();
+    await page.waitForSelector('[data-testid="board-status"][data-state="connected"]', { timeout: TIMEOUT });
+    assert.ok(await retry.isHidden());
+  });
+
   it('streams the assistant reply with a live tool card, and the new card lands on the board', async () => {
     bridge.toolDelayMs = 2000;
     const page = await open({}, { query: '' });
