@@ -190,10 +190,16 @@ export class BoardView {
     if (!card) {
       const el = h('article.card', {
         dataset: { taskId: task.id }, tabindex: '0', draggable: 'true',
+        title: 'Click to edit · drag, or Alt+arrow keys, to move',
       });
       el.addEventListener('click', () => !el.classList.contains('card-ghost') && this.onOpenTask(task.id));
       el.addEventListener('keydown', (ev) => {
         if (ev.key === 'Enter') this.onOpenTask(task.id);
+        const step = ev.altKey && { ArrowLeft: 'left', ArrowRight: 'right', ArrowUp: 'up', ArrowDown: 'down' }[ev.key];
+        if (step) {
+          ev.preventDefault();
+          this.keyMove(task.id, step);
+        }
       });
       el.addEventListener('dragstart', (ev) => this._dragStart(ev, el));
       el.addEventListener('dragend', () => this._dragEnd());
@@ -291,6 +297,27 @@ export class BoardView {
     return this._run({ kind: 'move', taskId, toLane, ...anchor },
       (id) => this.client.moveTask(taskId, toLane, anchor, { id }),
       (err) => `Couldn't move “${current.title}”: ${explain(err)}`);
+  }
+
+  /** Alt+arrows on a focused card: to the lane left or right, or one place up or down. */
+  keyMove(taskId, step) {
+    const view = this.view();
+    const li = view.findIndex((v) => v.tasks.some((t) => t.id === taskId));
+    if (li < 0) return;
+    const tasks = view[li].tasks;
+    const i = tasks.findIndex((t) => t.id === taskId);
+    let moving;
+    if (step === 'left' || step === 'right') {
+      const target = view[li + (step === 'left' ? -1 : 1)];
+      if (target) moving = this.move(taskId, target.lane.key, {});
+    } else if (step === 'up' && i > 0) {
+      moving = this.move(taskId, view[li].lane.key, { before: tasks[i - 1].id });
+    } else if (step === 'down' && i < tasks.length - 1) {
+      moving = this.move(taskId, view[li].lane.key, { after: tasks[i + 1].id });
+    }
+    // Re-inserting the element drops focus; give it back so keys can repeat.
+    this.cards.get(taskId)?.el.focus();
+    moving?.catch(() => {});
   }
 
   update(taskId, changes, expectedVersion) {

@@ -10,6 +10,15 @@ import { MockBoard, MockBridge, seed } from './mock-stack.mjs';
 
 const TIMEOUT = 10000;
 
+/** Waits for a condition on the Node side (the mocks). */
+async function until(fn, ms = TIMEOUT) {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${fn}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('Boardwire page (mocked services)', () => {
   let web;
   let browser;
@@ -84,6 +93,19 @@ describe('Boardwire page (mocked services)', () => {
     await screenshot(page, 'ui-move-refused');
   });
 
+  it('moves a focused card with Alt+arrow keys', async () => {
+    const page = await open();
+    const id = taskId('Fractional order keys');
+    await page.focus(`[data-task-id="${id}"]`);
+    await page.keyboard.press('Alt+ArrowUp');
+    await page.waitForFunction((id) => document.querySelector('[data-lane="done"] [data-task-id]').dataset.taskId === id, id, { timeout: TIMEOUT });
+    await page.keyboard.press('Alt+ArrowRight');
+    await page.waitForFunction((id) => document.querySelector(`[data-lane="recovery"] [data-task-id="${id}"]`), id, { timeout: TIMEOUT });
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.taskId), id, 'focus stays on the card');
+    await until(() => board.tasks.get(id).lane === 'recovery');
+    assert.deepEqual(board.laneTasks('done').map((t) => t.title), ['Live board updates over WebSocket']);
+  });
+
   it('never clobbers a form being typed in, and offers the other edit on conflict', async () => {
     const page = await open();
     const id = taskId('Webhook retries with backoff');
@@ -104,7 +126,7 @@ describe('Boardwire page (mocked services)', () => {
     await toast.waitFor({ timeout: TIMEOUT });
     await toast.locator('button', { hasText: 'Overwrite' }).click();
     await page.waitForFunction((id) => /jittered/.test(document.querySelector(`[data-task-id="${id}"]`).textContent), id, { timeout: TIMEOUT });
-    assert.equal(board.tasks.get(id).title, 'Webhook retries with jittered backoff');
+    await until(() => board.tasks.get(id).title === 'Webhook retries with jittered backoff');
   });
 
   it('creates, edits and deletes a task through the dialog', async () => {
@@ -134,7 +156,7 @@ describe('Boardwire page (mocked services)', () => {
     await dlg.locator('[data-testid="task-delete"]').click();
     await dlg.locator('[data-testid="task-delete"]').click();
     await page.waitForFunction((id) => !document.querySelector(`[data-task-id="${id}"]`), created.id, { timeout: TIMEOUT });
-    assert.ok(!board.tasks.has(created.id));
+    await until(() => !board.tasks.has(created.id));
   });
 
   it('shows reconnecting with the attempt, resumes with sinceVersion and loses nothing', async () => {
