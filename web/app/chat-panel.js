@@ -323,16 +323,27 @@ function pretty(v) {
   return JSON.stringify(v, null, 2);
 }
 
-/** Plain text with **bold** and line breaks; never HTML from the wire. */
+/** Plain text with **bold**, `- ` lists and line breaks; never HTML from the wire. */
 function renderText(text) {
   const out = [];
-  const lines = String(text || '').split('\n');
-  lines.forEach((line, n) => {
-    if (n) out.push(h('br'));
-    line.split(/(\*\*[^*]+\*\*)/g).forEach((part) => {
-      if (part.startsWith('**') && part.endsWith('**') && part.length > 4) out.push(h('strong', part.slice(2, -2)));
-      else if (part) out.push(part);
-    });
-  });
+  let list = null;
+  let first = true;
+  for (const line of String(text || '').split('\n')) {
+    const item = /^\s*[-*•]\s+(.*)$/.exec(line);
+    if (item) {
+      if (!list) { list = h('ul.msg-list'); out.push(list); }
+      list.append(h('li', inline(item[1])));
+      continue;
+    }
+    if (!first && !list) out.push(h('br'));
+    list = null;
+    first = false;
+    out.push(...inline(line));
+  }
   return out;
+}
+
+function inline(line) {
+  return line.split(/(\*\*[^*]+\*\*)/g).filter(Boolean).map((part) =>
+    (part.startsWith('**') && part.endsWith('**') && part.length > 4 ? h('strong', part.slice(2, -2)) : part));
 }

@@ -72,6 +72,10 @@ function openBoard(board) {
   });
   client.connect();
   window.boardwire = { client, view };
+  // Back online or back to the tab after a long sleep: don't wait out the backoff.
+  const wake = () => { if (client.state === 'reconnecting' || client.state === 'disconnected') client.retry(); };
+  window.addEventListener('online', wake);
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) wake(); });
 
   if (config.chatEnabled) {
     const key = `boardwire.chat.${board}`;
@@ -85,5 +89,8 @@ function openBoard(board) {
     });
     chat.connect();
     window.boardwire.chat = chat;
+    const wakeChat = () => { if (chat.state === 'reconnecting' || chat.state === 'disconnected') chat.retry(); };
+    window.addEventListener('online', wakeChat);
+    document.addEventListener('visibilitychange', () => { if (!document.hidden) wakeChat(); });
   }
 }
