@@ -66,6 +66,8 @@ describe('Boardwire page (mocked services)', () => {
     assert.match(await card.locator('[data-testid="kind-badge"]').innerText(), /bug/i);
     assert.match(await page.locator('[data-lane="in_progress"]').innerText(), /WIP 3/);
     await screenshot(page, 'ui-board');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(page, 'ui-board-dark');
   });
 
   it('applies live frames in place without redrawing untouched cards', async () => {
