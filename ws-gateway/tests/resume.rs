@@ -155,6 +155,16 @@ async fn resumes_after_board_service_restart_without_gaps() {
         frames.iter().all(|f| f["type"] == "task.created"),
         "no extra board.sync"
     );
+    let metrics = reqwest::get(stack.http_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("ws_gateway_upstream_reconnects_total 0"),
+        "the lost watch counts as a reconnect:\n{metrics}"
+    );
 }
 
 #[tokio::test]
