@@ -122,6 +122,10 @@ describe('Boardwire page (mocked services)', () => {
     assert.match(await page.locator('.field-title .field-note').innerText(), /renamed elsewhere/);
     assert.equal(await desc.inputValue(), 'Written in another tab.');
     await screenshot(page, 'ui-editor-conflict');
+    // A later edit of another field and a move elsewhere do not hide the clash.
+    board.update(id, { estimatedHours: 5 });
+    board.move(id, 'done', {});
+    await page.waitForFunction(() => document.querySelector('[data-testid="task-editor"] [name="estimatedHours"]').value === '5', null, { timeout: TIMEOUT });
     await page.click('[data-testid="task-save"]');
     // The save was based on an older version: the page says so and offers to overwrite.
     const toast = page.locator('[data-testid="toast"]', { hasText: 'changed this task' });
