@@ -83,6 +83,11 @@ function openBoard(board) {
     try { saved = JSON.parse(localStorage.getItem(key) || '{}'); } catch { /* ignore */ }
     const chat = new ChatClient({ url: config.chatUrl, boardId: board, sessionId: saved.sessionId, lastSeq: saved.lastSeq, maxAttempts: config.maxAttempts });
     new ChatPanel(chatEl, chat, { storageKey: key });
+    if (window.matchMedia('(max-width: 760px)').matches) {
+      // On a phone the assistant opens over the board instead of beside it.
+      document.body.classList.add('chat-hidden');
+      chatToggle.setAttribute('aria-pressed', 'false');
+    }
     chatToggle.addEventListener('click', () => {
       const hidden = document.body.classList.toggle('chat-hidden');
       chatToggle.setAttribute('aria-pressed', String(!hidden));
