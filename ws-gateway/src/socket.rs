@@ -92,7 +92,7 @@ pub async fn accept(
     shared.clients.insert(client.clone());
     shared.metrics.connections_active.fetch_add(1, Relaxed);
     shared.metrics.connections_total.fetch_add(1, Relaxed);
-    tracing::debug!(client = client.id, %addr, "websocket connected");
+    tracing::info!(client = client.id, %addr, "websocket connected");
     client.push_frame(&ServerFrame::Connected {
         client_id: client.id.to_string(),
         heartbeat_ms: shared.config.heartbeat_ms,
@@ -105,7 +105,7 @@ pub async fn accept(
     session.leave();
     shared.clients.remove(client.id);
     shared.metrics.connections_active.fetch_sub(1, Relaxed);
-    tracing::debug!(client = client.id, ?reason, "websocket closed");
+    tracing::info!(client = client.id, ?reason, "websocket closed");
 }
 
 /// Per-connection token bucket for client frames.

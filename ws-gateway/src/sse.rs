@@ -48,6 +48,7 @@ impl Drop for Connection {
         self.session.leave();
         self.shared.clients.remove(self.session.client.id);
         self.shared.metrics.connections_active.fetch_sub(1, Relaxed);
+        tracing::info!(client = self.session.client.id, "event stream closed");
     }
 }
 
@@ -84,6 +85,7 @@ pub async fn events(
     shared.clients.insert(client.clone());
     shared.metrics.connections_active.fetch_add(1, Relaxed);
     shared.metrics.connections_total.fetch_add(1, Relaxed);
+    tracing::info!(client = client.id, %addr, "event stream opened");
     let mut session = Session::new(client, shared.clone(), Some(access));
     session
         .handle(ClientFrame::Subscribe {
