@@ -10,7 +10,7 @@ export function statusPill({ label, testid, onRetry, showLabel = true }) {
   const retry = h('button.btn.btn-sm.btn-ghost.status-retry', {
     'data-testid': `${testid}-retry`, hidden: true, onclick: onRetry,
   }, 'Retry');
-  const el = h('div.status-pill', { 'data-testid': testid, 'data-state': 'connecting', title: label },
+  const el = h('div.status-pill', { 'data-testid': testid, 'data-state': 'connecting', title: label, role: 'status', 'aria-live': 'polite' },
     dot, showLabel ? h('span.status-label', label) : null, text, detail, retry);
 
   let latency = null;
