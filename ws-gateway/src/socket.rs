@@ -148,11 +148,12 @@ impl RateLimit {
 async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> Option<CloseReason> {
     let client = session.client.clone();
     let mut limit = RateLimit::new(shared.config.max_messages_per_sec);
+    let mut control = false;
     loop {
         tokio::select! {
             biased;
             () = client.woken() => {
-                let written = tokio::time::timeout(shared.config.stuck_timeout(), drain(socket, session, shared));
+                let written = tokio::time::timeout(shared.config.stuck_timeout(), drain(socket, session, shared, &mut control));
                 match written.await {
                     Ok(Ok(None)) => {}
                     Ok(Ok(Some(reason))) => return Some(reason),
@@ -176,6 +177,11 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
                         continue;
                     }
                     Message::Close(_) => return None,
+                    Message::Ping(_) => {
+                        // tungstenite answers with a pong it writes itself.
+                        control = true;
+                        continue;
+                    }
                     _ => continue,
                 };
                 match limit.take() {
@@ -208,6 +214,7 @@ async fn drain(
     socket: &mut Socket,
     session: &Session,
     shared: &Shared,
+    control: &mut bool,
 ) -> Result<Option<CloseReason>, std::io::Error> {
     let mut batch = Vec::new();
     loop {
@@ -219,7 +226,7 @@ async fn drain(
         if batch.is_empty() {
             return Ok(None);
         }
-        write(socket, &mut batch, shared).await?;
+        write(socket, &mut batch, shared, control).await?;
     }
 }
 
@@ -246,10 +253,13 @@ async fn write(
     socket: &mut Socket,
     batch: &mut Vec<Outgoing>,
     shared: &Shared,
+    control: &mut bool,
 ) -> Result<(), std::io::Error> {
-    // Anything tungstenite queued itself (a pong, a close reply) goes first,
-    // so our frames never interleave with a partly written one of its own.
-    socket.flush().await.map_err(std::io::Error::other)?;
+    // A pong tungstenite queued itself goes first, so our frames never
+    // interleave with a partly written one of its own.
+    if std::mem::take(control) {
+        socket.flush().await.map_err(std::io::Error::other)?;
+    }
     let now = now_ms() as i64;
     let mut headers = Vec::with_capacity(batch.len());
     for outgoing in batch.iter() {

@@ -306,3 +306,34 @@ async fn one_connection_watches_several_boards_up_to_the_limit() {
     expected.sort();
     assert_eq!(seen, expected);
 }
+
+#[tokio::test]
+async fn websocket_pings_are_answered_between_board_frames() {
+    let mut stack = Stack::start().await;
+    stack.board("pings").await;
+    let mut ws = stack.connect().await;
+    ws.subscribe("pings").await;
+    ws.send_raw(Message::Ping(b"are you there".to_vec().into()))
+        .await;
+    stack.task("pings", "todo", "after the ping").await;
+    let (mut pong, mut created) = (false, false);
+    while !(pong && created) {
+        let message = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut ws.stream))
+            .await
+            .expect("a frame within the wait")
+            .expect("open")
+            .expect("readable");
+        match message {
+            Message::Pong(payload) => {
+                assert_eq!(&payload[..], b"are you there");
+                pong = true;
+            }
+            Message::Text(text) => {
+                let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(frame["type"], "task.created");
+                created = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
