@@ -319,10 +319,18 @@ export class BoardClient extends Emitter {
       return;
     }
     if (frame.id && this._pending.has(frame.id)) {
-      // `unavailable` means board-service is unreachable: keep the command
-      // and let its timeout or the next resubscribe send it again.
-      if (frame.code === 'unavailable') return;
-      this._settle(frame.id, (p) => p.reject(err));
+      // `unavailable`: board-service is unreachable for now. Send the same
+      // command (same id, so it runs at most once) again after a pause, until
+      // the command's own timeout gives up on it.
+      const p = this._pending.get(frame.id);
+      if (frame.code === 'unavailable') {
+        p.tries = (p.tries || 0) + 1;
+        setTimeout(() => {
+          if (this._pending.get(frame.id) === p && this._subscribed) this._send(p.frame);
+        }, Math.min(4000, 250 * 2 ** p.tries));
+        return;
+      }
+      this._settle(frame.id, (q) => q.reject(err));
       return;
     }
     this.emit('error', err);

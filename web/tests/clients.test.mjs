@@ -115,6 +115,21 @@ describe('BoardClient', () => {
     client.close();
   });
 
+  it('sends a command again while board-service is unavailable, with the same id', async () => {
+    const { client, ws } = boardClient();
+    ws.push(syncFrame(1));
+    const created = client.createTask({ title: 'x', lane: 'todo' });
+    const first = ws.last('task.create');
+    ws.push({ type: 'error', id: first.id, code: 'unavailable', message: 'board-service is unreachable' });
+    await tick(700);
+    const again = ws.sent.filter((f) => f.type === 'task.create');
+    assert.equal(again.length, 2);
+    assert.equal(again[1].id, first.id);
+    ws.push({ type: 'ack', id: first.id, ok: true, result: { id: 't1' } });
+    assert.deepEqual(await created, { id: 't1' });
+    client.close();
+  });
+
   it('gives up on an unknown board with a disconnected state', () => {
     const { client, ws, states } = boardClient();
     ws.push({ type: 'error', id: ws.last('subscribe').id, code: 'not_found', message: 'board demo does not exist' });
