@@ -64,6 +64,10 @@ pub async fn events(
         Admission::Close(CloseReason::Unauthorized) => {
             return (StatusCode::UNAUTHORIZED, CloseReason::Unauthorized.text()).into_response();
         }
+        Admission::Close(CloseReason::MaxConnections) => {
+            let why = CloseReason::MaxConnections.text();
+            return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+        }
         Admission::Close(reason) => {
             return (StatusCode::TOO_MANY_REQUESTS, reason.text()).into_response();
         }
