@@ -57,6 +57,9 @@ export class ChatPanel {
       this.log, this.runLine, form);
 
     this._restore();
+    window.addEventListener('storage', (ev) => {
+      if (ev.key === this.storageKey && this._foreignTurn && this._adoptPromptFromOtherTab(this._foreignTurn)) this._foreignTurn = null;
+    });
     chat.on('status', (s) => this.status.update(s));
     chat.on('session', ({ sessionId }) => this._save({ sessionId }));
     chat.on('run', (r) => this._onRun(r));
@@ -85,9 +88,11 @@ export class ChatPanel {
   _drawUser(item, state) {
     const el = h('div.msg.msg-user', { 'data-testid': 'user-message', dataset: { queueId: item.id || '' } },
       h('div.bubble', item.content),
+      item.elsewhere ? h('div.msg-state', 'from another tab') : null,
       state ? h('div.msg-state', { 'data-testid': 'message-state' }, state === 'queued' ? 'Queued — will send when connected' : 'Sending…') : null);
     el.dataset.state = state || 'sent';
     this._append(el);
+    return el;
   }
 
   _onQueue(queue) {
@@ -110,10 +115,31 @@ export class ChatPanel {
   _turn(runId) {
     let turn = this.turns.get(runId);
     if (turn) return turn;
+    const foreign = runId && !this.chat.ownsRun(runId);
+    const adopted = foreign && this._adoptPromptFromOtherTab();
     const data = { type: 'assistant', runId, text: '', tools: {}, status: 'processing' };
     this.items.push(data);
     turn = this._drawTurn(data);
+    // The other tab's write may reach this tab's storage a moment later.
+    if (foreign && !adopted) this._foreignTurn = turn;
     return turn;
+  }
+
+  /**
+   * A run another tab started: show its prompt, which that tab stored on
+   * send, before `turn` (or at the end). Returns whether it found one.
+   */
+  _adoptPromptFromOtherTab(turn = null) {
+    const known = new Set(this.items.filter((i) => i.type === 'user').map((i) => i.id));
+    const item = (this._load().items || []).filter((i) => i.type === 'user' && i.id && !known.has(i.id)).at(-1);
+    if (!item) return false;
+    const copy = { ...item, elsewhere: true };
+    const el = this._drawUser(copy, null);
+    if (turn) {
+      this.items.splice(this.items.indexOf(turn.data), 0, copy);
+      this.log.insertBefore(el, turn.el);
+    } else this.items.push(copy);
+    return true;
   }
 
   _drawTurn(data) {
