@@ -3,6 +3,8 @@
 
 import { h, fill } from './dom.js';
 import { statusPill } from './status-pill.js';
+import { drawToolCard, tickDurations } from './tool-card.js';
+import { renderText } from './rich-text.js';
 
 const SUGGESTIONS = [
   'Create a P1 story for login',
@@ -69,7 +71,7 @@ export class ChatPanel {
     chat.on('run-error', (e) => this._onRunError(e));
     chat.on('rejected', (e) => this._note(`${e.message}`, 'error'));
     chat.on('queue', (q) => this._onQueue(q));
-    setInterval(() => this._tickDurations(), 250);
+    setInterval(() => tickDurations(this.log), 250);
   }
 
   _send(text) {
@@ -203,32 +205,7 @@ export class ChatPanel {
       turn.toolEls.set(tool.id, el);
       turn.tools.append(el);
     }
-    el.dataset.tool = tool.tool;
-    el.dataset.status = tool.status;
-    el._tool = tool;
-    const open = el.querySelector('details')?.open;
-    fill(el,
-      h('div.tool-head',
-        h('span.tool-icon'),
-        h('span.tool-name', tool.tool),
-        h('span.tool-status', { 'data-testid': 'tool-status' }, statusWord(tool.status)),
-        h('span.spacer'),
-        h('span.tool-dur', { 'data-testid': 'tool-duration' }, duration(tool))),
-      tool.progress != null && tool.status !== 'completed'
-        ? h('div.tool-progress', h('i', { style: `width:${Math.round(tool.progress * 100)}%` })) : null,
-      summary(tool) ? h('div.tool-summary', summary(tool)) : null,
-      h('details', { open: !!open },
-        h('summary', 'Input and output'),
-        h('div.tool-io-label', 'Input'), h('pre.tool-io', { 'data-testid': 'tool-input' }, pretty(tool.input)),
-        tool.output != null ? [h('div.tool-io-label', 'Output'), h('pre.tool-io', { 'data-testid': 'tool-output' }, pretty(tool.output))] : null),
-      tool.error ? h('div.tool-error', tool.error) : null);
-  }
-
-  _tickDurations() {
-    for (const el of this.log.querySelectorAll('.tool-card[data-status="running"], .tool-card[data-status="started"]')) {
-      const d = el.querySelector('.tool-dur');
-      if (d && el._tool) d.textContent = duration(el._tool);
-    }
+    drawToolCard(el, tool);
   }
 
   _onMessage({ runId, content }) {
@@ -314,62 +291,4 @@ export class ChatPanel {
       }
     }
   }
-}
-
-function statusWord(s) {
-  return { started: 'Started', running: 'Running', completed: 'Completed', failed: 'Failed' }[s] || s;
-}
-
-function duration(tool) {
-  const end = tool.endTime || (tool.status === 'completed' || tool.status === 'failed' ? tool.startTime : Date.now());
-  if (!tool.startTime) return '';
-  const ms = Math.max(0, end - tool.startTime);
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
-}
-
-/** One line that says what the tool did, when its output says it plainly. */
-function summary(tool) {
-  const o = tool.output;
-  const i = tool.input || {};
-  if (tool.status === 'failed') return null;
-  if (o && typeof o === 'object') {
-    const t = o.task || o;
-    if (t.title && (t.lane || t.laneKey)) return `${t.title} → ${t.lane || t.laneKey}`;
-    if (Array.isArray(o.tasks)) return `${o.tasks.length} task${o.tasks.length === 1 ? '' : 's'}`;
-  }
-  if (i.title) return i.title;
-  return null;
-}
-
-function pretty(v) {
-  if (v == null) return '';
-  if (typeof v === 'string') {
-    try { return JSON.stringify(JSON.parse(v), null, 2); } catch { return v; }
-  }
-  return JSON.stringify(v, null, 2);
-}
-
-/** Plain text with **bold**, `- ` lists and line breaks; never HTML from the wire. */
-function renderText(text) {
-  const out = [];
-  let list = null;
-  let first = true;
-  for (const line of String(text || '').split('\n')) {
-    const item = /^\s*[-*•]\s+(.*)$/.exec(line);
-    if (item) {
-      if (!list) { list = h('ul.msg-list'); out.push(list); }
-      list.append(h('li', inline(item[1])));
-      continue;
-    }
-    if (!first && !list) out.push(h('br'));
-    list = null;
-    first = false;
-    out.push(...inline(line));
-  }
-  return out;
-}
-
-function inline(line) {
-  return line.split(/(\*\*[^*]+\*\*)/g).filter(Boolean).map((part) =>
-    (part.startsWith('**') && part.endsWith('**') && part.length > 4 ? h('strong', part.slice(2, -2)) : part));
 }

@@ -7,7 +7,8 @@
 // conflicting edit elsewhere is caught and offered for overwrite.
 
 import { h, fill, relativeTime } from './dom.js';
-import { PRIORITIES, KINDS, explain } from './board-view.js';
+import { PRIORITIES, KINDS } from './card.js';
+import { explain } from './board-view.js';
 import { toast } from './toast.js';
 
 const FIELDS = ['title', 'description', 'priority', 'kind', 'assignee', 'labels', 'estimatedHours'];
