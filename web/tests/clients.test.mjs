@@ -4,7 +4,7 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BoardClient } from '../lib/board-client.js';
+import { BoardClient, BoardModel } from '../lib/board-client.js';
 import { ChatClient } from '../lib/chat-client.js';
 import { Backoff } from '../lib/shared.js';
 
@@ -52,6 +52,23 @@ describe('Backoff', () => {
     assert.deepEqual([1, 2, 3, 4, 5].map(() => high.next()), [500, 1000, 2000, 4000, 4000]);
     high.reset();
     assert.equal(high.next(), 500);
+  });
+});
+
+describe('BoardModel', () => {
+  it('follows lane frames: added, renamed, deleted with its tasks moved', () => {
+    const model = new BoardModel();
+    model.apply(syncFrame(3));
+    const lanes = (keys) => keys.map((key, position) => ({ id: `L-${key}`, key, name: key, position }));
+    model.apply(change('lane.created', 4, { lane: { id: 'L-review', key: 'review' }, lanes: lanes(['todo', 'review', 'done']) }));
+    assert.deepEqual(model.lanes.map((l) => l.key), ['todo', 'review', 'done']);
+    model.apply(change('lane.deleted', 5, {
+      lane: { id: 'L-todo', key: 'todo' }, lanes: lanes(['review', 'done']),
+      movedTasks: [task('a', 'done', 'b0'), task('b', 'done', 'b1')],
+    }));
+    assert.deepEqual(model.lanes.map((l) => l.key), ['review', 'done']);
+    assert.deepEqual(model.laneTasks('done').map((t) => t.id), ['a', 'b']);
+    assert.equal(model.version, 5);
   });
 });
 
