@@ -14,6 +14,8 @@ export const config = {
   /** Board id or slug from `?board=`; empty shows the board list. */
   board: params.get('board') || '',
   boardWsUrl: params.get('ws') || meta('boardwire-ws-url') || `${wsScheme}//${location.host}/ws`,
+  /** The gateway's SSE stream, the read-only fallback when WebSocket is blocked (default: beside the board WebSocket). */
+  eventsUrl: params.get('events') || meta('boardwire-events-url') || undefined,
   chatUrl: params.get('chat') || meta('boardwire-chat-url') || `${wsScheme}//${location.hostname}:8001/ws/chat`,
   /** Base of the gateway's HTTP API (board list and create). */
   apiUrl: (params.get('api') || meta('boardwire-api-url') || '').replace(/\/$/, ''),

@@ -21,7 +21,7 @@ if (!config.board) {
 
 function openBoard(board) {
   document.body.classList.add('page-board');
-  const client = new BoardClient({ url: config.boardWsUrl, board, token: config.token, maxAttempts: config.maxAttempts });
+  const client = new BoardClient({ url: config.boardWsUrl, eventsUrl: config.eventsUrl, board, token: config.token, maxAttempts: config.maxAttempts });
   const status = statusPill({ label: 'Board', testid: 'board-status', onRetry: () => client.retry() });
   const title = h('h1.board-title', { 'data-testid': 'board-title' }, board);
   const meta = h('span.board-meta', { 'data-testid': 'board-meta' });

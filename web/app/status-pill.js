@@ -15,14 +15,22 @@ export function statusPill({ label, testid, onRetry, showLabel = true }) {
 
   let latency = null;
   let state = 'connecting';
+  let transport = 'websocket';
   function update(info = {}) {
     if (info.state) state = info.state;
     if (info.latencyMs != null) latency = info.latencyMs;
+    if (info.transport) transport = info.transport;
+    el.dataset.transport = transport;
     el.dataset.state = state;
     retry.hidden = state !== 'disconnected';
     switch (state) {
       case 'connected':
         text.textContent = 'Live';
+        if (transport === 'sse') {
+          fill(detail, 'read-only');
+          el.title = `${label}: live updates over SSE; WebSocket is blocked on this network, so changes cannot be sent`;
+          break;
+        }
         fill(detail, latency != null ? `${latency} ms` : '');
         el.title = `${label}: connected${latency != null ? `, round trip ${latency} ms` : ''}`;
         break;

@@ -194,6 +194,40 @@ describe('Boardwire page (mocked services)', () => {
     assert.ok(await retry.isHidden());
   });
 
+  it('falls back to read-only SSE when WebSocket never gets through, and says so', async () => {
+    board.down = true; // every WebSocket is refused, as behind a proxy that blocks them
+    await board.route(browser.context);
+    await bridge.route(browser.context);
+    const page = await browser.context.newPage();
+    await page.setViewportSize({ width: 1600, height: 900 });
+    errors.push(watchErrors(page));
+    await page.route('**/events?*', async (route) => {
+      const url = new URL(route.request().url());
+      const last = (await route.request().allHeaders())['last-event-id'];
+      const since = Number(last ?? url.searchParams.get('sinceVersion') ?? -1);
+      const frames = since < 0 ? [board.sync()] : board.log.filter((f) => f.version > since);
+      const body = `retry: 300\n\n${frames.map((f) => `event: ${f.type}\nid: ${f.version}\ndata: ${JSON.stringify(f)}\n\n`).join('')}`;
+      await route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body });
+    });
+    await page.goto(`${web.url}?board=demo&chat=off`);
+    await page.waitForSelector('[data-testid="board-status"][data-transport="sse"]', { timeout: 20000 });
+    await page.waitForSelector('[data-task-id]', { timeout: TIMEOUT });
+    const added = board.create({ title: 'Arrived over SSE', lane: 'todo' });
+    await page.waitForSelector(`[data-lane="todo"] [data-task-id="${added.id}"]`, { timeout: TIMEOUT });
+    const shown = Object.values(await laneIds(page)).flat();
+    assert.equal(new Set(shown).size, shown.length);
+    assert.equal(shown.length, board.tasks.size);
+    // Changes cannot go out this way: a drag snaps back and says why.
+    const id = taskId('Dark mode for the board');
+    await page.locator(`[data-task-id="${id}"]`).dragTo(page.locator('[data-lane="done"]'), { targetPosition: { x: 60, y: 400 } });
+    await page.waitForSelector('[data-testid="toast"]', { timeout: TIMEOUT });
+    assert.match(await page.locator('[data-testid="toast"]').innerText(), /WebSocket is blocked/);
+    assert.ok((await laneIds(page)).backlog.includes(id));
+    await page.waitForSelector('[data-testid="board-status"][data-state="connected"]', { timeout: TIMEOUT });
+    assert.match(await page.locator('[data-testid="board-status"]').innerText(), /read-only/);
+    await screenshot(page, 'ui-sse-read-only');
+  });
+
   it('streams the assistant reply with a live tool card, and the new card lands on the board', async () => {
     bridge.toolDelayMs = 2000;
     const page = await open({}, { query: '' });
