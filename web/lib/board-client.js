@@ -244,11 +244,9 @@ export class BoardClient extends Emitter {
   _open() {
     clearTimeout(this._timers.reconnect);
     this._setState(this.backoff.attempt ? 'reconnecting' : 'connecting', { attempt: this.backoff.attempt });
-    let url = this.url;
-    if (this.token) url += (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(this.token);
     let ws;
     try {
-      ws = new this.WebSocket(url);
+      ws = new this.WebSocket(this._wsUrl());
     } catch (err) {
       this._scheduleReconnect(String(err));
       return;
@@ -258,6 +256,11 @@ export class BoardClient extends Emitter {
     ws.onmessage = (ev) => this._onMessage(ws, ev.data);
     ws.onclose = (ev) => this._onClose(ws, ev.code, ev.reason);
     ws.onerror = () => {}; // a close event always follows
+  }
+
+  _wsUrl() {
+    if (!this.token) return this.url;
+    return `${this.url}${this.url.includes('?') ? '&' : '?'}token=${encodeURIComponent(this.token)}`;
   }
 
   _onMessage(ws, text) {
@@ -463,8 +466,11 @@ export class BoardClient extends Emitter {
       if (es !== this._es) return;
       this.backoff.reset();
       if (this.state !== 'connected') this._setState('connected', { transport: 'sse' });
+      // The gateway may simply have been down while WebSocket was tried:
+      // check once now, then every 30 s.
       clearInterval(this._timers.upgrade);
       this._timers.upgrade = setInterval(() => this._probeWebSocket(), 30000);
+      this._probeWebSocket();
     };
     const onFrame = (ev) => {
       if (es !== this._es) return;
@@ -510,7 +516,7 @@ export class BoardClient extends Emitter {
   /** On SSE, checks now and then whether WebSocket gets through after all. */
   _probeWebSocket() {
     let probe;
-    try { probe = new this.WebSocket(this.url); } catch { return; }
+    try { probe = new this.WebSocket(this._wsUrl()); } catch { return; }
     const done = () => { probe.onmessage = probe.onclose = probe.onerror = null; try { probe.close(); } catch { /* closed */ } };
     probe.onmessage = (ev) => {
       let frame;
