@@ -26,16 +26,17 @@ export class BoardView {
     this.filter = '';
     this.drag = new DragAndDrop(this);
     this._scheduled = false;
+    this._flash = new Set(); // cards to highlight on the next draw
     this.lanesEl = h('div.lanes', { 'data-testid': 'lanes' });
     fill(root, this.lanesEl);
 
     client.on('sync', () => this.schedule());
     client.on('frame', (frame) => {
-      if (frame.commandId && this.overlay.delete(frame.commandId)) { /* confirmed */ }
+      // Our own command came back as a change: the model now holds it.
+      if (frame.commandId) this.overlay.delete(frame.commandId);
       if (frame.type === 'task.created' || frame.type === 'task.moved') this._flash.add(frame.data.id);
       this.schedule();
     });
-    this._flash = new Set();
   }
 
   schedule() {
