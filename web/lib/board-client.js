@@ -207,7 +207,10 @@ export class BoardClient extends Emitter {
     clearTimeout(this._timers.reconnect);
     this._closeSse();
     this._drop('closed by the page');
-    for (const [, p] of this._pending) p.reject(new CommandError('closed', 'the client was closed'));
+    for (const [, p] of this._pending) {
+      clearTimeout(p.timer);
+      p.reject(new CommandError('closed', 'the client was closed'));
+    }
     this._pending.clear();
     this._setState('disconnected', { reason: 'closed' });
   }
@@ -233,7 +236,7 @@ export class BoardClient extends Emitter {
 
   createTask(data, opts) { return this.command('task.create', data, opts); }
   updateTask(id, changes, opts) { return this.command('task.update', { id, changes }, opts); }
-  /** `anchor` is `{before}` or `{after}` (task ids) or nothing for the lane's end. */
+  /** `anchor`: `{before?, after?}` (neighbour task ids); empty puts the task at the lane's end. */
   moveTask(id, toLane, anchor = {}, opts) {
     return this.command('task.move', { id, toLane, ...anchor }, opts);
   }
