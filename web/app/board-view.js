@@ -6,24 +6,11 @@
 // is rejected, which snaps the card back. Drawing reuses each card's element
 // and only touches what changed, so live frames never flicker the board.
 
-import { h, fill, initials, hue } from './dom.js';
+import { h, fill } from './dom.js';
 import { newId } from '../lib/shared.js';
 import { toast } from './toast.js';
-
-export const PRIORITIES = [
-  { value: 'critical', label: 'Critical', short: 'P0' },
-  { value: 'high', label: 'High', short: 'P1' },
-  { value: 'medium', label: 'Medium', short: 'P2' },
-  { value: 'low', label: 'Low', short: 'P3' },
-];
-export const KINDS = [
-  { value: 'story', label: 'Story' },
-  { value: 'task', label: 'Task' },
-  { value: 'bug', label: 'Bug' },
-  { value: 'epic', label: 'Epic' },
-];
-const PRIORITY = Object.fromEntries(PRIORITIES.map((p) => [p.value, p]));
-const KIND = Object.fromEntries(KINDS.map((k) => [k.value, k]));
+import { cardSignature, drawCard, matches } from './card.js';
+import { DragAndDrop, firstCard, nextCard } from './drag.js';
 
 /** How long an acked command's overlay waits for its frame before it is dropped. */
 const ACKED_GRACE_MS = 4000;
@@ -37,17 +24,19 @@ export class BoardView {
     this.lanes = new Map(); // lane key → {el, list, count, wip}
     this.cards = new Map(); // task id → {el, sig}
     this.filter = '';
+    this.drag = new DragAndDrop(this);
     this._scheduled = false;
+    this._flash = new Set(); // cards to highlight on the next draw
     this.lanesEl = h('div.lanes', { 'data-testid': 'lanes' });
     fill(root, this.lanesEl);
 
     client.on('sync', () => this.schedule());
     client.on('frame', (frame) => {
-      if (frame.commandId && this.overlay.delete(frame.commandId)) { /* confirmed */ }
+      // Our own command came back as a change: the model now holds it.
+      if (frame.commandId) this.overlay.delete(frame.commandId);
       if (frame.type === 'task.created' || frame.type === 'task.moved') this._flash.add(frame.data.id);
       this.schedule();
     });
-    this._flash = new Set();
   }
 
   schedule() {
@@ -179,102 +168,36 @@ export class BoardView {
     const el = h('section.lane', { dataset: { lane: lane.key }, 'aria-label': lane.name },
       h('header.lane-head', h('span.lane-dot'), name, count, wip, h('span.spacer'), add),
       list, empty);
-    this._dropTarget(lane.key, el, list);
+    this.drag.lane(lane.key, el, list);
     return { el, list, name, count, wip, empty };
   }
 
   _card(task) {
-    const sig = JSON.stringify([task.title, task.priority, task.kind, task.assignee, task.labels,
-      task.estimatedHours, task.description ? 1 : 0, !!task.pending]);
+    const sig = cardSignature(task);
     let card = this.cards.get(task.id);
     if (!card) {
       const el = h('article.card', {
         dataset: { taskId: task.id }, tabindex: '0', draggable: 'true',
+        title: 'Click to edit · drag, or Alt+arrow keys, to move',
       });
       el.addEventListener('click', () => !el.classList.contains('card-ghost') && this.onOpenTask(task.id));
       el.addEventListener('keydown', (ev) => {
         if (ev.key === 'Enter') this.onOpenTask(task.id);
+        const step = ev.altKey && { ArrowLeft: 'left', ArrowRight: 'right', ArrowUp: 'up', ArrowDown: 'down' }[ev.key];
+        if (step) {
+          ev.preventDefault();
+          this.keyMove(task.id, step);
+        }
       });
-      el.addEventListener('dragstart', (ev) => this._dragStart(ev, el));
-      el.addEventListener('dragend', () => this._dragEnd());
+      this.drag.card(el);
       card = { el, sig: '' };
       this.cards.set(task.id, card);
     }
     if (card.sig !== sig) {
       card.sig = sig;
-      const p = PRIORITY[task.priority] || PRIORITY.medium;
-      const k = KIND[task.kind] || KIND.task;
-      card.el.dataset.priority = task.priority;
-      card.el.dataset.kind = task.kind;
-      card.el.classList.toggle('card-ghost', !!task.pending && task.id.startsWith('tmp-'));
-      card.el.classList.toggle('card-pending', !!task.pending);
-      card.el.draggable = !task.id.startsWith('tmp-');
-      fill(card.el,
-        h('div.card-meta',
-          h(`span.badge.kind.kind-${k.value}`, { 'data-testid': 'kind-badge' }, k.label),
-          h(`span.badge.prio.prio-${p.value}`, { title: `${p.label} priority`, 'data-testid': 'priority-badge' },
-            h('span.prio-bars', h('i'), h('i'), h('i')), p.short),
-          task.estimatedHours ? h('span.card-est', { title: 'Estimate' }, `${fmtHours(task.estimatedHours)}`) : null,
-          h('span.spacer'),
-          task.description ? h('span.card-desc-icon', { title: 'Has a description' }, '≡') : null),
-        h('div.card-title', task.title),
-        (task.labels?.length || task.assignee) ? h('div.card-foot',
-          h('div.card-labels', (task.labels || []).map((l) =>
-            h('span.label', { style: `--h:${hue(l)}` }, l))),
-          task.assignee ? h('span.avatar', { title: task.assignee, style: `--h:${hue(task.assignee)}` },
-            initials(task.assignee)) : null) : null);
+      drawCard(card.el, task);
     }
     return card;
-  }
-
-  // ---- drag and drop ----
-
-  _dragStart(ev, el) {
-    this.dragId = el.dataset.taskId;
-    ev.dataTransfer.effectAllowed = 'move';
-    ev.dataTransfer.setData('text/plain', this.dragId);
-    requestAnimationFrame(() => el.classList.add('dragging'));
-    this.root.classList.add('is-dragging');
-  }
-
-  _dragEnd() {
-    this.cards.get(this.dragId)?.el.classList.remove('dragging');
-    this.dragId = null;
-    this.root.classList.remove('is-dragging');
-    this._placeholder?.remove();
-    for (const { el } of this.lanes.values()) el.classList.remove('drop-over');
-  }
-
-  _dropTarget(laneKey, laneEl, list) {
-    laneEl.addEventListener('dragover', (ev) => {
-      if (!this.dragId) return;
-      ev.preventDefault();
-      ev.dataTransfer.dropEffect = 'move';
-      for (const { el } of this.lanes.values()) el.classList.toggle('drop-over', el === laneEl);
-      // A full lane warns before the drop; the gateway still decides.
-      laneEl.classList.toggle('drop-own', this.cards.get(this.dragId)?.el.closest('[data-lane]') === laneEl);
-      const ph = this._placeholder ||= h('div.drop-marker');
-      const after = cardAt(list, ev.clientY, this.dragId);
-      if (after) list.insertBefore(ph, after);
-      else list.append(ph);
-    });
-    laneEl.addEventListener('dragleave', (ev) => {
-      if (!laneEl.contains(ev.relatedTarget)) laneEl.classList.remove('drop-over');
-    });
-    laneEl.addEventListener('drop', (ev) => {
-      ev.preventDefault();
-      const id = this.dragId || ev.dataTransfer.getData('text/plain');
-      const ph = this._placeholder;
-      let before = null;
-      let after = null;
-      if (ph && ph.parentElement === list) {
-        before = nextCard(ph, id)?.dataset.taskId || null;
-        if (!before) after = prevCard(ph, id)?.dataset.taskId || null;
-      }
-      this._dragEnd();
-      // A refusal is shown by move() itself (toast, snap back).
-      if (id) this.move(id, laneKey, before ? { before } : after ? { after } : {}).catch(() => {});
-    });
   }
 
   // ---- commands ----
@@ -287,6 +210,27 @@ export class BoardView {
     return this._run({ kind: 'move', taskId, toLane, ...anchor },
       (id) => this.client.moveTask(taskId, toLane, anchor, { id }),
       (err) => `Couldn't move “${current.title}”: ${explain(err)}`);
+  }
+
+  /** Alt+arrows on a focused card: to the lane left or right, or one place up or down. */
+  keyMove(taskId, step) {
+    const view = this.view();
+    const li = view.findIndex((v) => v.tasks.some((t) => t.id === taskId));
+    if (li < 0) return;
+    const tasks = view[li].tasks;
+    const i = tasks.findIndex((t) => t.id === taskId);
+    let moving;
+    if (step === 'left' || step === 'right') {
+      const target = view[li + (step === 'left' ? -1 : 1)];
+      if (target) moving = this.move(taskId, target.lane.key, {});
+    } else if (step === 'up' && i > 0) {
+      moving = this.move(taskId, view[li].lane.key, { before: tasks[i - 1].id });
+    } else if (step === 'down' && i < tasks.length - 1) {
+      moving = this.move(taskId, view[li].lane.key, { after: tasks[i + 1].id });
+    }
+    // Re-inserting the element drops focus; give it back so keys can repeat.
+    this.cards.get(taskId)?.el.focus();
+    moving?.catch(() => {});
   }
 
   update(taskId, changes, expectedVersion) {
@@ -337,8 +281,8 @@ export class BoardView {
   _samePlace(taskId, lane, anchor) {
     const tasks = this.view().find((v) => v.lane.key === lane)?.tasks || [];
     const i = tasks.findIndex((t) => t.id === taskId);
-    if (anchor.before) return tasks[i + 1]?.id === anchor.before || anchor.before === taskId;
-    if (anchor.after) return tasks[i - 1]?.id === anchor.after || anchor.after === taskId;
+    if (anchor.before) return tasks[i + 1]?.id === anchor.before;
+    if (anchor.after) return tasks[i - 1]?.id === anchor.after;
     return i === tasks.length - 1;
   }
 
@@ -367,43 +311,6 @@ export class BoardView {
     list.parentElement.insertBefore(form, list.nextSibling);
     input.focus();
   }
-}
-
-function firstCard(list) {
-  let c = list.firstElementChild;
-  while (c && !c.classList.contains('card')) c = c.nextElementSibling;
-  return c;
-}
-
-function nextCard(el, skipId) {
-  let c = el.nextElementSibling;
-  while (c && (!c.classList.contains('card') || c.dataset.taskId === skipId || c.hidden)) c = c.nextElementSibling;
-  return c;
-}
-
-function prevCard(el, skipId) {
-  let c = el.previousElementSibling;
-  while (c && (!c.classList.contains('card') || c.dataset.taskId === skipId || c.hidden)) c = c.previousElementSibling;
-  return c;
-}
-
-/** The first card whose middle is below y (the card to drop before). */
-function cardAt(list, y, skipId) {
-  for (const c of list.children) {
-    if (!c.classList.contains('card') || c.dataset.taskId === skipId || c.hidden) continue;
-    const r = c.getBoundingClientRect();
-    if (y < r.top + r.height / 2) return c;
-  }
-  return null;
-}
-
-function matches(task, q) {
-  return [task.title, task.description, task.assignee, ...(task.labels || []), task.kind, task.priority]
-    .some((v) => String(v || '').toLowerCase().includes(q));
-}
-
-function fmtHours(h) {
-  return Number.isInteger(h) ? `${h}h` : `${h.toFixed(1)}h`;
 }
 
 /** A rejection in words a person can act on. */

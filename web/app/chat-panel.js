@@ -3,6 +3,8 @@
 
 import { h, fill } from './dom.js';
 import { statusPill } from './status-pill.js';
+import { drawToolCard, tickDurations } from './tool-card.js';
+import { renderText } from './rich-text.js';
 
 const SUGGESTIONS = [
   'Create a P1 story for login',
@@ -57,6 +59,9 @@ export class ChatPanel {
       this.log, this.runLine, form);
 
     this._restore();
+    window.addEventListener('storage', (ev) => {
+      if (ev.key === this.storageKey && this._foreignTurn && this._adoptPromptFromOtherTab(this._foreignTurn)) this._foreignTurn = null;
+    });
     chat.on('status', (s) => this.status.update(s));
     chat.on('session', ({ sessionId }) => this._save({ sessionId }));
     chat.on('run', (r) => this._onRun(r));
@@ -66,7 +71,7 @@ export class ChatPanel {
     chat.on('run-error', (e) => this._onRunError(e));
     chat.on('rejected', (e) => this._note(`${e.message}`, 'error'));
     chat.on('queue', (q) => this._onQueue(q));
-    setInterval(() => this._tickDurations(), 250);
+    setInterval(() => tickDurations(this.log), 250);
   }
 
   _send(text) {
@@ -85,9 +90,11 @@ export class ChatPanel {
   _drawUser(item, state) {
     const el = h('div.msg.msg-user', { 'data-testid': 'user-message', dataset: { queueId: item.id || '' } },
       h('div.bubble', item.content),
+      item.elsewhere ? h('div.msg-state', 'from another tab') : null,
       state ? h('div.msg-state', { 'data-testid': 'message-state' }, state === 'queued' ? 'Queued — will send when connected' : 'Sending…') : null);
     el.dataset.state = state || 'sent';
     this._append(el);
+    return el;
   }
 
   _onQueue(queue) {
@@ -110,10 +117,31 @@ export class ChatPanel {
   _turn(runId) {
     let turn = this.turns.get(runId);
     if (turn) return turn;
+    const foreign = runId && !this.chat.ownsRun(runId);
+    const adopted = foreign && this._adoptPromptFromOtherTab();
     const data = { type: 'assistant', runId, text: '', tools: {}, status: 'processing' };
     this.items.push(data);
     turn = this._drawTurn(data);
+    // The other tab's write may reach this tab's storage a moment later.
+    if (foreign && !adopted) this._foreignTurn = turn;
     return turn;
+  }
+
+  /**
+   * A run another tab started: show its prompt, which that tab stored on
+   * send, before `turn` (or at the end). Returns whether it found one.
+   */
+  _adoptPromptFromOtherTab(turn = null) {
+    const known = new Set(this.items.filter((i) => i.type === 'user').map((i) => i.id));
+    const item = (this._load().items || []).filter((i) => i.type === 'user' && i.id && !known.has(i.id)).at(-1);
+    if (!item) return false;
+    const copy = { ...item, elsewhere: true };
+    const el = this._drawUser(copy, null);
+    if (turn) {
+      this.items.splice(this.items.indexOf(turn.data), 0, copy);
+      this.log.insertBefore(el, turn.el);
+    } else this.items.push(copy);
+    return true;
   }
 
   _drawTurn(data) {
@@ -177,32 +205,7 @@ export class ChatPanel {
       turn.toolEls.set(tool.id, el);
       turn.tools.append(el);
     }
-    el.dataset.tool = tool.tool;
-    el.dataset.status = tool.status;
-    el._tool = tool;
-    const open = el.querySelector('details')?.open;
-    fill(el,
-      h('div.tool-head',
-        h('span.tool-icon'),
-        h('span.tool-name', tool.tool),
-        h('span.tool-status', { 'data-testid': 'tool-status' }, statusWord(tool.status)),
-        h('span.spacer'),
-        h('span.tool-dur', { 'data-testid': 'tool-duration' }, duration(tool))),
-      tool.progress != null && tool.status !== 'completed'
-        ? h('div.tool-progress', h('i', { style: `width:${Math.round(tool.progress * 100)}%` })) : null,
-      summary(tool) ? h('div.tool-summary', summary(tool)) : null,
-      h('details', { open: !!open },
-        h('summary', 'Input and output'),
-        h('div.tool-io-label', 'Input'), h('pre.tool-io', { 'data-testid': 'tool-input' }, pretty(tool.input)),
-        tool.output != null ? [h('div.tool-io-label', 'Output'), h('pre.tool-io', { 'data-testid': 'tool-output' }, pretty(tool.output))] : null),
-      tool.error ? h('div.tool-error', tool.error) : null);
-  }
-
-  _tickDurations() {
-    for (const el of this.log.querySelectorAll('.tool-card[data-status="running"], .tool-card[data-status="started"]')) {
-      const d = el.querySelector('.tool-dur');
-      if (d && el._tool) d.textContent = duration(el._tool);
-    }
+    drawToolCard(el, tool);
   }
 
   _onMessage({ runId, content }) {
@@ -288,51 +291,4 @@ export class ChatPanel {
       }
     }
   }
-}
-
-function statusWord(s) {
-  return { started: 'Started', running: 'Running', completed: 'Completed', failed: 'Failed' }[s] || s;
-}
-
-function duration(tool) {
-  const end = tool.endTime || (tool.status === 'completed' || tool.status === 'failed' ? tool.startTime : Date.now());
-  if (!tool.startTime) return '';
-  const ms = Math.max(0, end - tool.startTime);
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
-}
-
-/** One line that says what the tool did, when its output says it plainly. */
-function summary(tool) {
-  const o = tool.output;
-  const i = tool.input || {};
-  if (tool.status === 'failed') return null;
-  if (o && typeof o === 'object') {
-    const t = o.task || o;
-    if (t.title && (t.lane || t.laneKey)) return `${t.title} → ${t.lane || t.laneKey}`;
-    if (Array.isArray(o.tasks)) return `${o.tasks.length} task${o.tasks.length === 1 ? '' : 's'}`;
-  }
-  if (i.title) return i.title;
-  return null;
-}
-
-function pretty(v) {
-  if (v == null) return '';
-  if (typeof v === 'string') {
-    try { return JSON.stringify(JSON.parse(v), null, 2); } catch { return v; }
-  }
-  return JSON.stringify(v, null, 2);
-}
-
-/** Plain text with **bold** and line breaks; never HTML from the wire. */
-function renderText(text) {
-  const out = [];
-  const lines = String(text || '').split('\n');
-  lines.forEach((line, n) => {
-    if (n) out.push(h('br'));
-    line.split(/(\*\*[^*]+\*\*)/g).forEach((part) => {
-      if (part.startsWith('**') && part.endsWith('**') && part.length > 4) out.push(h('strong', part.slice(2, -2)));
-      else if (part) out.push(part);
-    });
-  });
-  return out;
 }

@@ -14,10 +14,14 @@ export const config = {
   /** Board id or slug from `?board=`; empty shows the board list. */
   board: params.get('board') || '',
   boardWsUrl: params.get('ws') || meta('boardwire-ws-url') || `${wsScheme}//${location.host}/ws`,
+  /** The gateway's SSE stream, the read-only fallback when WebSocket is blocked (default: beside the board WebSocket). */
+  eventsUrl: params.get('events') || meta('boardwire-events-url') || undefined,
   chatUrl: params.get('chat') || meta('boardwire-chat-url') || `${wsScheme}//${location.hostname}:8001/ws/chat`,
   /** Base of the gateway's HTTP API (board list and create). */
   apiUrl: (params.get('api') || meta('boardwire-api-url') || '').replace(/\/$/, ''),
   token: params.get('token') || undefined,
+  /** Failed reconnects in a row before showing Offline with a Retry button (`?retries=`). */
+  maxAttempts: Number(params.get('retries')) || 12,
   /** `?chat=off` hides the chat panel. */
   chatEnabled: params.get('chat') !== 'off',
 };

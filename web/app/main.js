@@ -21,7 +21,7 @@ if (!config.board) {
 
 function openBoard(board) {
   document.body.classList.add('page-board');
-  const client = new BoardClient({ url: config.boardWsUrl, board, token: config.token });
+  const client = new BoardClient({ url: config.boardWsUrl, eventsUrl: config.eventsUrl, board, token: config.token, maxAttempts: config.maxAttempts });
   const status = statusPill({ label: 'Board', testid: 'board-status', onRetry: () => client.retry() });
   const title = h('h1.board-title', { 'data-testid': 'board-title' }, board);
   const meta = h('span.board-meta', { 'data-testid': 'board-meta' });
@@ -42,7 +42,10 @@ function openBoard(board) {
   const view = new BoardView(boardEl, client, { onOpenTask: (id) => editor.open(id) });
   const editor = new TaskEditor(view, client);
   let loaded = false;
-  client.on('status', (s) => status.update(s));
+  client.on('status', (s) => {
+    status.update(s);
+    boardEl.classList.toggle('is-stale', s.state === 'disconnected');
+  });
   client.on('latency', (ms) => status.update({ latencyMs: ms }));
   client.on('sync', ({ model }) => {
     loaded = true;
@@ -69,18 +72,30 @@ function openBoard(board) {
   });
   client.connect();
   window.boardwire = { client, view };
+  // Back online or back to the tab after a long sleep: don't wait out the backoff.
+  const wake = () => { if (client.state === 'reconnecting' || client.state === 'disconnected') client.retry(); };
+  window.addEventListener('online', wake);
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) wake(); });
 
   if (config.chatEnabled) {
     const key = `boardwire.chat.${board}`;
     let saved = {};
     try { saved = JSON.parse(localStorage.getItem(key) || '{}'); } catch { /* ignore */ }
-    const chat = new ChatClient({ url: config.chatUrl, boardId: board, sessionId: saved.sessionId, lastSeq: saved.lastSeq });
+    const chat = new ChatClient({ url: config.chatUrl, boardId: board, sessionId: saved.sessionId, lastSeq: saved.lastSeq, maxAttempts: config.maxAttempts });
     new ChatPanel(chatEl, chat, { storageKey: key });
+    if (window.matchMedia('(max-width: 760px)').matches) {
+      // On a phone the assistant opens over the board instead of beside it.
+      document.body.classList.add('chat-hidden');
+      chatToggle.setAttribute('aria-pressed', 'false');
+    }
     chatToggle.addEventListener('click', () => {
       const hidden = document.body.classList.toggle('chat-hidden');
       chatToggle.setAttribute('aria-pressed', String(!hidden));
     });
     chat.connect();
     window.boardwire.chat = chat;
+    const wakeChat = () => { if (chat.state === 'reconnecting' || chat.state === 'disconnected') chat.retry(); };
+    window.addEventListener('online', wakeChat);
+    document.addEventListener('visibilitychange', () => { if (!document.hidden) wakeChat(); });
   }
 }

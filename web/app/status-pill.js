@@ -10,19 +10,27 @@ export function statusPill({ label, testid, onRetry, showLabel = true }) {
   const retry = h('button.btn.btn-sm.btn-ghost.status-retry', {
     'data-testid': `${testid}-retry`, hidden: true, onclick: onRetry,
   }, 'Retry');
-  const el = h('div.status-pill', { 'data-testid': testid, 'data-state': 'connecting', title: label },
+  const el = h('div.status-pill', { 'data-testid': testid, 'data-state': 'connecting', title: label, role: 'status', 'aria-live': 'polite' },
     dot, showLabel ? h('span.status-label', label) : null, text, detail, retry);
 
   let latency = null;
   let state = 'connecting';
+  let transport = 'websocket';
   function update(info = {}) {
     if (info.state) state = info.state;
     if (info.latencyMs != null) latency = info.latencyMs;
+    if (info.transport) transport = info.transport;
+    el.dataset.transport = transport;
     el.dataset.state = state;
     retry.hidden = state !== 'disconnected';
     switch (state) {
       case 'connected':
         text.textContent = 'Live';
+        if (transport === 'sse') {
+          fill(detail, 'read-only');
+          el.title = `${label}: live updates over SSE; WebSocket is blocked on this network, so changes cannot be sent`;
+          break;
+        }
         fill(detail, latency != null ? `${latency} ms` : '');
         el.title = `${label}: connected${latency != null ? `, round trip ${latency} ms` : ''}`;
         break;

@@ -7,7 +7,8 @@
 // conflicting edit elsewhere is caught and offered for overwrite.
 
 import { h, fill, relativeTime } from './dom.js';
-import { PRIORITIES, KINDS, explain } from './board-view.js';
+import { PRIORITIES, KINDS } from './card.js';
+import { explain } from './board-view.js';
 import { toast } from './toast.js';
 
 const FIELDS = ['title', 'description', 'priority', 'kind', 'assignee', 'labels', 'estimatedHours'];
@@ -44,7 +45,12 @@ export class TaskEditor {
 
   _build(task, isNew) {
     this.base = { ...task, labels: [...(task.labels || [])] };
+    // The version a save may claim: the newest one whose changes the form has
+    // taken in. A field that clashes with a remote edit pins it until the user
+    // takes theirs, so saving then is refused rather than silently overwriting.
+    this.latestVersion = task.version;
     this.baseVersion = task.version;
+    this.clashes = new Set();
     this.dirty = new Set();
     const inputs = {};
     const notes = {};
@@ -132,27 +138,23 @@ export class TaskEditor {
       this._showBanner('This task was deleted elsewhere. Saving will not bring it back.', 'warn');
       return;
     }
+    const version = frame.data.taskVersion ?? this.latestVersion;
     if (frame.type === 'task.moved') {
       if (!this.laneDirty) this.laneInput.value = frame.data.toLane;
       this.base.lane = frame.data.toLane;
-      return;
-    }
-    if (frame.type !== 'task.updated') return;
-    let clash = false;
-    for (const [name, value] of Object.entries(frame.data.changes)) {
-      if (!(name in this.inputs)) continue;
-      if (this.dirty.has(name)) {
-        if (!same(this._read(name), value)) {
-          clash = true;
+    } else if (frame.type === 'task.updated') {
+      for (const [name, value] of Object.entries(frame.data.changes)) {
+        if (!(name in this.inputs)) continue;
+        if (!this.dirty.has(name)) this._write(name, value);
+        else if (!same(this._read(name), value)) {
+          this.clashes.add(name);
           this._note(name, value);
         }
-      } else {
-        this._write(name, value);
+        this.base[name] = value;
       }
-      this.base[name] = value;
-    }
-    // Nothing the user typed was touched: the form is now based on this version.
-    if (!clash) this.baseVersion = frame.data.taskVersion ?? this.baseVersion;
+    } else return;
+    this.latestVersion = version;
+    if (!this.clashes.size) this.baseVersion = version;
   }
 
   _onSync() {
@@ -169,6 +171,8 @@ export class TaskEditor {
         this._write(name, value);
         this.dirty.delete(name);
         this.notes[name].hidden = true;
+        this.clashes.delete(name);
+        if (!this.clashes.size) this.baseVersion = this.latestVersion;
       } }, 'Use theirs'));
     this.notes[name].hidden = false;
   }

@@ -143,7 +143,11 @@ export class BoardClient extends Emitter {
    * @param {number} [opts.maxAttempts=12] Failed attempts in a row before `disconnected`.
    * @param {number} [opts.commandTimeoutMs=15000] A command with no answer by then is rejected (`timeout`).
    * @param {number} [opts.pingIntervalMs] Defaults to half the server's heartbeat, at most 10 s.
+   * @param {string} [opts.eventsUrl] The gateway's SSE `/events` (default: derived from `url`).
+   * @param {number} [opts.sseFallbackAfter=3] WebSocket attempts that never opened before
+   *   falling back to read-only SSE (a proxy that blocks WebSocket); 0 never falls back.
    * @param {typeof WebSocket} [opts.WebSocket]
+   * @param {typeof EventSource} [opts.EventSource]
    */
   constructor(opts) {
     super();
@@ -155,6 +159,13 @@ export class BoardClient extends Emitter {
     this.maxAttempts = opts.maxAttempts ?? 12;
     this.commandTimeoutMs = opts.commandTimeoutMs ?? 15000;
     this.pingIntervalMs = opts.pingIntervalMs;
+    this.eventsUrl = opts.eventsUrl || eventsUrlFor(opts.url);
+    this.sseFallbackAfter = opts.sseFallbackAfter ?? 3;
+    this.EventSource = opts.EventSource || globalThis.EventSource;
+    /** `websocket`, or `sse` (read-only) when WebSocket never got through. */
+    this.transport = 'websocket';
+    this._wsEverOpened = false;
+    this._es = null;
     this.model = new BoardModel();
     /** The board's id once the gateway told it (frames carry ids, not slugs). */
     this.boardId = null;
@@ -184,6 +195,8 @@ export class BoardClient extends Emitter {
     this._stopped = false;
     this.backoff.reset();
     clearTimeout(this._timers.reconnect);
+    this._closeSse();
+    this.transport = 'websocket';
     if (this._ws) this._drop('retry');
     else this._open();
   }
@@ -192,8 +205,12 @@ export class BoardClient extends Emitter {
   close() {
     this._stopped = true;
     clearTimeout(this._timers.reconnect);
+    this._closeSse();
     this._drop('closed by the page');
-    for (const [, p] of this._pending) p.reject(new CommandError('closed', 'the client was closed'));
+    for (const [, p] of this._pending) {
+      clearTimeout(p.timer);
+      p.reject(new CommandError('closed', 'the client was closed'));
+    }
     this._pending.clear();
     this._setState('disconnected', { reason: 'closed' });
   }
@@ -206,6 +223,7 @@ export class BoardClient extends Emitter {
   command(type, data, { expectedVersion, id = newId() } = {}) {
     const frame = { type, id, boardId: this.boardId || this.board, data };
     if (expectedVersion != null) frame.expectedVersion = expectedVersion;
+    if (this.transport === 'sse') return Promise.reject(readOnly());
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(id);
@@ -218,7 +236,7 @@ export class BoardClient extends Emitter {
 
   createTask(data, opts) { return this.command('task.create', data, opts); }
   updateTask(id, changes, opts) { return this.command('task.update', { id, changes }, opts); }
-  /** `anchor` is `{before}` or `{after}` (task ids) or nothing for the lane's end. */
+  /** `anchor`: `{before?, after?}` (neighbour task ids); empty puts the task at the lane's end. */
   moveTask(id, toLane, anchor = {}, opts) {
     return this.command('task.move', { id, toLane, ...anchor }, opts);
   }
@@ -229,11 +247,9 @@ export class BoardClient extends Emitter {
   _open() {
     clearTimeout(this._timers.reconnect);
     this._setState(this.backoff.attempt ? 'reconnecting' : 'connecting', { attempt: this.backoff.attempt });
-    let url = this.url;
-    if (this.token) url += (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(this.token);
     let ws;
     try {
-      ws = new this.WebSocket(url);
+      ws = new this.WebSocket(this._wsUrl());
     } catch (err) {
       this._scheduleReconnect(String(err));
       return;
@@ -245,6 +261,11 @@ export class BoardClient extends Emitter {
     ws.onerror = () => {}; // a close event always follows
   }
 
+  _wsUrl() {
+    if (!this.token) return this.url;
+    return `${this.url}${this.url.includes('?') ? '&' : '?'}token=${encodeURIComponent(this.token)}`;
+  }
+
   _onMessage(ws, text) {
     if (ws !== this._ws) return;
     this._lastHeard = Date.now();
@@ -252,6 +273,7 @@ export class BoardClient extends Emitter {
     try { frame = JSON.parse(text); } catch { return; }
     switch (frame.type) {
       case 'connected':
+        this._wsEverOpened = true;
         this.clientId = frame.clientId;
         this._startHeartbeat(frame.heartbeatMs || 30000);
         this._subscribe();
@@ -319,10 +341,18 @@ export class BoardClient extends Emitter {
       return;
     }
     if (frame.id && this._pending.has(frame.id)) {
-      // `unavailable` means board-service is unreachable: keep the command
-      // and let its timeout or the next resubscribe send it again.
-      if (frame.code === 'unavailable') return;
-      this._settle(frame.id, (p) => p.reject(err));
+      // `unavailable`: board-service is unreachable for now. Send the same
+      // command (same id, so it runs at most once) again after a pause, until
+      // the command's own timeout gives up on it.
+      const p = this._pending.get(frame.id);
+      if (frame.code === 'unavailable') {
+        p.tries = (p.tries || 0) + 1;
+        setTimeout(() => {
+          if (this._pending.get(frame.id) === p && this._subscribed) this._send(p.frame);
+        }, Math.min(4000, 250 * 2 ** p.tries));
+        return;
+      }
+      this._settle(frame.id, (q) => q.reject(err));
       return;
     }
     this.emit('error', err);
@@ -339,7 +369,7 @@ export class BoardClient extends Emitter {
     if (this._subscribed) return;
     this._subscribed = true;
     this.backoff.reset();
-    this._setState('connected', {});
+    this._setState('connected', { transport: this.transport });
     for (const [, p] of this._pending) {
       p.frame.boardId = this.boardId || p.frame.boardId;
       this._send(p.frame);
@@ -378,6 +408,7 @@ export class BoardClient extends Emitter {
 
   /** Closes the socket; `reconnect` schedules the next attempt at once-ish. */
   _drop(reason, reconnect = false) {
+    this._closeSse();
     const ws = this._ws;
     this._ws = null;
     this._subscribed = false;
@@ -405,17 +436,120 @@ export class BoardClient extends Emitter {
   }
 
   _scheduleReconnect(reason) {
+    if (this.transport === 'websocket' && !this._wsEverOpened) this._wsFailures = (this._wsFailures || 0) + 1;
+    if (this.transport === 'websocket' && !this._wsEverOpened && this.sseFallbackAfter
+        && this.EventSource && this._wsFailures >= this.sseFallbackAfter) {
+      // WebSocket never got through (often a proxy): follow the board over SSE.
+      this.transport = 'sse';
+      this._wsFailures = 0;
+      for (const [, p] of this._pending) { clearTimeout(p.timer); p.reject(readOnly()); }
+      this._pending.clear();
+      this._openSse();
+      return;
+    }
     if (this.backoff.attempt >= this.maxAttempts) {
       this._setState('disconnected', { reason, attempt: this.backoff.attempt });
       return;
     }
     const delayMs = this.backoff.next();
     this._setState('reconnecting', { attempt: this.backoff.attempt, delayMs, reason });
-    this._timers.reconnect = setTimeout(() => this._open(), delayMs);
+    this._timers.reconnect = setTimeout(() => (this.transport === 'sse' ? this._openSse() : this._open()), delayMs);
+  }
+
+  // ---- read-only fallback over SSE ----
+
+  _openSse() {
+    clearTimeout(this._timers.reconnect);
+    const params = new URLSearchParams({ boardId: this.boardId || this.board });
+    if (this.model.board) params.set('sinceVersion', String(this.model.version));
+    if (this.token) params.set('token', this.token);
+    const es = new this.EventSource(`${this.eventsUrl}${this.eventsUrl.includes('?') ? '&' : '?'}${params}`);
+    this._es = es;
+    es.onopen = () => {
+      if (es !== this._es) return;
+      this.backoff.reset();
+      if (this.state !== 'connected') this._setState('connected', { transport: 'sse' });
+      // The gateway may simply have been down while WebSocket was tried:
+      // check once now, then every 30 s.
+      clearInterval(this._timers.upgrade);
+      this._timers.upgrade = setInterval(() => this._probeWebSocket(), 30000);
+      this._probeWebSocket();
+    };
+    const onFrame = (ev) => {
+      if (es !== this._es) return;
+      let frame;
+      try { frame = JSON.parse(ev.data); } catch { return; }
+      if (frame.type === 'board.sync') {
+        if (!this._ours(frame)) return;
+        this.boardId = frame.boardId;
+        this.model.apply(frame);
+        this.emit('sync', { model: this.model, frame });
+      } else if (frame.type === 'error') {
+        this.emit('error', new CommandError(frame.code, frame.message, frame));
+      } else this._onChange(frame);
+    };
+    for (const type of ['board.sync', ...CHANGE_TYPES]) es.addEventListener(type, onFrame);
+    es.addEventListener('error', (ev) => {
+      if (es !== this._es) return;
+      if (ev.data) { onFrame(ev); return; } // an error frame, not the connection
+      if (es.readyState === 2) {
+        // The stream failed too (the gateway is down, not just WebSocket
+        // blocked): go back to trying WebSocket, on the same backoff.
+        this._closeSse();
+        this.transport = 'websocket';
+        this._scheduleReconnect('event stream closed');
+      } else if (!this._timers.sseBlip) {
+        // The browser reconnects by itself; only a gap that lasts is news.
+        this._timers.sseBlip = setTimeout(() => {
+          this._timers.sseBlip = null;
+          if (es === this._es && es.readyState !== 1) this._setState('reconnecting', { attempt: 1, transport: 'sse' });
+        }, 2000);
+      }
+    });
+  }
+
+  _closeSse() {
+    clearInterval(this._timers.upgrade);
+    if (this._es) {
+      this._es.close();
+      this._es = null;
+    }
+  }
+
+  /** On SSE, checks now and then whether WebSocket gets through after all. */
+  _probeWebSocket() {
+    let probe;
+    try { probe = new this.WebSocket(this._wsUrl()); } catch { return; }
+    const done = () => { probe.onmessage = probe.onclose = probe.onerror = null; try { probe.close(); } catch { /* closed */ } };
+    probe.onmessage = (ev) => {
+      let frame;
+      try { frame = JSON.parse(ev.data); } catch { return; }
+      done();
+      if (frame.type === 'connected' && this.transport === 'sse') this.retry();
+    };
+    probe.onclose = probe.onerror = done;
+    setTimeout(done, 10000);
   }
 
   _setState(state, info) {
     this.state = state;
     this.emit('status', { state, ...info });
   }
+}
+
+/** `ws://host/ws` → `http://host/events`. */
+function eventsUrlFor(wsUrl) {
+  try {
+    const u = new URL(wsUrl);
+    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    u.pathname = u.pathname.replace(/\/ws\/?$/, '/events');
+    u.search = '';
+    return u.toString();
+  } catch {
+    return '/events';
+  }
+}
+
+function readOnly() {
+  return new CommandError('read_only', 'this network lets live updates through but not changes (WebSocket is blocked)');
 }

@@ -124,6 +124,11 @@ export class ChatClient extends Emitter {
     return true;
   }
 
+  /** Whether `runId` was started by a `send()` of this client (not another tab). */
+  ownsRun(runId) {
+    return !!this._runs.get(runId);
+  }
+
   /** Asks the bridge to stop the run in flight (or `runId`). */
   cancel(runId = this.activeRunId) {
     const frame = { type: 'cancel' };

@@ -4,7 +4,7 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BoardClient } from '../lib/board-client.js';
+import { BoardClient, BoardModel } from '../lib/board-client.js';
 import { ChatClient } from '../lib/chat-client.js';
 import { Backoff } from '../lib/shared.js';
 
@@ -52,6 +52,23 @@ describe('Backoff', () => {
     assert.deepEqual([1, 2, 3, 4, 5].map(() => high.next()), [500, 1000, 2000, 4000, 4000]);
     high.reset();
     assert.equal(high.next(), 500);
+  });
+});
+
+describe('BoardModel', () => {
+  it('follows lane frames: added, renamed, deleted with its tasks moved', () => {
+    const model = new BoardModel();
+    model.apply(syncFrame(3));
+    const lanes = (keys) => keys.map((key, position) => ({ id: `L-${key}`, key, name: key, position }));
+    model.apply(change('lane.created', 4, { lane: { id: 'L-review', key: 'review' }, lanes: lanes(['todo', 'review', 'done']) }));
+    assert.deepEqual(model.lanes.map((l) => l.key), ['todo', 'review', 'done']);
+    model.apply(change('lane.deleted', 5, {
+      lane: { id: 'L-todo', key: 'todo' }, lanes: lanes(['review', 'done']),
+      movedTasks: [task('a', 'done', 'b0'), task('b', 'done', 'b1')],
+    }));
+    assert.deepEqual(model.lanes.map((l) => l.key), ['review', 'done']);
+    assert.deepEqual(model.laneTasks('done').map((t) => t.id), ['a', 'b']);
+    assert.equal(model.version, 5);
   });
 });
 
@@ -112,6 +129,21 @@ describe('BoardClient', () => {
     assert.equal(upd.expectedVersion, 1);
     ws2.push({ type: 'error', id: upd.id, code: 'version_conflict', message: 'task b is at version 2' });
     await assert.rejects(refused, { name: 'CommandError', code: 'version_conflict' });
+    client.close();
+  });
+
+  it('sends a command again while board-service is unavailable, with the same id', async () => {
+    const { client, ws } = boardClient();
+    ws.push(syncFrame(1));
+    const created = client.createTask({ title: 'x', lane: 'todo' });
+    const first = ws.last('task.create');
+    ws.push({ type: 'error', id: first.id, code: 'unavailable', message: 'board-service is unreachable' });
+    await tick(700);
+    const again = ws.sent.filter((f) => f.type === 'task.create');
+    assert.equal(again.length, 2);
+    assert.equal(again[1].id, first.id);
+    ws.push({ type: 'ack', id: first.id, ok: true, result: { id: 't1' } });
+    assert.deepEqual(await created, { id: 't1' });
     client.close();
   });
 

@@ -120,6 +120,23 @@ describe('Boardwire in the browser against the real stack', { skip: !GRPC && 'BO
     await screenshot(pages[0], 'e2e-board');
   });
 
+  it('snaps a card back with a message when board-service refuses the move (WIP limit)', async () => {
+    const [one, two] = pages;
+    const recovery = board.lanes.find((l) => l.key === 'recovery');
+    await bs.updateLane(recovery.id, { wipLimit: 1 });
+    const blocker = await bs.createTask(board.id, 'recovery', 'Fills the recovery lane');
+    await one.waitForSelector(`[data-lane="recovery"] [data-task-id="${blocker.id}"]`, { timeout: TIMEOUT });
+    const id = seeded.b.id;
+    await one.locator(`[data-task-id="${id}"]`).dragTo(one.locator('[data-lane="recovery"]'), { targetPosition: { x: 60, y: 300 } });
+    const toast = one.locator('[data-testid="toast"]').last();
+    await toast.waitFor({ timeout: TIMEOUT });
+    assert.match(await toast.innerText(), /Couldn't move/);
+    await expectLane(one, 'backlog', [id]);
+    assert.equal((await serverLanes()).backlog.includes(id), true);
+    assert.ok(!(await laneIds(two)).recovery.includes(id), 'the other page never saw it move');
+    await screenshot(one, 'e2e-move-refused');
+  });
+
   it('runs "Create a P1 story for login" in the chat with tool progress, and the card appears', async () => {
     const [one, two] = pages;
     await one.waitForSelector('[data-testid="chat-status"][data-state="connected"]', { timeout: TIMEOUT });
@@ -153,6 +170,9 @@ describe('Boardwire in the browser against the real stack', { skip: !GRPC && 'BO
       const info = await found.jsonValue();
       assert.deepEqual([info.priority, info.kind], ['high', 'story']);
     }
+    // The other tab follows the same session: it shows the prompt and the run too.
+    await two.waitForSelector('[data-testid="tool-card"][data-status="completed"]', { timeout: TIMEOUT });
+    assert.match(await two.locator('[data-testid="user-message"]').last().innerText(), /Create a P1 story for login/);
     await one.locator('[data-testid="tool-card"] details summary').first().click();
     await screenshot(one, 'e2e-chat');
   });

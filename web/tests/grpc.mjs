@@ -1,4 +1,4 @@
-// A tiny board-service client for the tests: CreateBoard, CreateTask, GetBoard.
+// A tiny board-service client for the tests: boards, lanes, tasks.
 
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
@@ -17,6 +17,7 @@ export function boardService(addr) {
   return {
     createBoard: (name, slug) => call('CreateBoard', { name, ...(slug ? { slug } : {}), requestId: `e2e-${Date.now()}-${Math.random()}` }),
     getBoard: (boardId) => call('GetBoard', { boardId }),
+    updateLane: (laneId, changes) => call('UpdateLane', { laneId, ...changes, requestId: `e2e-${Date.now()}-${Math.random()}` }),
     createTask: (boardId, laneId, title, extra = {}) => call('CreateTask', { boardId, laneId, title, requestId: `e2e-${Date.now()}-${Math.random()}`, ...extra }),
     close: () => client.close(),
   };

@@ -58,7 +58,8 @@ export async function serveStatic(root = WEB_ROOT) {
 export async function screenshot(page, name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file });
+  // Finite animations (the flash on a card that just changed) are finished first.
+  await page.screenshot({ path: file, animations: 'disabled' });
   return file;
 }
 

@@ -10,6 +10,15 @@ import { MockBoard, MockBridge, seed } from './mock-stack.mjs';
 
 const TIMEOUT = 10000;
 
+/** Waits for a condition on the Node side (the mocks). */
+async function until(fn, ms = TIMEOUT) {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${fn}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('Boardwire page (mocked services)', () => {
   let web;
   let browser;
@@ -57,6 +66,8 @@ describe('Boardwire page (mocked services)', () => {
     assert.match(await card.locator('[data-testid="kind-badge"]').innerText(), /bug/i);
     assert.match(await page.locator('[data-lane="in_progress"]').innerText(), /WIP 3/);
     await screenshot(page, 'ui-board');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(page, 'ui-board-dark');
   });
 
   it('applies live frames in place without redrawing untouched cards', async () => {
@@ -84,6 +95,19 @@ describe('Boardwire page (mocked services)', () => {
     await screenshot(page, 'ui-move-refused');
   });
 
+  it('moves a focused card with Alt+arrow keys', async () => {
+    const page = await open();
+    const id = taskId('Fractional order keys');
+    await page.focus(`[data-task-id="${id}"]`);
+    await page.keyboard.press('Alt+ArrowUp');
+    await page.waitForFunction((id) => document.querySelector('[data-lane="done"] [data-task-id]').dataset.taskId === id, id, { timeout: TIMEOUT });
+    await page.keyboard.press('Alt+ArrowRight');
+    await page.waitForFunction((id) => document.querySelector(`[data-lane="recovery"] [data-task-id="${id}"]`), id, { timeout: TIMEOUT });
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.taskId), id, 'focus stays on the card');
+    await until(() => board.tasks.get(id).lane === 'recovery');
+    assert.deepEqual(board.laneTasks('done').map((t) => t.title), ['Live board updates over WebSocket']);
+  });
+
   it('never clobbers a form being typed in, and offers the other edit on conflict', async () => {
     const page = await open();
     const id = taskId('Webhook retries with backoff');
@@ -98,13 +122,17 @@ describe('Boardwire page (mocked services)', () => {
     assert.match(await page.locator('.field-title .field-note').innerText(), /renamed elsewhere/);
     assert.equal(await desc.inputValue(), 'Written in another tab.');
     await screenshot(page, 'ui-editor-conflict');
+    // A later edit of another field and a move elsewhere do not hide the clash.
+    board.update(id, { estimatedHours: 5 });
+    board.move(id, 'done', {});
+    await page.waitForFunction(() => document.querySelector('[data-testid="task-editor"] [name="estimatedHours"]').value === '5', null, { timeout: TIMEOUT });
     await page.click('[data-testid="task-save"]');
     // The save was based on an older version: the page says so and offers to overwrite.
     const toast = page.locator('[data-testid="toast"]', { hasText: 'changed this task' });
     await toast.waitFor({ timeout: TIMEOUT });
     await toast.locator('button', { hasText: 'Overwrite' }).click();
     await page.waitForFunction((id) => /jittered/.test(document.querySelector(`[data-task-id="${id}"]`).textContent), id, { timeout: TIMEOUT });
-    assert.equal(board.tasks.get(id).title, 'Webhook retries with jittered backoff');
+    await until(() => board.tasks.get(id).title === 'Webhook retries with jittered backoff');
   });
 
   it('creates, edits and deletes a task through the dialog', async () => {
@@ -134,7 +162,7 @@ describe('Boardwire page (mocked services)', () => {
     await dlg.locator('[data-testid="task-delete"]').click();
     await dlg.locator('[data-testid="task-delete"]').click();
     await page.waitForFunction((id) => !document.querySelector(`[data-task-id="${id}"]`), created.id, { timeout: TIMEOUT });
-    assert.ok(!board.tasks.has(created.id));
+    await until(() => !board.tasks.has(created.id));
   });
 
   it('shows reconnecting with the attempt, resumes with sinceVersion and loses nothing', async () => {
@@ -151,6 +179,53 @@ describe('Boardwire page (mocked services)', () => {
     const shown = Object.values(await laneIds(page)).flat();
     assert.equal(new Set(shown).size, shown.length);
     assert.equal(shown.length, board.tasks.size);
+  });
+
+  it('goes Offline with a Retry button after its attempts, and Retry reconnects', async () => {
+    const page = await open({}, { query: '&retries=2' });
+    board.goDown();
+    await page.waitForSelector('[data-testid="board-status"][data-state="disconnected"]', { timeout: TIMEOUT });
+    const retry = page.locator('[data-testid="board-status-retry"]');
+    assert.ok(await retry.isVisible());
+    await screenshot(page, 'ui-offline');
+    board.up();
+    await retry.click();
+    await page.waitForSelector('[data-testid="board-status"][data-state="connected"]', { timeout: TIMEOUT });
+    assert.ok(await retry.isHidden());
+  });
+
+  it('falls back to read-only SSE when WebSocket never gets through, and says so', async () => {
+    board.down = true; // every WebSocket is refused, as behind a proxy that blocks them
+    await board.route(browser.context);
+    await bridge.route(browser.context);
+    const page = await browser.context.newPage();
+    await page.setViewportSize({ width: 1600, height: 900 });
+    errors.push(watchErrors(page));
+    await page.route('**/events?*', async (route) => {
+      const url = new URL(route.request().url());
+      const last = (await route.request().allHeaders())['last-event-id'];
+      const since = Number(last ?? url.searchParams.get('sinceVersion') ?? -1);
+      const frames = since < 0 ? [board.sync()] : board.log.filter((f) => f.version > since);
+      const body = `retry: 300\n\n${frames.map((f) => `event: ${f.type}\nid: ${f.version}\ndata: ${JSON.stringify(f)}\n\n`).join('')}`;
+      await route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body });
+    });
+    await page.goto(`${web.url}?board=demo&chat=off`);
+    await page.waitForSelector('[data-testid="board-status"][data-transport="sse"]', { timeout: 20000 });
+    await page.waitForSelector('[data-task-id]', { timeout: TIMEOUT });
+    const added = board.create({ title: 'Arrived over SSE', lane: 'todo' });
+    await page.waitForSelector(`[data-lane="todo"] [data-task-id="${added.id}"]`, { timeout: TIMEOUT });
+    const shown = Object.values(await laneIds(page)).flat();
+    assert.equal(new Set(shown).size, shown.length);
+    assert.equal(shown.length, board.tasks.size);
+    // Changes cannot go out this way: a drag snaps back and says why.
+    const id = taskId('Dark mode for the board');
+    await page.locator(`[data-task-id="${id}"]`).dragTo(page.locator('[data-lane="done"]'), { targetPosition: { x: 60, y: 400 } });
+    await page.waitForSelector('[data-testid="toast"]', { timeout: TIMEOUT });
+    assert.match(await page.locator('[data-testid="toast"]').innerText(), /WebSocket is blocked/);
+    assert.ok((await laneIds(page)).backlog.includes(id));
+    await page.waitForSelector('[data-testid="board-status"][data-state="connected"]', { timeout: TIMEOUT });
+    assert.match(await page.locator('[data-testid="board-status"]').innerText(), /read-only/);
+    await screenshot(page, 'ui-sse-read-only');
   });
 
   it('streams the assistant reply with a live tool card, and the new card lands on the board', async () => {

@@ -25,7 +25,6 @@ pub struct Metrics {
     pub feeds_active: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_sum_ms: AtomicU64,
-    latency_count: AtomicU64,
 }
 
 /// Point-in-time values computed when scraped.
@@ -63,8 +62,10 @@ impl Metrics {
             .position(|&le| latency_ms <= le)
             .unwrap_or(LATENCY_BUCKETS_MS.len());
         self.latency_buckets[bucket].fetch_add(count, Relaxed);
-        self.latency_sum_ms.fetch_add(latency_ms * count, Relaxed);
-        self.latency_count.fetch_add(count, Relaxed);
+        // The count is the sum of the buckets: one fewer shared atomic per frame.
+        if latency_ms > 0 {
+            self.latency_sum_ms.fetch_add(latency_ms * count, Relaxed);
+        }
     }
 
     /// The Prometheus text exposition.
@@ -165,9 +166,8 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "{name}_sum {}\n{name}_count {}",
+            "{name}_sum {}\n{name}_count {cumulative}",
             get(&self.latency_sum_ms),
-            get(&self.latency_count)
         );
         out
     }

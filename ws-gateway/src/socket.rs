@@ -13,7 +13,10 @@ use protocol::board_frames::{ErrorCode, ErrorFrame, ServerFrame};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{self, Message, protocol::CloseFrame},
+    tungstenite::{
+        self, Message,
+        protocol::{CloseFrame, Role, WebSocketConfig},
+    },
 };
 
 use crate::{
@@ -26,6 +29,9 @@ use crate::{
 
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
+/// Bytes read from a socket at once; small, because tungstenite zero-fills
+/// this much per connection and idle sockets should cost little.
+const READ_BUFFER: usize = 256;
 /// How long a closing socket waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Outbox entries written per `writev`.
@@ -51,12 +57,30 @@ pub async fn close(mut socket: Socket, reason: CloseReason) {
     .await;
 }
 
-pub async fn run(
-    mut socket: Socket,
+/// Serves one upgraded connection: `verdict` is admission's answer.
+pub async fn accept(
+    on_upgrade: hyper::upgrade::OnUpgrade,
     shared: Arc<Shared>,
     addr: SocketAddr,
-    access: Option<Access>,
+    verdict: Result<Option<Access>, CloseReason>,
 ) {
+    let Ok(upgraded) = on_upgrade.await else {
+        return;
+    };
+    let max = shared.config.max_frame_bytes;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    // The socket is created here and only borrowed below, so this future
+    // (which every open connection pays for) holds it exactly once.
+    let mut socket =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    let access = match verdict {
+        Ok(access) => access,
+        Err(reason) => return Box::pin(close(socket, reason)).await,
+    };
     let client = Arc::new(Client::new(
         shared.clients.next_id(),
         shared.config.client_queue,
@@ -68,7 +92,7 @@ pub async fn run(
     shared.clients.insert(client.clone());
     shared.metrics.connections_active.fetch_add(1, Relaxed);
     shared.metrics.connections_total.fetch_add(1, Relaxed);
-    tracing::debug!(client = client.id, %addr, "websocket connected");
+    tracing::info!(client = client.id, %addr, "websocket connected");
     client.push_frame(&ServerFrame::Connected {
         client_id: client.id.to_string(),
         heartbeat_ms: shared.config.heartbeat_ms,
@@ -76,12 +100,12 @@ pub async fn run(
     let mut session = Session::new(client.clone(), shared.clone(), access);
     let reason = serve(&mut socket, &mut session, &shared).await;
     if let Some(reason) = reason {
-        close(socket, reason).await;
+        Box::pin(close(socket, reason)).await;
     }
     session.leave();
     shared.clients.remove(client.id);
     shared.metrics.connections_active.fetch_sub(1, Relaxed);
-    tracing::debug!(client = client.id, ?reason, "websocket closed");
+    tracing::info!(client = client.id, ?reason, "websocket closed");
 }
 
 /// Per-connection token bucket for client frames.
@@ -124,11 +148,12 @@ impl RateLimit {
 async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> Option<CloseReason> {
     let client = session.client.clone();
     let mut limit = RateLimit::new(shared.config.max_messages_per_sec);
+    let mut control = false;
     loop {
         tokio::select! {
             biased;
             () = client.woken() => {
-                let written = tokio::time::timeout(shared.config.stuck_timeout(), drain(socket, session, shared));
+                let written = tokio::time::timeout(shared.config.stuck_timeout(), drain(socket, session, shared, &mut control));
                 match written.await {
                     Ok(Ok(None)) => {}
                     Ok(Ok(Some(reason))) => return Some(reason),
@@ -152,10 +177,17 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
                         continue;
                     }
                     Message::Close(_) => return None,
+                    Message::Ping(_) => {
+                        // tungstenite answers with a pong it writes itself.
+                        control = true;
+                        continue;
+                    }
                     _ => continue,
                 };
                 match limit.take() {
-                    Ok(()) => session.handle_text(&text).await,
+                    // Boxed: handling may await gRPC calls whose futures are large,
+                    // and an unboxed one would be paid for by every idle socket.
+                    Ok(()) => Box::pin(session.handle_text(&text)).await,
                     Err(true) => return Some(CloseReason::MessageRate),
                     Err(false) => {
                         let message = format!("more than {} frames per second; frame ignored", limit.rate);
@@ -182,6 +214,7 @@ async fn drain(
     socket: &mut Socket,
     session: &Session,
     shared: &Shared,
+    control: &mut bool,
 ) -> Result<Option<CloseReason>, std::io::Error> {
     let mut batch = Vec::new();
     loop {
@@ -193,7 +226,7 @@ async fn drain(
         if batch.is_empty() {
             return Ok(None);
         }
-        write(socket, &mut batch, shared).await?;
+        write(socket, &mut batch, shared, control).await?;
     }
 }
 
@@ -220,10 +253,13 @@ async fn write(
     socket: &mut Socket,
     batch: &mut Vec<Outgoing>,
     shared: &Shared,
+    control: &mut bool,
 ) -> Result<(), std::io::Error> {
-    // Anything tungstenite queued itself (a pong, a close reply) goes first,
-    // so our frames never interleave with a partly written one of its own.
-    socket.flush().await.map_err(std::io::Error::other)?;
+    // A pong tungstenite queued itself goes first, so our frames never
+    // interleave with a partly written one of its own.
+    if std::mem::take(control) {
+        socket.flush().await.map_err(std::io::Error::other)?;
+    }
     let now = now_ms() as i64;
     let mut headers = Vec::with_capacity(batch.len());
     for outgoing in batch.iter() {

@@ -48,6 +48,7 @@ impl Drop for Connection {
         self.session.leave();
         self.shared.clients.remove(self.session.client.id);
         self.shared.metrics.connections_active.fetch_sub(1, Relaxed);
+        tracing::info!(client = self.session.client.id, "event stream closed");
     }
 }
 
@@ -62,6 +63,10 @@ pub async fn events(
         Admission::Refuse(status, why) => return (status, why).into_response(),
         Admission::Close(CloseReason::Unauthorized) => {
             return (StatusCode::UNAUTHORIZED, CloseReason::Unauthorized.text()).into_response();
+        }
+        Admission::Close(CloseReason::MaxConnections) => {
+            let why = CloseReason::MaxConnections.text();
+            return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
         }
         Admission::Close(reason) => {
             return (StatusCode::TOO_MANY_REQUESTS, reason.text()).into_response();
@@ -84,6 +89,7 @@ pub async fn events(
     shared.clients.insert(client.clone());
     shared.metrics.connections_active.fetch_add(1, Relaxed);
     shared.metrics.connections_total.fetch_add(1, Relaxed);
+    tracing::info!(client = client.id, %addr, "event stream opened");
     let mut session = Session::new(client, shared.clone(), Some(access));
     session
         .handle(ClientFrame::Subscribe {

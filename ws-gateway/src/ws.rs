@@ -9,18 +9,10 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{handshake::derive_accept_key, protocol::Role, protocol::WebSocketConfig},
-};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::{auth::Access, client::CloseReason, socket, state::Shared};
-
-/// Bytes read from a socket at once; small, because tungstenite zero-fills
-/// this much per connection and idle sockets should cost little.
-const READ_BUFFER: usize = 256;
 
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
@@ -103,24 +95,8 @@ pub async fn upgrade(
         Admission::Accept(access) => Ok(access),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let max = shared.config.max_frame_bytes;
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(0)
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max));
-        let socket =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        match verdict {
-            Ok(access) => socket::run(socket, shared, addr, access).await,
-            Err(reason) => socket::close(socket, reason).await,
-        }
-    });
+    let task = socket::accept(on_upgrade, shared, addr, verdict);
+    tokio::spawn(task);
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "upgrade")

@@ -276,3 +276,64 @@ async fn silent_client_is_closed_with_4008_after_the_heartbeat_timeout() {
     tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
     assert_eq!(ws.close_code().await, 4008);
 }
+
+#[tokio::test]
+async fn one_connection_watches_several_boards_up_to_the_limit() {
+    let mut stack = Stack::start_with(|c| c.max_subscriptions = 2).await;
+    let a = stack.board("alpha").await;
+    let b = stack.board("beta").await;
+    stack.board("gamma").await;
+    let mut ws = stack.connect().await;
+    assert_eq!(ws.subscribe("alpha").await["boardId"], a.id.as_str());
+    assert_eq!(ws.subscribe("beta").await["boardId"], b.id.as_str());
+    ws.send(json!({"type": "subscribe", "boardId": "gamma", "id": "g"}))
+        .await;
+    let refused = ws.next_of("error").await;
+    assert_eq!(refused["code"], "too_many_subscriptions");
+    assert_eq!(refused["id"], "g");
+
+    stack.task("beta", "todo", "on beta").await;
+    stack.task("alpha", "todo", "on alpha").await;
+    // Order holds per board; frames of different boards may interleave.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let frame = ws.next_of("task.created").await;
+        assert_eq!(frame["version"], 1);
+        seen.push(frame["boardId"].as_str().unwrap().to_owned());
+    }
+    seen.sort();
+    let mut expected = vec![a.id.clone(), b.id.clone()];
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn websocket_pings_are_answered_between_board_frames() {
+    let mut stack = Stack::start().await;
+    stack.board("pings").await;
+    let mut ws = stack.connect().await;
+    ws.subscribe("pings").await;
+    ws.send_raw(Message::Ping(b"are you there".to_vec().into()))
+        .await;
+    stack.task("pings", "todo", "after the ping").await;
+    let (mut pong, mut created) = (false, false);
+    while !(pong && created) {
+        let message = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut ws.stream))
+            .await
+            .expect("a frame within the wait")
+            .expect("open")
+            .expect("readable");
+        match message {
+            Message::Pong(payload) => {
+                assert_eq!(&payload[..], b"are you there");
+                pong = true;
+            }
+            Message::Text(text) => {
+                let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(frame["type"], "task.created");
+                created = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -155,6 +155,16 @@ async fn resumes_after_board_service_restart_without_gaps() {
         frames.iter().all(|f| f["type"] == "task.created"),
         "no extra board.sync"
     );
+    let metrics = reqwest::get(stack.http_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("ws_gateway_upstream_reconnects_total 0"),
+        "the lost watch counts as a reconnect:\n{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -253,4 +263,49 @@ async fn one_upstream_watch_per_board_closed_when_the_last_subscriber_leaves() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(boards, 0, "the feed closes with its last subscriber");
+}
+
+#[tokio::test]
+async fn feed_that_fell_behind_a_trimmed_log_sends_a_fresh_board_sync() {
+    let mut stack = Stack::start().await;
+    stack.board("behind").await;
+    let mut ws = stack.connect().await;
+    ws.subscribe("behind").await;
+    stack.task("behind", "todo", "seen").await;
+    read_until(&mut ws, 0, 1).await;
+
+    // board-service goes away; meanwhile another instance on the same
+    // database takes writes and trims the log past the gateway's version.
+    let addr = stack.board_service.addr;
+    stack.board_service.stop_in_place().await;
+    let other = start_board_service_with(stack.db.url(), "127.0.0.1:0".parse().unwrap(), |c| {
+        c.event_retention = 1;
+        c.trim_interval = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let mut other_api = connect_api(other.addr).await;
+    for i in 0..4 {
+        other_api
+            .create_task(protocol::v1::CreateTaskRequest {
+                board_id: "behind".into(),
+                lane_id: "todo".into(),
+                title: format!("missed {i}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    other.stop().await;
+    stack.board_service = start_board_service(stack.db.url(), addr).await;
+
+    let sync = ws.next_of("board.sync").await;
+    assert_eq!(sync["version"], 5);
+    assert_eq!(sync["data"]["lanes"]["todo"].as_array().unwrap().len(), 5);
+    stack.api = connect_api(addr).await;
+    stack.task("behind", "todo", "live again").await;
+    assert_eq!(
+        read_until(&mut ws, 5, 6).await[0]["data"]["title"],
+        "live again"
+    );
 }

@@ -17,30 +17,30 @@ use super::Frame;
 use crate::{client::Client, metrics::Metrics, time::now_ms, upstream::Upstream};
 
 /// A client watching the board.
-struct Subscriber {
-    client: Arc<Client>,
+pub(super) struct Subscriber {
+    pub(super) client: Arc<Client>,
     /// The last version this client was given.
-    last: u64,
+    pub(super) last: u64,
     /// `Some(since)` until the feed has its first snapshot.
-    waiting: Option<Option<u64>>,
+    pub(super) waiting: Option<Option<u64>>,
     /// Its frames were dropped for lagging: it gets a `board.sync` on drain.
-    dropped: bool,
+    pub(super) dropped: bool,
     /// While its missed frames are read from board-service's log: the
     /// replay's id and the live frames held back until it finishes.
-    replay: Option<(u64, Vec<Frame>)>,
+    pub(super) replay: Option<(u64, Vec<Frame>)>,
 }
 
 #[derive(Default)]
-struct State {
-    board: Option<Board>,
-    tasks: HashMap<String, Task>,
-    version: u64,
+pub(super) struct State {
+    pub(super) board: Option<Board>,
+    pub(super) tasks: HashMap<String, Task>,
+    pub(super) version: u64,
     /// Consecutive frames ending at `version`.
-    recent: VecDeque<Frame>,
+    pub(super) recent: VecDeque<Frame>,
     /// `board.sync` at `version`, encoded on first use.
-    sync: Option<Frame>,
-    subscribers: Vec<Subscriber>,
-    closed: bool,
+    pub(super) sync: Option<Frame>,
+    pub(super) subscribers: Vec<Subscriber>,
+    pub(super) closed: bool,
 }
 
 /// A board's feed; see the module docs.
@@ -84,7 +84,7 @@ impl Feed {
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -164,54 +164,8 @@ impl Feed {
         state.subscribers.push(sub);
     }
 
-    /// Queues one replayed frame, if replay `id` of `client_id` is still
-    /// wanted (the client may have left, re-subscribed or been resynced).
-    pub fn push_replayed(&self, client_id: u64, id: u64, frame: &Frame) -> bool {
-        let state = self.state();
-        let Some(sub) = state
-            .subscribers
-            .iter()
-            .find(|s| s.client.id == client_id && s.replay.as_ref().is_some_and(|(r, _)| *r == id))
-        else {
-            return false;
-        };
-        sub.client.push_board(frame).is_ok()
-    }
-
-    /// Ends replay `id` of `client_id`: releases the live frames held back
-    /// meanwhile, or, when the log could not fill the gap, gives a `board.sync`.
-    pub fn finish_replay(self: &Arc<Self>, client_id: u64, id: u64, replayed_to: Option<u64>) {
-        let mut state = self.state();
-        let Some(index) = state.subscribers.iter().position(|s| {
-            s.client.id == client_id && s.replay.as_ref().is_some_and(|(r, _)| *r == id)
-        }) else {
-            return;
-        };
-        let mut sub = state.subscribers.swap_remove(index);
-        let (_, held) = sub.replay.take().expect("matched above");
-        match replayed_to {
-            Some(last) => {
-                sub.last = last;
-                for frame in held.iter().filter(|f| f.version > last) {
-                    if sub.client.push_board(frame).is_err() {
-                        sub.client.drop_board(&self.board_id);
-                        sub.dropped = true;
-                        break;
-                    }
-                    sub.last = frame.version;
-                }
-            }
-            None => {
-                sub.client.drop_board(&self.board_id);
-                sub.waiting = Some(None);
-                self.catch_up(&mut state, &mut sub);
-            }
-        }
-        state.subscribers.push(sub);
-    }
-
     /// Queues what a waiting subscriber needs to reach `state.version`.
-    fn catch_up(self: &Arc<Self>, state: &mut State, sub: &mut Subscriber) {
+    pub(super) fn catch_up(self: &Arc<Self>, state: &mut State, sub: &mut Subscriber) {
         let Some(since) = sub.waiting.take() else {
             return;
         };

@@ -20,15 +20,27 @@ pub use feed::Feed;
 
 use crate::{client::Client, metrics::Metrics, upstream::Upstream};
 
-/// A board frame encoded once, shared by every client that gets it.
+/// A board frame encoded once, shared by every client that gets it. One
+/// reference count for the whole frame: fan-out clones it once per client.
 #[derive(Debug, Clone)]
-pub struct Frame {
+pub struct Frame(Arc<FrameData>);
+
+#[derive(Debug)]
+pub struct FrameData {
     pub board_id: Arc<str>,
     pub version: u64,
     /// Commit time in ms, for the commit-to-send latency.
     pub ts: i64,
     pub kind: &'static str,
     pub json: Utf8Bytes,
+}
+
+impl std::ops::Deref for Frame {
+    type Target = FrameData;
+
+    fn deref(&self) -> &FrameData {
+        &self.0
+    }
 }
 
 impl Frame {
@@ -45,13 +57,13 @@ impl Frame {
             _ => ("message", 0),
         };
         let json = serde_json::to_string(frame).expect("frames always serialize");
-        Self {
+        Self(Arc::new(FrameData {
             board_id: board_id.clone(),
             version,
             ts,
             kind,
             json: json.into(),
-        }
+        }))
     }
 }
 

@@ -70,3 +70,51 @@ async fn replay(
     }
     Some(last)
 }
+
+impl Feed {
+    /// Queues one replayed frame, if replay `id` of `client_id` is still
+    /// wanted (the client may have left, re-subscribed or been resynced).
+    pub fn push_replayed(&self, client_id: u64, id: u64, frame: &Frame) -> bool {
+        let state = self.state();
+        let Some(sub) = state
+            .subscribers
+            .iter()
+            .find(|s| s.client.id == client_id && s.replay.as_ref().is_some_and(|(r, _)| *r == id))
+        else {
+            return false;
+        };
+        sub.client.push_board(frame).is_ok()
+    }
+
+    /// Ends replay `id` of `client_id`: releases the live frames held back
+    /// meanwhile, or, when the log could not fill the gap, gives a `board.sync`.
+    pub fn finish_replay(self: &Arc<Self>, client_id: u64, id: u64, replayed_to: Option<u64>) {
+        let mut state = self.state();
+        let Some(index) = state.subscribers.iter().position(|s| {
+            s.client.id == client_id && s.replay.as_ref().is_some_and(|(r, _)| *r == id)
+        }) else {
+            return;
+        };
+        let mut sub = state.subscribers.swap_remove(index);
+        let (_, held) = sub.replay.take().expect("matched above");
+        match replayed_to {
+            Some(last) => {
+                sub.last = last;
+                for frame in held.iter().filter(|f| f.version > last) {
+                    if sub.client.push_board(frame).is_err() {
+                        sub.client.drop_board(&self.board_id);
+                        sub.dropped = true;
+                        break;
+                    }
+                    sub.last = frame.version;
+                }
+            }
+            None => {
+                sub.client.drop_board(&self.board_id);
+                sub.waiting = Some(None);
+                self.catch_up(&mut state, &mut sub);
+            }
+        }
+        state.subscribers.push(sub);
+    }
+}

@@ -1,0 +1,109 @@
+//! Task commands: run against board-service in their own task, answered
+//! with `ack` or `error`, checked against scoped write grants first.
+
+use std::sync::Arc;
+
+use protocol::{
+    board_frames::{Ack, AckResult, ErrorCode, ErrorFrame, ServerFrame},
+    v1::GetBoardRequest,
+};
+
+use super::{CALL_TIMEOUT, Session};
+use crate::{auth::Access, state::Shared, upstream::error_frame};
+
+impl Session {
+    /// Runs a command against board-service in its own task, so the
+    /// connection keeps reading and writing; answers with `ack` or `error`.
+    pub(super) fn spawn_command<F, Fut>(
+        &self,
+        access: Arc<Access>,
+        id: String,
+        board_ref: String,
+        task_id: Option<String>,
+        call: F,
+    ) where
+        F: FnOnce(
+                protocol::v1::board_service_client::BoardServiceClient<tonic::transport::Channel>,
+            ) -> Fut
+            + Send
+            + 'static,
+        Fut: std::future::Future<Output = Result<AckResult, tonic::Status>> + Send,
+    {
+        let client = self.client.clone();
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let api = shared.hub.upstream().client();
+            if access.write_is_scoped()
+                && let Err(frame) =
+                    check_write(&shared, &access, &board_ref, task_id.as_deref()).await
+            {
+                shared
+                    .metrics
+                    .frame_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return client.push_frame(&ServerFrame::Error(ErrorFrame {
+                    id: Some(id),
+                    ..frame
+                }));
+            }
+            let frame = match tokio::time::timeout(CALL_TIMEOUT, call(api)).await {
+                Ok(Ok(result)) => ServerFrame::Ack(Ack {
+                    id,
+                    ok: true,
+                    result: Some(result),
+                }),
+                Ok(Err(status)) => {
+                    ServerFrame::Error(error_frame(&status, Some(id), Some(board_ref)))
+                }
+                Err(_) => ServerFrame::Error(error_frame(
+                    &tonic::Status::deadline_exceeded("timeout"),
+                    Some(id),
+                    Some(board_ref),
+                )),
+            };
+            client.push_frame(&frame);
+        });
+    }
+}
+
+/// With write access limited to named boards, the command's board must be
+/// one of them and must hold the task it names.
+async fn check_write(
+    shared: &Shared,
+    access: &Access,
+    board_ref: &str,
+    task_id: Option<&str>,
+) -> Result<(), ErrorFrame> {
+    let denied = || ErrorFrame {
+        code: ErrorCode::Forbidden,
+        message: format!("the token does not grant writing board {board_ref:?}"),
+        id: None,
+        board_id: Some(board_ref.to_owned()),
+    };
+    if let Some(feed) = shared.hub.find(board_ref) {
+        if !access.can_write(&feed.board_id, &feed.slug) {
+            return Err(denied());
+        }
+        match task_id.map(|t| feed.holds_task(t)) {
+            None => return Ok(()),
+            Some(Some(holds)) => return if holds { Ok(()) } else { Err(denied()) },
+            // The feed has no snapshot yet: ask board-service.
+            Some(None) => {}
+        }
+    }
+    let mut api = shared.hub.upstream().client();
+    let snapshot = api
+        .get_board(GetBoardRequest {
+            board_id: board_ref.to_owned(),
+        })
+        .await
+        .map_err(|status| error_frame(&status, None, Some(board_ref.to_owned())))?
+        .into_inner();
+    let board = snapshot.board.unwrap_or_default();
+    let holds = task_id.is_none_or(|t| snapshot.tasks.iter().any(|task| task.id == t));
+    if access.can_write(&board.id, &board.slug) && holds {
+        Ok(())
+    } else {
+        Err(denied())
+    }
+}
