@@ -158,3 +158,33 @@ async fn the_board_and_the_chat_work_in_a_real_browser() {
         .expect("browser tests finish within 5 minutes");
     assert!(status.success(), "the browser tests failed (output above)");
 }
+
+/// The page against scripted gateway and bridge (refused moves, forms kept,
+/// queued chat, offline states) and the client modules against a scripted
+/// socket: `node --test web/tests/` (the real-stack suite skips itself there).
+#[tokio::test]
+async fn the_page_and_its_client_modules_pass_their_scripted_tests() {
+    assert!(
+        std::path::Path::new(
+            &std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into())
+        )
+        .exists(),
+        "Chromium is required for the browser tests: apt-get install chromium (or set CHROMIUM_PATH)"
+    );
+    ensure_node_packages().await;
+    let status = Command::new("node")
+        .args(["--test", "--test-concurrency=1"])
+        .arg(repo().join("web/tests/"))
+        .env_remove("BOARDWIRE_GRPC_ADDR")
+        .env("BOARDWIRE_ARTIFACTS", repo().join("test-artifacts"))
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(SCRIPT_LIMIT, status)
+        .await
+        .expect("the scripted browser tests finish within 5 minutes")
+        .expect("node is required for the browser tests (apt-get install nodejs)");
+    assert!(
+        status.success(),
+        "node --test web/tests/ failed (output above)"
+    );
+}
