@@ -126,5 +126,23 @@ async fn one_trace_holds_every_service_a_request_crosses() {
         services.contains("agent_bridge") && services.contains("board_service"),
         "the run's trace holds {services:?}"
     );
-    let _ = gateway;
+
+    // A board command: the gateway's gRPC call carries its trace to board-service.
+    let (mut board, _) = connect_async(format!("ws://{gateway}/ws"))
+        .await
+        .expect("board socket");
+    let command = serde_json::json!({"type": "task.create", "id": "0193b2c4-trace-command", "boardId": "default",
+        "data": {"title": "Traced from the browser", "lane": "todo"}});
+    board
+        .send(Message::Text(command.to_string().into()))
+        .await
+        .expect("send");
+    let ack = next_json(&mut board, |f| f["type"] == "ack" || f["type"] == "error").await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let spans = spans_after(&provider, &exporter, "ws_gateway", "command").await;
+    let services = services_in_trace_of(&spans, "ws_gateway", "command");
+    assert!(
+        services.contains("ws_gateway") && services.contains("board_service"),
+        "the command's trace holds {services:?}"
+    );
 }

@@ -87,3 +87,11 @@ pub fn error_frame(status: &Status, id: Option<String>, board_id: Option<String>
         board_id,
     }
 }
+
+/// `message` as a gRPC request carrying the current span's W3C trace
+/// context, so board-service's spans join the command's trace.
+pub fn traced<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    service_kit::telemetry::propagation::inject_metadata(request.metadata_mut());
+    request
+}

@@ -31,7 +31,8 @@ impl Session {
     {
         let client = self.client.clone();
         let shared = self.shared.clone();
-        tokio::spawn(async move {
+        let span = tracing::info_span!("command", command = %id, board = %board_ref);
+        let run = async move {
             let api = shared.hub.upstream().client();
             if access.write_is_scoped()
                 && let Err(frame) =
@@ -62,7 +63,8 @@ impl Session {
                 )),
             };
             client.push_frame(&frame);
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(run, span));
     }
 }
 

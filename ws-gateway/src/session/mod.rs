@@ -111,7 +111,7 @@ impl Session {
                 c.board_id.clone(),
                 None,
                 move |mut api| async move {
-                    api.create_task(c.to_request())
+                    api.create_task(crate::upstream::traced(c.to_request()))
                         .await
                         .map(|r| AckResult::task(r.get_ref()))
                 },
@@ -122,7 +122,7 @@ impl Session {
                 c.board_id.clone(),
                 Some(c.data.id.clone()),
                 move |mut api| async move {
-                    api.update_task(c.to_request())
+                    api.update_task(crate::upstream::traced(c.to_request()))
                         .await
                         .map(|r| AckResult::task(r.get_ref()))
                 },
@@ -133,7 +133,7 @@ impl Session {
                 c.board_id.clone(),
                 Some(c.data.id.clone()),
                 move |mut api| async move {
-                    api.move_task(c.to_request())
+                    api.move_task(crate::upstream::traced(c.to_request()))
                         .await
                         .map(|r| AckResult::task(r.get_ref()))
                 },
@@ -144,7 +144,7 @@ impl Session {
                 c.board_id.clone(),
                 Some(c.data.id.clone()),
                 move |mut api| async move {
-                    api.delete_task(c.to_request())
+                    api.delete_task(crate::upstream::traced(c.to_request()))
                         .await
                         .map(|r| AckResult::Deleted {
                             task_id: r.get_ref().task_id.clone(),
