@@ -131,6 +131,12 @@ async fn one_trace_holds_every_service_a_request_crosses() {
     let (mut board, _) = connect_async(format!("ws://{gateway}/ws"))
         .await
         .expect("board socket");
+    let subscribe = serde_json::json!({"type": "subscribe", "boardId": "default"});
+    board
+        .send(Message::Text(subscribe.to_string().into()))
+        .await
+        .expect("subscribe");
+    next_json(&mut board, |f| f["type"] == "board.sync").await;
     let command = serde_json::json!({"type": "task.create", "id": "0193b2c4-trace-command", "boardId": "default",
         "data": {"title": "Traced from the browser", "lane": "todo"}});
     board
@@ -139,10 +145,24 @@ async fn one_trace_holds_every_service_a_request_crosses() {
         .expect("send");
     let ack = next_json(&mut board, |f| f["type"] == "ack" || f["type"] == "error").await;
     assert_eq!(ack["ok"], true, "{ack}");
-    let spans = spans_after(&provider, &exporter, "ws_gateway", "command").await;
+    next_json(&mut board, |f| f["type"] == "task.created").await;
+    let spans = spans_after(&provider, &exporter, "ws_gateway", "deliver").await;
     let services = services_in_trace_of(&spans, "ws_gateway", "command");
     assert!(
         services.contains("ws_gateway") && services.contains("board_service"),
         "the command's trace holds {services:?}"
+    );
+    // ... and the frames the gateway sent for the resulting event are in it too.
+    let command = spans
+        .iter()
+        .find(|s| s.name == "command" && service_of(s).as_deref() == Some("ws_gateway"))
+        .expect("command span");
+    let delivered_in_trace = spans.iter().any(|s| {
+        s.name == "deliver" && s.span_context.trace_id() == command.span_context.trace_id()
+    });
+    assert!(
+        delivered_in_trace,
+        "no deliver span in the command's trace: {:?}",
+        names(&spans)
     );
 }

@@ -86,7 +86,13 @@ async fn watch(upstream: &Upstream, feed: &Feed, after: u64, backoff: &mut Durat
                     tracing::info!(board = %feed.board_id, "board log moved past this feed; re-reading snapshot");
                     return Ended::Resync;
                 }
-                if !feed.publish(&event) {
+                // The frames of this event join the trace of the change behind it.
+                let span = tracing::info_span!("deliver", board = %feed.board_id, version = event.version, kind = %event.r#type);
+                service_kit::telemetry::propagation::set_parent_from_map(
+                    &span,
+                    &event.trace_context,
+                );
+                if !span.in_scope(|| feed.publish(&event)) {
                     tracing::warn!(board = %feed.board_id, version = event.version, "gap in board events; re-reading snapshot");
                     return Ended::Resync;
                 }
