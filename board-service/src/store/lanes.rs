@@ -10,8 +10,8 @@ use protocol::{
 use uuid::Uuid;
 
 use super::{
-    LaneRow, Scope, Store, TaskRow, board_lanes, find_lane, locked_or_return, rows::TASK_COLUMNS,
-    tasks::check_wip,
+    LaneRow, Scope, Store, TaskRow, Tx, board_lanes, find_lane, locked_or_return,
+    rows::TASK_COLUMNS, tasks::check_wip,
 };
 use crate::{
     error::{Error, Result},
@@ -124,15 +124,7 @@ impl Store {
             .map_or(index, |p| (p as usize).min(lanes.len()));
         lanes.insert(new_index, lane);
         renumber(&mut lanes);
-        for l in &lanes {
-            sqlx::query("UPDATE lanes SET name = $2, wip_limit = $3, position = $4 WHERE id = $1")
-                .bind(l.id)
-                .bind(&l.name)
-                .bind(l.wip_limit)
-                .bind(l.position)
-                .execute(&mut *tx)
-                .await?;
-        }
+        save_lanes(&mut tx, &lanes).await?;
         let response = lanes[new_index].to_proto();
         let event = lane_event(
             event_type::LANE_UPDATED,
@@ -182,34 +174,36 @@ impl Store {
             .bind(target.id)
             .fetch_optional(&mut *tx)
             .await?;
-            for task in &tasks {
+            // Keys appended after the target's last task, in the old order;
+            // then one statement moves them all.
+            let mut positions = Vec::with_capacity(tasks.len());
+            for _ in &tasks {
                 let position = rank::key_between(last.as_ref().map(|(p,)| p.as_str()), None)
                     .map_err(|e| Error::Internal(e.to_string()))?;
-                let row: TaskRow = sqlx::query_as(&format!(
-                    "UPDATE tasks AS t SET lane_id = $2, position = $3, version = version + 1, updated_at = now()
-                     WHERE id = $1 RETURNING {TASK_COLUMNS}"
-                ))
-                .bind(task.id)
-                .bind(target.id)
-                .bind(&position)
-                .fetch_one(&mut *tx)
-                .await?;
-                moved.push(row.to_proto());
+                positions.push(position.clone());
                 last = Some((position,));
             }
+            let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+            let mut rows: Vec<TaskRow> = sqlx::query_as(&format!(
+                "UPDATE tasks AS t SET lane_id = $1, position = m.position, version = t.version + 1,
+                     updated_at = now()
+                 FROM unnest($2::uuid[], $3::text[]) AS m(id, position)
+                 WHERE t.id = m.id RETURNING {TASK_COLUMNS}"
+            ))
+            .bind(target.id)
+            .bind(&ids)
+            .bind(&positions)
+            .fetch_all(&mut *tx)
+            .await?;
+            rows.sort_by(|a, b| a.position.cmp(&b.position));
+            moved = rows.iter().map(TaskRow::to_proto).collect();
         }
         sqlx::query("DELETE FROM lanes WHERE id = $1")
             .bind(lane_id)
             .execute(&mut *tx)
             .await?;
         renumber(&mut lanes);
-        for l in &lanes {
-            sqlx::query("UPDATE lanes SET position = $2 WHERE id = $1")
-                .bind(l.id)
-                .bind(l.position)
-                .execute(&mut *tx)
-                .await?;
-        }
+        save_lanes(&mut tx, &lanes).await?;
         let deleted = lane.to_proto();
         let event = lane_event(
             event_type::LANE_DELETED,
@@ -226,6 +220,26 @@ impl Store {
         Self::commit_change(tx, &board, event, &req.request_id, METHOD, &response).await?;
         Ok(response)
     }
+}
+
+/// Writes every lane's name, WIP limit and position in one statement.
+async fn save_lanes(tx: &mut Tx, lanes: &[LaneRow]) -> Result<()> {
+    let ids: Vec<Uuid> = lanes.iter().map(|l| l.id).collect();
+    let names: Vec<&str> = lanes.iter().map(|l| l.name.as_str()).collect();
+    let limits: Vec<Option<i32>> = lanes.iter().map(|l| l.wip_limit).collect();
+    let positions: Vec<i32> = lanes.iter().map(|l| l.position).collect();
+    sqlx::query(
+        "UPDATE lanes AS l SET name = m.name, wip_limit = m.wip_limit, position = m.position
+         FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[]) AS m(id, name, wip_limit, position)
+         WHERE l.id = m.id",
+    )
+    .bind(&ids)
+    .bind(&names)
+    .bind(&limits)
+    .bind(&positions)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn renumber(lanes: &mut [LaneRow]) {
