@@ -1,6 +1,8 @@
 //! Shared plumbing for Boardwire's binaries and tests. Nothing here knows
 //! about boards or frames; that lives in `protocol` and the services.
 
+pub mod auth;
+pub mod http_server;
 pub mod local_postgres;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,0 +1,148 @@
+//! The HTTP server every Boardwire listener runs on: axum's router over
+//! hyper, with the limits `axum::serve` lacks. A connection must finish its
+//! first request's headers within `header_timeout`, and at most
+//! `max_pending` connections may be waiting to do so, so half-sent requests
+//! (slowloris) cannot pile up. WebSocket upgrades leave hyper's hands once
+//! made, so graceful shutdown never waits on them.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, extract::ConnectInfo};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower::ServiceExt;
+
+/// Limits on connections that have not yet sent a full request.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Time to send the headers of a request, the first one included.
+    pub header_timeout: Duration,
+    /// Connections at most that have not finished their first request's headers.
+    pub max_pending: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            max_pending: 1024,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish. Handlers see the peer as `ConnectInfo<SocketAddr>`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let pending = Arc::new(Semaphore::new(limits.max_pending.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many connections still sending headers; dropped");
+            continue;
+        };
+        // Frames are small and latency matters more than packet count.
+        let _ = tcp.set_nodelay(true);
+        let started = Arc::new(AtomicBool::new(false));
+        let permit = Arc::new(std::sync::Mutex::new(Some(permit)));
+        let service = {
+            let (router, started, permit) = (router.clone(), started.clone(), permit.clone());
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                started.store(true, Ordering::Relaxed);
+                if let Ok(mut held) = permit.lock() {
+                    held.take();
+                }
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let router = router.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        router
+                            .oneshot(request.map(axum::body::Body::new))
+                            .await
+                            .unwrap_or_else(|e| match e {}),
+                    )
+                }
+            })
+        };
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            let deadline = tokio::time::sleep(header_timeout);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(err) = result {
+                            tracing::trace!(%peer, %err, "connection ended with an error");
+                        }
+                        return;
+                    }
+                    () = &mut deadline, if !started.load(Ordering::Relaxed) => {
+                        tracing::debug!(%peer, "no request headers in time; closed");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!("HTTP connections still open 10 s after shutdown");
+        }
+    }
+    Ok(())
+}
+
+/// The peer address `serve` hands to handlers, for code outside axum extractors.
+pub fn peer(request: &axum::extract::Request) -> Option<SocketAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
