@@ -25,6 +25,11 @@ pub struct Args {
     /// Slug of a board created at start-up if missing; empty for none.
     #[arg(long, env = "DEFAULT_BOARD", default_value = "default")]
     pub default_board: String,
+    /// Largest gRPC request in bytes; larger gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "BOARD_SERVICE_MAX_MESSAGE_BYTES", default_value_t = crate::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+    #[command(flatten)]
+    pub auth: service_kit::auth::AuthConfig,
     /// Ask the board-service on `listen_addr`'s port for its gRPC health and
     /// exit 0 when serving (the container healthcheck).
     #[arg(long)]
@@ -43,6 +48,8 @@ impl Args {
         config.db_max_connections = self.db_max_connections;
         config.event_retention = self.event_retention;
         config.default_board = Some(self.default_board).filter(|s| !s.is_empty());
+        config.auth = self.auth;
+        config.max_message_bytes = self.max_message_bytes;
         Ok(config)
     }
 }

@@ -18,6 +18,16 @@ pub enum Error {
     /// The board's state refuses the change (a full WIP lane, a non-empty lane).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A `request_id` reused for a different request (the IETF
+    /// Idempotency-Key draft's 422).
+    #[error("{0}")]
+    IdempotencyConflict(String),
+    /// No valid bearer token, with auth on.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The token does not grant this.
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("database error")]
@@ -49,7 +59,11 @@ impl From<Error> for Status {
             Error::NotFound(msg) => Status::not_found(msg),
             Error::AlreadyExists(msg) => Status::already_exists(msg),
             Error::StaleVersion(msg) => Status::aborted(msg),
-            Error::FailedPrecondition(msg) => Status::failed_precondition(msg),
+            Error::FailedPrecondition(msg) | Error::IdempotencyConflict(msg) => {
+                Status::failed_precondition(msg)
+            }
+            Error::Unauthenticated(msg) => Status::unauthenticated(msg),
+            Error::PermissionDenied(msg) => Status::permission_denied(msg),
             Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 Status::unavailable("database unavailable, retry later")

@@ -9,11 +9,16 @@ use protocol::v1::{
     Lane, ListBoardsRequest, ListBoardsResponse, MoveTaskRequest, Task, UpdateLaneRequest,
     UpdateTaskRequest, WatchBoardRequest, board_service_server::BoardService,
 };
+use service_kit::auth::{Access, AuthError, Authenticator, bearer_from_metadata};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::{events::EventHub, store::Store};
+use crate::{
+    error::Error,
+    events::EventHub,
+    store::{Store, check_read},
+};
 
 /// Events buffered per watcher between the log reader and the network.
 const WATCH_BUFFER: usize = 256;
@@ -22,11 +27,29 @@ const WATCH_BUFFER: usize = 256;
 pub struct BoardApi {
     store: Store,
     hub: EventHub,
+    /// `None` with auth off: every caller may do everything.
+    auth: Option<Authenticator>,
 }
 
 impl BoardApi {
-    pub fn new(store: Store, hub: EventHub) -> Self {
-        Self { store, hub }
+    pub fn new(store: Store, hub: EventHub, auth: Option<Authenticator>) -> Self {
+        Self { store, hub, auth }
+    }
+
+    /// What the caller's bearer token grants. Every RPC asks first.
+    async fn access<T>(&self, request: &Request<T>) -> Result<Access, Status> {
+        let Some(auth) = &self.auth else {
+            return Ok(Access::open());
+        };
+        let token = bearer_from_metadata(request.metadata()).ok_or(AuthError::Missing);
+        match token {
+            Ok(token) => auth.verify(token).await,
+            Err(missing) => Err(missing),
+        }
+        .map_err(|e| match e {
+            AuthError::KeysUnavailable(_) => Status::unavailable(e.to_string()),
+            e => Error::Unauthenticated(e.to_string()).into(),
+        })
     }
 }
 
@@ -37,71 +60,96 @@ impl BoardService for BoardApi {
     #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
     async fn create_board(&self, request: Request<CreateBoardRequest>) -> Reply<Board> {
         Ok(Response::new(
-            self.store.create_board(request.into_inner()).await?,
+            self.store
+                .create_board(&self.access(&request).await?, request.into_inner())
+                .await?,
         ))
     }
 
     #[tracing::instrument(skip_all, fields(board = %request.get_ref().board_id))]
     async fn get_board(&self, request: Request<GetBoardRequest>) -> Reply<BoardSnapshot> {
-        Ok(Response::new(
-            self.store
-                .board_snapshot(&request.get_ref().board_id)
-                .await?,
-        ))
+        let access = self.access(&request).await?;
+        let snapshot = self
+            .store
+            .board_snapshot(&request.get_ref().board_id)
+            .await?;
+        let board = snapshot.board.as_ref();
+        check_read(
+            &access,
+            board.map_or("", |b| b.id.as_str()),
+            board.map_or("", |b| b.slug.as_str()),
+        )?;
+        Ok(Response::new(snapshot))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_boards(&self, _request: Request<ListBoardsRequest>) -> Reply<ListBoardsResponse> {
-        let boards = self.store.list_boards().await?;
+    async fn list_boards(&self, request: Request<ListBoardsRequest>) -> Reply<ListBoardsResponse> {
+        let access = self.access(&request).await?;
+        let mut boards = self.store.list_boards().await?;
+        boards.retain(|b| access.can_read(&b.id, &b.slug));
         Ok(Response::new(ListBoardsResponse { boards }))
     }
 
     #[tracing::instrument(skip_all, fields(board = %request.get_ref().board_id))]
     async fn create_lane(&self, request: Request<CreateLaneRequest>) -> Reply<Lane> {
         Ok(Response::new(
-            self.store.create_lane(request.into_inner()).await?,
+            self.store
+                .create_lane(&self.access(&request).await?, request.into_inner())
+                .await?,
         ))
     }
 
     #[tracing::instrument(skip_all, fields(lane = %request.get_ref().lane_id))]
     async fn update_lane(&self, request: Request<UpdateLaneRequest>) -> Reply<Lane> {
         Ok(Response::new(
-            self.store.update_lane(request.into_inner()).await?,
+            self.store
+                .update_lane(&self.access(&request).await?, request.into_inner())
+                .await?,
         ))
     }
 
     #[tracing::instrument(skip_all, fields(lane = %request.get_ref().lane_id))]
     async fn delete_lane(&self, request: Request<DeleteLaneRequest>) -> Reply<DeleteLaneResponse> {
         Ok(Response::new(
-            self.store.delete_lane(request.into_inner()).await?,
+            self.store
+                .delete_lane(&self.access(&request).await?, request.into_inner())
+                .await?,
         ))
     }
 
     #[tracing::instrument(skip_all, fields(board = %request.get_ref().board_id))]
     async fn create_task(&self, request: Request<CreateTaskRequest>) -> Reply<Task> {
         Ok(Response::new(
-            self.store.create_task(request.into_inner()).await?,
+            self.store
+                .create_task(&self.access(&request).await?, request.into_inner())
+                .await?,
         ))
     }
 
     #[tracing::instrument(skip_all, fields(task = %request.get_ref().task_id))]
     async fn update_task(&self, request: Request<UpdateTaskRequest>) -> Reply<Task> {
         Ok(Response::new(
-            self.store.update_task(request.into_inner()).await?,
+            self.store
+                .update_task(&self.access(&request).await?, request.into_inner())
+                .await?,
         ))
     }
 
     #[tracing::instrument(skip_all, fields(task = %request.get_ref().task_id))]
     async fn move_task(&self, request: Request<MoveTaskRequest>) -> Reply<Task> {
         Ok(Response::new(
-            self.store.move_task(request.into_inner()).await?,
+            self.store
+                .move_task(&self.access(&request).await?, request.into_inner())
+                .await?,
         ))
     }
 
     #[tracing::instrument(skip_all, fields(task = %request.get_ref().task_id))]
     async fn delete_task(&self, request: Request<DeleteTaskRequest>) -> Reply<DeleteTaskResponse> {
         Ok(Response::new(
-            self.store.delete_task(request.into_inner()).await?,
+            self.store
+                .delete_task(&self.access(&request).await?, request.into_inner())
+                .await?,
         ))
     }
 
@@ -112,11 +160,13 @@ impl BoardService for BoardApi {
         &self,
         request: Request<WatchBoardRequest>,
     ) -> Reply<Self::WatchBoardStream> {
+        let access = self.access(&request).await?;
         let WatchBoardRequest {
             board_id,
             after_version,
         } = request.into_inner();
         let board = self.store.resolve_board(&board_id).await?;
+        check_read(&access, &board.id.to_string(), &board.slug)?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let (pool, hub) = (self.store.pool().clone(), self.hub.clone());
         tokio::spawn(crate::events::watch::run(

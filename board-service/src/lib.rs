@@ -40,7 +40,15 @@ pub struct Config {
     /// Slug of a board to create at start-up if missing (named "Default
     /// board"), so clients written for `boardId: "default"` work out of the box.
     pub default_board: Option<String>,
+    /// Bearer-token checks; off (everything open) when no secret or JWKS is set.
+    pub auth: service_kit::auth::AuthConfig,
+    /// Largest gRPC request accepted; larger gets RESOURCE_EXHAUSTED.
+    pub max_message_bytes: usize,
 }
+
+/// The default [`Config::max_message_bytes`]: the largest valid request (a
+/// 20,000-character description, 32 labels) is well under 200 KB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 impl Config {
     /// Defaults for everything but the database.
@@ -52,6 +60,8 @@ impl Config {
             event_retention: 100_000,
             trim_interval: Duration::from_secs(60),
             default_board: None,
+            auth: service_kit::auth::AuthConfig::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -136,14 +146,28 @@ impl App {
                 stop.cancel();
             }
         };
+        let auth =
+            service_kit::auth::Authenticator::from_config(&self.config.auth, "board-service")
+                .context("configure bearer-token auth")?;
+        if auth.is_none() {
+            tracing::warn!(%addr, "JWT_SECRET is not set: any caller may read and write every board");
+        }
+        let api = BoardServiceServer::new(BoardApi::new(self.store.clone(), hub, auth))
+            .max_decoding_message_size(self.config.max_message_bytes);
         let served = Server::builder()
             .trace_fn(request_span)
+            .timeout(CALL_TIMEOUT)
+            // A peer that stops answering pings is dropped, and one
+            // connection cannot open streams without bound.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .max_concurrent_streams(Some(1024))
+            .layer(tower::util::MapResponseLayer::new(
+                oversized_is_resource_exhausted as fn(_) -> _,
+            ))
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(BoardServiceServer::new(BoardApi::new(
-                self.store.clone(),
-                hub,
-            )))
+            .add_service(api)
             .serve_with_incoming_shutdown(
                 // Events are small and latency matters: no Nagle delay.
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
@@ -157,6 +181,22 @@ impl App {
         tracing::info!("board-service stopped");
         served.context("gRPC server failed")
     }
+}
+
+/// Longest a unary call may take; watch streams are not bound by it.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// tonic answers a request over the size limit with OUT_OF_RANGE; gRPC's
+/// status code rules say RESOURCE_EXHAUSTED. board-service itself never
+/// returns OUT_OF_RANGE, so every one is that case.
+fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let out_of_range = http::HeaderValue::from_static("11");
+    if response.headers().get("grpc-status") == Some(&out_of_range) {
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
 }
 
 /// The span of one gRPC call, continuing the caller's trace when it sent one.
@@ -181,6 +221,9 @@ fn spawn_log_trimmer(
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(trimmed = n, "trimmed board event log"),
                 Err(err) => tracing::warn!(error = %err, "cannot trim board event log"),
+            }
+            if let Err(err) = store::idempotency::trim(store.pool()).await {
+                tracing::warn!(error = %err, "cannot trim idempotency records");
             }
         }
     })

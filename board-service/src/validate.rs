@@ -19,22 +19,28 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
 }
 
-/// A trimmed, non-empty text of at most `max` characters.
+/// A trimmed, non-empty, single-line text of at most `max` characters.
 pub fn text(field: &str, value: &str, max: usize) -> Result<String> {
     let value = value.trim();
     let chars = value.chars().count();
     if chars == 0 || chars > max {
         return Err(invalid(format!("{field} must be 1–{max} characters")));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(invalid(format!(
-            "{field} must not contain control characters"
-        )));
-    }
+    no_control_chars(field, value, false)?;
     Ok(value.to_owned())
+}
+
+/// Refuses NUL and every other control character (PostgreSQL cannot store
+/// NUL in text at all); `multiline` text may hold tabs and line breaks.
+pub fn no_control_chars(field: &str, value: &str, multiline: bool) -> Result<()> {
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+    match value.chars().find(|&c| c.is_control() && !allowed(c)) {
+        None => Ok(()),
+        Some(c) => Err(invalid(format!(
+            "{field} must not contain control characters (found U+{:04X})",
+            c as u32
+        ))),
+    }
 }
 
 /// Text that may be empty.
@@ -55,6 +61,7 @@ pub fn description(value: &str) -> Result<String> {
             "description must be at most {DESCRIPTION_MAX} characters"
         )));
     }
+    no_control_chars("description", value, true)?;
     Ok(value.to_owned())
 }
 
@@ -100,6 +107,20 @@ pub fn kind(value: i32, default: Option<TaskKind>) -> Result<TaskKind> {
         Ok(k) => Ok(k),
         Err(_) => Err(invalid(format!("kind {value} is not a known TaskKind"))),
     }
+}
+
+/// A board named by id or slug: what a lookup may bind as text.
+pub fn board_ref(value: &str) -> Result<&str> {
+    if value.is_empty() {
+        return Err(invalid("board_id is required (a board id or slug)"));
+    }
+    if value.len() > KEY_MAX * 4 {
+        return Err(invalid(
+            "board_id must be a board id or slug of at most 64 characters",
+        ));
+    }
+    no_control_chars("board_id", value, false)?;
+    Ok(value)
 }
 
 pub fn id(field: &str, value: &str) -> Result<Uuid> {
@@ -181,6 +202,7 @@ pub fn request_id(value: &str) -> Result<&str> {
             "request_id must be at most {REQUEST_ID_MAX} bytes"
         )));
     }
+    no_control_chars("request_id", value, false)?;
     Ok(value)
 }
 
@@ -199,6 +221,21 @@ mod tests {
         assert!(title(&"é".repeat(500)).is_ok());
         let err = title(&"x".repeat(501)).expect_err("too long");
         assert_eq!(err.to_string(), "title must be 1–500 characters");
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        let err = description("line one\nline\0two").expect_err("NUL");
+        assert!(
+            err.to_string()
+                .starts_with("description must not contain control characters")
+        );
+        assert!(description("tabs\tand\r\nbreaks").is_ok());
+        assert!(title("a\nb").is_err());
+        assert!(title("bell\u{7}").is_err());
+        assert!(labels(&["ok".into(), "bad\u{0}".into()]).is_err());
+        assert!(request_id("id\u{0}").is_err());
+        assert!(assignee("\u{9b}x").is_err());
     }
 
     #[test]

@@ -360,16 +360,24 @@ async fn a_repeated_request_id_returns_the_first_result_and_writes_once() {
         .into_inner();
     assert_eq!(deleted, deleted_again);
 
+    // The same key with a different request is refused (the IETF
+    // Idempotency-Key draft's 422), never answered with the first result.
     let reused = client
-        .update_task(UpdateTaskRequest {
-            task_id: first.id.clone(),
-            title: Some("x".into()),
+        .create_task(CreateTaskRequest {
+            board_id: board.id.clone(),
+            lane_id: "todo".into(),
+            title: "another".into(),
             request_id: "req-1".into(),
             ..Default::default()
         })
         .await
-        .expect_err("request_id reused for another call");
-    assert_eq!(reused.code(), Code::InvalidArgument);
+        .expect_err("request_id reused for another request");
+    assert_eq!(reused.code(), Code::FailedPrecondition);
+    assert!(
+        reused.message().contains("different"),
+        "{}",
+        reused.message()
+    );
 
     let snapshot = client
         .get_board(GetBoardRequest { board_id: board.id })

@@ -111,21 +111,21 @@ pub async fn serve(
         let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
             tokio::pin!(conn);
-            let deadline = tokio::time::sleep(header_timeout);
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(err) = result {
-                            tracing::trace!(%peer, %err, "connection ended with an error");
-                        }
-                        return;
-                    }
-                    () = &mut deadline, if !started.load(Ordering::Relaxed) => {
-                        tracing::debug!(%peer, "no request headers in time; closed");
-                        return;
-                    }
+            let first = tokio::select! {
+                result = conn.as_mut() => Some(result),
+                () = tokio::time::sleep(header_timeout) => None,
+            };
+            let result = match first {
+                Some(result) => result,
+                // Dropping the connection closes it.
+                None if !started.load(Ordering::Relaxed) => {
+                    tracing::debug!(%peer, "no request headers in time; closed");
+                    return;
                 }
+                None => conn.await,
+            };
+            if let Err(err) = result {
+                tracing::trace!(%peer, %err, "connection ended with an error");
             }
         });
     }

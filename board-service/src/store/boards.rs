@@ -1,11 +1,12 @@
 //! Boards: create, read a consistent snapshot, list.
 
 use protocol::v1::{Board, BoardSnapshot, CreateBoardRequest};
+use service_kit::auth::Access;
 use sqlx::Connection;
 use uuid::Uuid;
 
 use super::{
-    BoardRow, DEFAULT_LANES, LaneRow, Store, TaskRow, board_lanes, board_not_found, log,
+    BoardRow, DEFAULT_LANES, Key, LaneRow, Store, TaskRow, board_lanes, board_not_found,
     rows::TASK_COLUMNS,
 };
 use crate::{
@@ -14,8 +15,15 @@ use crate::{
 };
 
 impl Store {
-    pub async fn create_board(&self, req: CreateBoardRequest) -> Result<Board> {
+    pub async fn create_board(&self, access: &Access, req: CreateBoardRequest) -> Result<Board> {
         const METHOD: &str = "CreateBoard";
+        if !access.can_create_boards() {
+            return Err(Error::PermissionDenied(
+                "the token does not grant creating boards (write: [\"*\"] or create_boards: true)"
+                    .into(),
+            ));
+        }
+        let key = Key::new(access, METHOD, &req)?;
         let name = validate::text("name", &req.name, validate::NAME_MAX)?;
         let explicit_slug = req.slug.as_deref().map(validate::slug).transpose()?;
         let keys: Vec<String> = if req.lane_keys.is_empty() {
@@ -33,8 +41,9 @@ impl Store {
                 )));
             }
         }
-        validate::request_id(&req.request_id)?;
-        if let Some(board) = log::replayed(&self.pool, &req.request_id, METHOD).await? {
+        // CreateBoard's records are filed under the nil board: its board
+        // does not exist before the call.
+        if let Some(board) = key.replay_on(&self.pool, Uuid::nil()).await? {
             return Ok(board);
         }
 
@@ -72,14 +81,13 @@ impl Store {
             lanes.push(lane);
         }
         let response = board.to_proto(&lanes);
-        match Self::finish(tx, &req.request_id, METHOD, &response).await {
+        match Self::finish(tx, Uuid::nil(), &key, &response).await {
             Ok(()) => Ok(response),
             // A concurrent call with the same request_id won the race.
-            Err(Error::Database(e)) if unique_violation(&e).is_some() => {
-                log::replayed(&self.pool, &req.request_id, METHOD)
-                    .await?
-                    .ok_or(Error::Database(e))
-            }
+            Err(Error::Database(e)) if unique_violation(&e).is_some() => key
+                .replay_on(&self.pool, Uuid::nil())
+                .await?
+                .ok_or(Error::Database(e)),
             Err(e) => Err(e),
         }
     }
@@ -167,7 +175,7 @@ impl Store {
                     slug: Some(slug.into()),
                     ..Default::default()
                 };
-                match self.create_board(req).await {
+                match self.create_board(&Access::open(), req).await {
                     Ok(board) => return Ok(board),
                     Err(Error::AlreadyExists(_)) => {}
                     Err(e) => return Err(e),
@@ -180,11 +188,7 @@ impl Store {
 }
 
 async fn find_board(conn: &mut sqlx::PgConnection, board_ref: &str) -> Result<BoardRow> {
-    if board_ref.is_empty() {
-        return Err(Error::InvalidArgument(
-            "board_id is required (a board id or slug)".into(),
-        ));
-    }
+    let board_ref = validate::board_ref(board_ref)?;
     sqlx::query_as(
         "SELECT id, slug, name, version, created_at FROM boards WHERE id = $1 OR slug = $2",
     )

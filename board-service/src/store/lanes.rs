@@ -7,10 +7,11 @@ use protocol::{
         UpdateLaneRequest,
     },
 };
+use service_kit::auth::Access;
 use uuid::Uuid;
 
 use super::{
-    LaneRow, Scope, Store, TaskRow, Tx, board_lanes, find_lane, locked_or_return,
+    Key, LaneRow, Scope, Store, TaskRow, Tx, board_lanes, find_lane, locked_or_return,
     rows::TASK_COLUMNS, tasks::check_wip,
 };
 use crate::{
@@ -19,8 +20,9 @@ use crate::{
 };
 
 impl Store {
-    pub async fn create_lane(&self, req: CreateLaneRequest) -> Result<Lane> {
+    pub async fn create_lane(&self, access: &Access, req: CreateLaneRequest) -> Result<Lane> {
         const METHOD: &str = "CreateLane";
+        let idem = Key::new(access, METHOD, &req)?;
         let key = validate::lane_key(&req.key)?;
         let name = if req.name.trim().is_empty() {
             validate::lane_name_from_key(&key)
@@ -30,7 +32,7 @@ impl Store {
         let wip_limit = req.wip_limit.map(validate::wip_limit).transpose()?;
 
         let began = self
-            .begin(Scope::Board(&req.board_id), &req.request_id, METHOD)
+            .begin(access, Scope::Board(&req.board_id), &idem)
             .await?;
         let (mut tx, board) = locked_or_return!(began);
         let mut lanes = board_lanes(&mut tx, board.id).await?;
@@ -76,12 +78,13 @@ impl Store {
             &lanes,
             vec![],
         );
-        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &response).await?;
+        Self::commit_change(tx, &board, event, &idem, &response).await?;
         Ok(response)
     }
 
-    pub async fn update_lane(&self, req: UpdateLaneRequest) -> Result<Lane> {
+    pub async fn update_lane(&self, access: &Access, req: UpdateLaneRequest) -> Result<Lane> {
         const METHOD: &str = "UpdateLane";
+        let key = Key::new(access, METHOD, &req)?;
         let lane_id = validate::id("lane_id", &req.lane_id)?;
         let name = req
             .name
@@ -100,9 +103,7 @@ impl Store {
             ));
         }
 
-        let began = self
-            .begin(Scope::Lane(lane_id), &req.request_id, METHOD)
-            .await?;
+        let began = self.begin(access, Scope::Lane(lane_id), &key).await?;
         let (mut tx, board) = locked_or_return!(began);
         let mut lanes = board_lanes(&mut tx, board.id).await?;
         let index = lanes
@@ -133,16 +134,19 @@ impl Store {
             &lanes,
             vec![],
         );
-        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &response).await?;
+        Self::commit_change(tx, &board, event, &key, &response).await?;
         Ok(response)
     }
 
-    pub async fn delete_lane(&self, req: DeleteLaneRequest) -> Result<DeleteLaneResponse> {
+    pub async fn delete_lane(
+        &self,
+        access: &Access,
+        req: DeleteLaneRequest,
+    ) -> Result<DeleteLaneResponse> {
         const METHOD: &str = "DeleteLane";
+        let key = Key::new(access, METHOD, &req)?;
         let lane_id = validate::id("lane_id", &req.lane_id)?;
-        let began = self
-            .begin(Scope::Lane(lane_id), &req.request_id, METHOD)
-            .await?;
+        let began = self.begin(access, Scope::Lane(lane_id), &key).await?;
         let (mut tx, board) = locked_or_return!(began);
         let mut lanes = board_lanes(&mut tx, board.id).await?;
         let index = lanes
@@ -166,6 +170,11 @@ impl Store {
                     tasks.len()
                 )));
             };
+            if target_ref == lane.key || target_ref == lane.id.to_string() {
+                return Err(Error::InvalidArgument(
+                    "move_tasks_to_lane_id must name another lane than the one deleted".into(),
+                ));
+            }
             let target = find_lane(&lanes, target_ref)?.clone();
             check_wip(&mut tx, &target, tasks.len() as i64).await?;
             let mut last: Option<(String,)> = sqlx::query_as(
@@ -217,7 +226,7 @@ impl Store {
             moved_tasks: moved,
             board_version: board.version as u64 + 1,
         };
-        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &response).await?;
+        Self::commit_change(tx, &board, event, &key, &response).await?;
         Ok(response)
     }
 }

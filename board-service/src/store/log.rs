@@ -1,4 +1,4 @@
-//! The board event log (`board_events`) and the idempotency record.
+//! The board event log (`board_events`).
 
 use chrono::Utc;
 use prost::Message;
@@ -81,52 +81,4 @@ pub async fn trim(db: impl PgExecutor<'_>, keep: u64) -> Result<u64> {
     .execute(db)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// The stored response to `request_id`, if it was already handled.
-pub async fn replayed<M: Message + Default>(
-    db: impl PgExecutor<'_>,
-    request_id: &str,
-    method: &str,
-) -> Result<Option<M>> {
-    if request_id.is_empty() {
-        return Ok(None);
-    }
-    let row: Option<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT method, response FROM processed_requests WHERE request_id = $1")
-            .bind(request_id)
-            .fetch_optional(db)
-            .await?;
-    let Some((first_method, response)) = row else {
-        return Ok(None);
-    };
-    if first_method != method {
-        return Err(Error::InvalidArgument(format!(
-            "request_id {request_id:?} was already used for {first_method}"
-        )));
-    }
-    M::decode(response.as_slice())
-        .map(Some)
-        .map_err(|e| Error::Internal(format!("corrupt stored response: {e}")))
-}
-
-/// Records the response to `request_id` in the mutation's transaction.
-pub async fn remember<M: Message>(
-    tx: &mut Tx,
-    request_id: &str,
-    method: &str,
-    response: &M,
-) -> Result<()> {
-    if request_id.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO processed_requests (request_id, method, response) VALUES ($1, $2, $3)",
-    )
-    .bind(request_id)
-    .bind(method)
-    .bind(response.encode_to_vec())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

@@ -5,15 +5,18 @@
 //! without any further locking; boards never wait on each other.
 
 mod boards;
+pub mod idempotency;
 mod lanes;
 pub mod log;
 mod rows;
 mod tasks;
 
+use service_kit::auth::Access;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+pub use idempotency::Key;
 pub use rows::{BoardRow, LaneRow, TaskRow};
 
 /// Lanes a board gets when created without `lane_keys`.
@@ -39,6 +42,7 @@ impl Store {
 
 /// Locks the board named by id or slug for the rest of the transaction.
 async fn lock_board(tx: &mut Tx, board_ref: &str) -> Result<BoardRow> {
+    let board_ref = crate::validate::board_ref(board_ref)?;
     let id = Uuid::parse_str(board_ref).ok();
     sqlx::query_as::<_, BoardRow>(
         "SELECT id, slug, name, version, created_at FROM boards
@@ -129,17 +133,22 @@ pub(crate) enum Began<M, Locked = (Tx, BoardRow)> {
 }
 
 impl Store {
-    /// Starts a mutation: replays a repeated `request_id`, else opens the
-    /// transaction and locks the board. The second replay check runs after
-    /// the lock, so a duplicate racing the first call sees its result.
+    /// Starts a mutation: replays a repeated request, else opens the
+    /// transaction, locks the board and checks that `access` may write it.
+    /// The replay is looked up again under the lock, so a duplicate racing
+    /// the first call sees its result, and a key reused for a different
+    /// request on this board is refused.
     pub(crate) async fn begin<M: prost::Message + Default>(
         &self,
+        access: &Access,
         scope: Scope<'_>,
-        request_id: &str,
-        method: &str,
+        key: &Key<'_>,
     ) -> Result<Began<M>> {
-        crate::validate::request_id(request_id)?;
-        if let Some(response) = log::replayed(&self.pool, request_id, method).await? {
+        // Before the lock, because a retried DeleteTask's task is gone.
+        if let Some((response, board)) = key.replay_any(&self.pool).await? {
+            if let Some((id, slug)) = board {
+                check_write(access, &id, &slug)?;
+            }
             return Ok(Began::Replayed(response));
         }
         let mut tx = self.pool.begin().await?;
@@ -148,7 +157,8 @@ impl Store {
             Scope::Task(id) => lock_board_of_task(&mut tx, id).await?,
             Scope::Lane(id) => lock_board_of_lane(&mut tx, id).await?,
         };
-        if let Some(response) = log::replayed(&mut *tx, request_id, method).await? {
+        check_write(access, &board.id.to_string(), &board.slug)?;
+        if let Some(response) = key.replay_on(&mut *tx, board.id).await? {
             return Ok(Began::Replayed(response));
         }
         Ok(Began::Locked((tx, board)))
@@ -158,12 +168,12 @@ impl Store {
     /// the board lock and checks the caller's `expected_version`.
     pub(crate) async fn begin_on_task<M: prost::Message + Default>(
         &self,
+        access: &Access,
         task_id: Uuid,
-        request_id: &str,
-        method: &str,
+        key: &Key<'_>,
         expected_version: Option<u64>,
     ) -> Result<Began<M, (Tx, BoardRow, TaskRow)>> {
-        let (mut tx, board) = match self.begin(Scope::Task(task_id), request_id, method).await? {
+        let (mut tx, board) = match self.begin(access, Scope::Task(task_id), key).await? {
             Began::Replayed(response) => return Ok(Began::Replayed(response)),
             Began::Locked(locked) => locked,
         };
@@ -173,30 +183,51 @@ impl Store {
     }
 
     /// Appends the change's event (bumping the board version), records the
-    /// response for its request_id, and commits. Returns the new version.
+    /// response for its key, and commits. Returns the new version.
     pub(crate) async fn commit_change<M: prost::Message>(
         mut tx: Tx,
         board: &BoardRow,
         event: protocol::v1::BoardEvent,
-        request_id: &str,
-        method: &str,
+        key: &Key<'_>,
         response: &M,
     ) -> Result<u64> {
         let version = log::append(&mut tx, board, event).await?;
-        Self::finish(tx, request_id, method, response).await?;
+        Self::finish(tx, board.id, key, response).await?;
         Ok(version)
     }
 
-    /// Records the response for its request_id and commits.
+    /// Records the response for its key and commits.
     pub(crate) async fn finish<M: prost::Message>(
         mut tx: Tx,
-        request_id: &str,
-        method: &str,
+        board_id: Uuid,
+        key: &Key<'_>,
         response: &M,
     ) -> Result<()> {
-        log::remember(&mut tx, request_id, method, response).await?;
+        key.remember(&mut tx, board_id, response).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Refuses a change to a board the caller may not write.
+pub fn check_write(access: &Access, board_id: &str, slug: &str) -> Result<()> {
+    if access.can_write(board_id, slug) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied(format!(
+            "the token does not grant writing board {slug:?}"
+        )))
+    }
+}
+
+/// Refuses a read of a board the caller may not read.
+pub fn check_read(access: &Access, board_id: &str, slug: &str) -> Result<()> {
+    if access.can_read(board_id, slug) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied(format!(
+            "the token does not grant reading board {slug:?}"
+        )))
     }
 }
 

@@ -7,10 +7,11 @@ use protocol::{
         Priority, Task, TaskKind, UpdateTaskRequest, move_task_request::Anchor,
     },
 };
+use service_kit::auth::Access;
 use uuid::Uuid;
 
 use super::{
-    LaneRow, Scope, Store, TaskRow, Tx, board_lanes, find_lane, locked_or_return,
+    Key, LaneRow, Scope, Store, TaskRow, Tx, board_lanes, find_lane, locked_or_return,
     rows::TASK_COLUMNS,
 };
 use crate::{
@@ -19,8 +20,9 @@ use crate::{
 };
 
 impl Store {
-    pub async fn create_task(&self, req: CreateTaskRequest) -> Result<Task> {
+    pub async fn create_task(&self, access: &Access, req: CreateTaskRequest) -> Result<Task> {
         const METHOD: &str = "CreateTask";
+        let key = Key::new(access, METHOD, &req)?;
         let title = validate::title(&req.title)?;
         let description = validate::description(&req.description)?;
         let priority = validate::priority(req.priority, Some(Priority::Medium))?;
@@ -35,7 +37,7 @@ impl Store {
         }
 
         let began = self
-            .begin(Scope::Board(&req.board_id), &req.request_id, METHOD)
+            .begin(access, Scope::Board(&req.board_id), &key)
             .await?;
         let (mut tx, board) = locked_or_return!(began);
         let lanes = board_lanes(&mut tx, board.id).await?;
@@ -70,15 +72,16 @@ impl Store {
             task: Some(task.clone()),
             ..Default::default()
         };
-        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &task).await?;
+        Self::commit_change(tx, &board, event, &key, &task).await?;
         Ok(task)
     }
 
-    pub async fn update_task(&self, req: UpdateTaskRequest) -> Result<Task> {
+    pub async fn update_task(&self, access: &Access, req: UpdateTaskRequest) -> Result<Task> {
         const METHOD: &str = "UpdateTask";
+        let key = Key::new(access, METHOD, &req)?;
         let task_id = validate::id("task_id", &req.task_id)?;
         let began = self
-            .begin_on_task(task_id, &req.request_id, METHOD, req.expected_version)
+            .begin_on_task(access, task_id, &key, req.expected_version)
             .await?;
         let (mut tx, board, current) = locked_or_return!(began);
 
@@ -132,7 +135,7 @@ impl Store {
         if changed.is_empty() {
             // Same values as stored: nothing to write, nothing to broadcast.
             let task = current.to_proto();
-            Self::finish(tx, &req.request_id, METHOD, &task).await?;
+            Self::finish(tx, board.id, &key, &task).await?;
             return Ok(task);
         }
 
@@ -160,12 +163,13 @@ impl Store {
             changed_fields: changed,
             ..Default::default()
         };
-        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &task).await?;
+        Self::commit_change(tx, &board, event, &key, &task).await?;
         Ok(task)
     }
 
-    pub async fn move_task(&self, req: MoveTaskRequest) -> Result<Task> {
+    pub async fn move_task(&self, access: &Access, req: MoveTaskRequest) -> Result<Task> {
         const METHOD: &str = "MoveTask";
+        let key = Key::new(access, METHOD, &req)?;
         let task_id = validate::id("task_id", &req.task_id)?;
         if req.to_lane_id.is_empty() {
             return Err(Error::InvalidArgument(
@@ -184,7 +188,7 @@ impl Store {
         }
 
         let began = self
-            .begin_on_task(task_id, &req.request_id, METHOD, req.expected_version)
+            .begin_on_task(access, task_id, &key, req.expected_version)
             .await?;
         let (mut tx, board, current) = locked_or_return!(began);
         let lanes = board_lanes(&mut tx, board.id).await?;
@@ -219,15 +223,20 @@ impl Store {
             to_lane_key: to_lane.key.clone(),
             ..Default::default()
         };
-        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &task).await?;
+        Self::commit_change(tx, &board, event, &key, &task).await?;
         Ok(task)
     }
 
-    pub async fn delete_task(&self, req: DeleteTaskRequest) -> Result<DeleteTaskResponse> {
+    pub async fn delete_task(
+        &self,
+        access: &Access,
+        req: DeleteTaskRequest,
+    ) -> Result<DeleteTaskResponse> {
         const METHOD: &str = "DeleteTask";
+        let key = Key::new(access, METHOD, &req)?;
         let task_id = validate::id("task_id", &req.task_id)?;
         let began = self
-            .begin_on_task(task_id, &req.request_id, METHOD, req.expected_version)
+            .begin_on_task(access, task_id, &key, req.expected_version)
             .await?;
         let (mut tx, board, current) = locked_or_return!(began);
         sqlx::query("DELETE FROM tasks WHERE id = $1")
@@ -244,7 +253,7 @@ impl Store {
             task_id: task_id.to_string(),
             board_version: board.version as u64 + 1,
         };
-        Self::commit_change(tx, &board, event, &req.request_id, METHOD, &response).await?;
+        Self::commit_change(tx, &board, event, &key, &response).await?;
         Ok(response)
     }
 }

@@ -1,0 +1,482 @@
+//! The auth matrix at board-service's own door: every RPC checks the
+//! caller's bearer token, so no path around the gateway or the bridge
+//! writes (or reads) a board its caller may not.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use board_service::Config;
+use common::Service;
+use protocol::v1::{
+    CreateBoardRequest, CreateLaneRequest, CreateTaskRequest, DeleteLaneRequest, DeleteTaskRequest,
+    GetBoardRequest, ListBoardsRequest, MoveTaskRequest, UpdateLaneRequest, UpdateTaskRequest,
+    WatchBoardRequest, board_service_client::BoardServiceClient,
+};
+use serde_json::{Value, json};
+use service_kit::{auth::AuthConfig, test_database::TestDatabase};
+use tonic::{Code, Request, transport::Channel};
+
+const SECRET: &str = "board-service-test-secret";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn sign_with(secret: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn token(sub: &str, read: &[&str], write: &[&str]) -> String {
+    sign_with(
+        SECRET,
+        json!({"exp": now() + 600, "sub": sub, "read": read, "write": write}),
+    )
+}
+
+/// `message` with `authorization: Bearer <token>`, or none.
+fn as_<T>(token: Option<&str>, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        service_kit::auth::insert_bearer(request.metadata_mut(), token);
+    }
+    request
+}
+
+struct Fixture {
+    _db: TestDatabase,
+    _service: Service,
+    client: BoardServiceClient<Channel>,
+    admin: String,
+    /// Board `alpha`, writable by `writer`; board `beta`, by `admin` only.
+    alpha: String,
+    beta: String,
+    beta_task: String,
+    beta_lane: String,
+}
+
+async fn start() -> Fixture {
+    let db = TestDatabase::create().await;
+    let mut config = Config::new(db.url());
+    config.auth = AuthConfig::with_secret(SECRET);
+    let service = Service::start_with(config, "127.0.0.1:0".parse().unwrap()).await;
+    let mut client = service.client().await;
+    let admin = token("admin", &[], &["*"]);
+    let board = |name: &'static str, slug: &'static str| {
+        let request = as_(
+            Some(&admin),
+            CreateBoardRequest {
+                name: name.into(),
+                slug: Some(slug.into()),
+                ..Default::default()
+            },
+        );
+        let mut client = client.clone();
+        async move {
+            client
+                .create_board(request)
+                .await
+                .expect("admin creates")
+                .into_inner()
+        }
+    };
+    let alpha = board("Alpha", "alpha").await.id;
+    let beta = board("Beta", "beta").await;
+    let beta_task = client
+        .create_task(as_(
+            Some(&admin),
+            CreateTaskRequest {
+                board_id: beta.id.clone(),
+                lane_id: "todo".into(),
+                title: "secret beta plan".into(),
+                request_id: "shared-key".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("admin writes beta")
+        .into_inner()
+        .id;
+    Fixture {
+        _db: db,
+        _service: service,
+        client,
+        admin,
+        alpha,
+        beta_lane: beta.lanes[0].id.clone(),
+        beta: beta.id,
+        beta_task,
+    }
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_token_are_unauthenticated() {
+    let mut f = start().await;
+    let expired = sign_with(SECRET, json!({"exp": now() - 3600, "write": ["*"]}));
+    let early = sign_with(
+        SECRET,
+        json!({"exp": now() + 7200, "nbf": now() + 3600, "write": ["*"]}),
+    );
+    let forged = sign_with(
+        "not-the-secret",
+        json!({"exp": now() + 600, "write": ["*"]}),
+    );
+    for bad in [
+        None,
+        Some("garbage"),
+        Some(&*expired),
+        Some(&*early),
+        Some(&*forged),
+    ] {
+        let list = f.client.list_boards(as_(bad, ListBoardsRequest {})).await;
+        assert_eq!(list.unwrap_err().code(), Code::Unauthenticated, "{bad:?}");
+        let get = f
+            .client
+            .get_board(as_(
+                bad,
+                GetBoardRequest {
+                    board_id: f.alpha.clone(),
+                },
+            ))
+            .await;
+        assert_eq!(get.unwrap_err().code(), Code::Unauthenticated);
+        let create = f
+            .client
+            .create_task(as_(
+                bad,
+                CreateTaskRequest {
+                    board_id: f.alpha.clone(),
+                    lane_id: "todo".into(),
+                    title: "anonymous".into(),
+                    ..Default::default()
+                },
+            ))
+            .await;
+        assert_eq!(create.unwrap_err().code(), Code::Unauthenticated);
+        let watch = f
+            .client
+            .watch_board(as_(
+                bad,
+                WatchBoardRequest {
+                    board_id: f.alpha.clone(),
+                    after_version: 0,
+                },
+            ))
+            .await;
+        assert_eq!(watch.unwrap_err().code(), Code::Unauthenticated);
+    }
+    let snapshot = f
+        .client
+        .get_board(as_(
+            Some(&f.admin),
+            GetBoardRequest {
+                board_id: f.alpha.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(snapshot.tasks.is_empty(), "nothing was written");
+}
+
+#[tokio::test]
+async fn a_token_reads_and_writes_only_the_boards_it_names() {
+    let mut f = start().await;
+    let writer = token("writer", &[], &["alpha"]);
+    let reader = token("reader", &["beta"], &[]);
+    let w = Some(writer.as_str());
+
+    // Lists and reads only what it may read.
+    let listed = f
+        .client
+        .list_boards(as_(w, ListBoardsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let slugs: Vec<_> = listed.boards.iter().map(|b| b.slug.as_str()).collect();
+    assert_eq!(slugs, ["alpha"]);
+    let denied = f
+        .client
+        .get_board(as_(
+            w,
+            GetBoardRequest {
+                board_id: "beta".into(),
+            },
+        ))
+        .await;
+    assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+    let watch = f
+        .client
+        .watch_board(as_(
+            w,
+            WatchBoardRequest {
+                board_id: f.beta.clone(),
+                after_version: 0,
+            },
+        ))
+        .await;
+    assert_eq!(watch.unwrap_err().code(), Code::PermissionDenied);
+
+    // Writes its own board, by id or by slug.
+    f.client
+        .create_task(as_(
+            w,
+            CreateTaskRequest {
+                board_id: "alpha".into(),
+                lane_id: "todo".into(),
+                title: "mine".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("writer writes alpha");
+
+    // Every write that touches beta is refused, whatever names the board.
+    let task = f.beta_task.clone();
+    let refusals = [
+        f.client
+            .create_task(as_(
+                w,
+                CreateTaskRequest {
+                    board_id: f.beta.clone(),
+                    lane_id: "todo".into(),
+                    title: "intruder".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        f.client
+            .update_task(as_(
+                w,
+                UpdateTaskRequest {
+                    task_id: task.clone(),
+                    title: Some("defaced".into()),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        f.client
+            .move_task(as_(
+                w,
+                MoveTaskRequest {
+                    task_id: task.clone(),
+                    to_lane_id: "done".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        f.client
+            .delete_task(as_(
+                w,
+                DeleteTaskRequest {
+                    task_id: task.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        f.client
+            .create_lane(as_(
+                w,
+                CreateLaneRequest {
+                    board_id: "beta".into(),
+                    key: "review".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        f.client
+            .update_lane(as_(
+                w,
+                UpdateLaneRequest {
+                    lane_id: f.beta_lane.clone(),
+                    name: Some("Owned".into()),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        f.client
+            .delete_lane(as_(
+                w,
+                DeleteLaneRequest {
+                    lane_id: f.beta_lane.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        f.client
+            .create_board(as_(
+                w,
+                CreateBoardRequest {
+                    name: "Mine".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+    ];
+    for (i, refused) in refusals.into_iter().enumerate() {
+        assert_eq!(
+            refused.unwrap_err().code(),
+            Code::PermissionDenied,
+            "case {i}"
+        );
+    }
+
+    // A read-only token reads, and writes nothing.
+    let r = Some(reader.as_str());
+    f.client
+        .get_board(as_(
+            r,
+            GetBoardRequest {
+                board_id: "beta".into(),
+            },
+        ))
+        .await
+        .expect("reader reads beta");
+    let write = f
+        .client
+        .move_task(as_(
+            r,
+            MoveTaskRequest {
+                task_id: task.clone(),
+                to_lane_id: "done".into(),
+                ..Default::default()
+            },
+        ))
+        .await;
+    assert_eq!(write.unwrap_err().code(), Code::PermissionDenied);
+
+    let beta = f
+        .client
+        .get_board(as_(
+            Some(&f.admin),
+            GetBoardRequest {
+                board_id: "beta".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(beta.version, 1, "beta changed only by the admin's one task");
+    assert_eq!(beta.tasks[0].title, "secret beta plan");
+}
+
+#[tokio::test]
+async fn idempotency_keys_belong_to_the_caller_and_the_board() {
+    let mut f = start().await;
+    // Another caller reuses the admin's key on its own board: it gets its
+    // own new task, not the admin's task on beta.
+    let writer = token("writer", &[], &["alpha"]);
+    let created = f
+        .client
+        .create_task(as_(
+            Some(&writer),
+            CreateTaskRequest {
+                board_id: f.alpha.clone(),
+                lane_id: "todo".into(),
+                title: "my own".into(),
+                request_id: "shared-key".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("a fresh key for this caller")
+        .into_inner();
+    assert_eq!(
+        (created.title.as_str(), created.board_id == f.alpha),
+        ("my own", true)
+    );
+
+    // The writer cannot replay the admin's delete of a beta task either.
+    f.client
+        .delete_task(as_(
+            Some(&f.admin),
+            DeleteTaskRequest {
+                task_id: f.beta_task.clone(),
+                request_id: "del".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("admin deletes");
+    let replay = f
+        .client
+        .delete_task(as_(
+            Some(&writer),
+            DeleteTaskRequest {
+                task_id: f.beta_task.clone(),
+                request_id: "del".into(),
+                ..Default::default()
+            },
+        ))
+        .await;
+    assert_eq!(replay.unwrap_err().code(), Code::NotFound);
+
+    // The same caller reusing a key for a different request is refused.
+    let changed = f
+        .client
+        .create_task(as_(
+            Some(&writer),
+            CreateTaskRequest {
+                board_id: f.alpha.clone(),
+                lane_id: "todo".into(),
+                title: "something else".into(),
+                request_id: "shared-key".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        changed.code(),
+        Code::FailedPrecondition,
+        "{}",
+        changed.message()
+    );
+    let alpha = f
+        .client
+        .get_board(as_(
+            Some(&writer),
+            GetBoardRequest {
+                board_id: f.alpha.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(alpha.tasks.len(), 1, "the refused request wrote nothing");
+}
+
+#[tokio::test]
+async fn a_token_with_create_boards_may_create_boards() {
+    let mut f = start().await;
+    let creator = sign_with(
+        SECRET,
+        json!({"exp": now() + 600, "sub": "c", "create_boards": true}),
+    );
+    f.client
+        .create_board(as_(
+            Some(&creator),
+            CreateBoardRequest {
+                name: "New".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("create_boards: true creates");
+}
