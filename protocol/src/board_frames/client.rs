@@ -156,11 +156,90 @@ impl ClientFrame {
             ));
         }
         let kind = kind.to_owned();
-        serde_json::from_value(value).map_err(|e| {
-            fail(
-                ErrorCode::InvalidFrame,
-                format!("invalid {kind} frame: {e}"),
-            )
-        })
+        let frame: Self = match serde_json::from_value(value.clone()) {
+            Ok(frame) => frame,
+            Err(e) => {
+                // A tagged enum loses the path; find the field that failed.
+                let message = match failed_field(&kind, &value) {
+                    Some((field, why)) => format!("invalid {kind} frame: {field}: {why}"),
+                    None => format!("invalid {kind} frame: {e}"),
+                };
+                return Err(fail(ErrorCode::InvalidFrame, message));
+            }
+        };
+        frame
+            .check()
+            .map_err(|message| fail(ErrorCode::InvalidFrame, message))?;
+        Ok(frame)
     }
+
+    /// Rules serde cannot say: ids are non-empty, single-line and bounded;
+    /// a move names at most one neighbour.
+    fn check(&self) -> Result<(), String> {
+        let command_id = match self {
+            Self::TaskCreate(c) => Some(&c.id),
+            Self::TaskUpdate(c) => Some(&c.id),
+            Self::TaskMove(c) => Some(&c.id),
+            Self::TaskDelete(c) => Some(&c.id),
+            Self::Subscribe { id, .. } | Self::Unsubscribe { id, .. } => id.as_ref(),
+            Self::Ping {} | Self::Auth { .. } => None,
+        };
+        if let Some(id) = command_id {
+            check_id("id", id)?;
+        }
+        match self {
+            Self::TaskMove(c) if c.data.before.is_some() && c.data.after.is_some() => {
+                Err("data.before and data.after are exclusive: give one neighbour".into())
+            }
+            Self::TaskUpdate(c) => check_id("data.id", &c.data.id),
+            Self::TaskMove(c) => check_id("data.id", &c.data.id),
+            Self::TaskDelete(c) => check_id("data.id", &c.data.id),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The field of a `kind` frame that does not decode, and why, so the error
+/// can name it (`data.title: invalid type: integer, expected a string`).
+fn failed_field(kind: &str, value: &serde_json::Value) -> Option<(String, String)> {
+    fn path_of<T: serde::de::DeserializeOwned>(
+        value: &serde_json::Value,
+    ) -> Option<(String, String)> {
+        let err = serde_path_to_error::deserialize::<_, T>(value.clone()).err()?;
+        Some((err.path().to_string(), err.into_inner().to_string()))
+    }
+    match kind {
+        "task.create" => path_of::<Command<CreateTask>>(value),
+        "task.update" => path_of::<Command<UpdateTask>>(value),
+        "task.move" => path_of::<Command<MoveTask>>(value),
+        "task.delete" => path_of::<Command<DeleteTask>>(value),
+        _ => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            #[allow(dead_code)]
+            struct Control {
+                board_id: Option<String>,
+                since_version: Option<u64>,
+                id: Option<String>,
+                token: Option<String>,
+            }
+            path_of::<Control>(value)
+        }
+    }
+}
+
+/// The longest `id` a frame may carry (board-service's request_id limit).
+pub const ID_MAX: usize = 200;
+
+fn check_id(field: &str, id: &str) -> Result<(), String> {
+    if id.trim().is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if id.len() > ID_MAX {
+        return Err(format!("{field} must be at most {ID_MAX} bytes"));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(format!("{field} must not contain control characters"));
+    }
+    Ok(())
 }

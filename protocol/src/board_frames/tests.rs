@@ -228,4 +228,38 @@ fn bad_client_frames_name_the_problem() {
     assert!(err.message.contains("lane"), "{}", err.message);
     let err = ClientFrame::parse(r#"{"type":"subscribe","boardId":5}"#).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidFrame);
+    assert!(err.message.contains("boardId"), "{}", err.message);
+}
+
+#[test]
+fn mistyped_nested_fields_are_named_by_their_path() {
+    let err = ClientFrame::parse(
+        r#"{"type":"task.create","id":"c","boardId":"b","data":{"title":7,"lane":"todo"}}"#,
+    )
+    .unwrap_err();
+    assert!(err.message.contains("data.title"), "{}", err.message);
+    let err = ClientFrame::parse(
+        r#"{"type":"task.update","id":"c","boardId":"b","expectedVersion":-1,"data":{"id":"t","changes":{}}}"#,
+    )
+    .unwrap_err();
+    assert!(err.message.contains("expectedVersion"), "{}", err.message);
+}
+
+#[test]
+fn empty_ids_and_two_neighbours_are_refused() {
+    for frame in [
+        r#"{"type":"task.delete","id":"","boardId":"b","data":{"id":"t"}}"#,
+        r#"{"type":"task.delete","id":"  ","boardId":"b","data":{"id":"t"}}"#,
+        r#"{"type":"task.delete","id":"c","boardId":"b","data":{"id":""}}"#,
+        r#"{"type":"task.delete","id":"c\u0000","boardId":"b","data":{"id":"t"}}"#,
+        r#"{"type":"task.move","id":"c","boardId":"b","data":{"id":"t","toLane":"done","before":"x","after":"y"}}"#,
+    ] {
+        let err = ClientFrame::parse(frame).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidFrame, "{frame}");
+    }
+    let long = format!(
+        r#"{{"type":"task.delete","id":"{}","boardId":"b","data":{{"id":"t"}}}}"#,
+        "x".repeat(201)
+    );
+    assert!(ClientFrame::parse(&long).is_err());
 }
