@@ -13,10 +13,12 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init("agent-bridge");
+    let telemetry = service_kit::telemetry::init("agent-bridge");
     let args = Args::parse();
     let app = agent_bridge::App::build(args.config.into())
         .await
         .context("start agent-bridge")?;
-    app.run_until_stopped(service_kit::shutdown::signal()).await
+    let result = app.run_until_stopped(service_kit::shutdown::signal()).await;
+    telemetry.shutdown();
+    result
 }

@@ -97,7 +97,12 @@ impl LocalPostgres {
         let dir = dir
             .canonicalize()
             .map_err(io(format!("resolve {}", dir.display())))?;
+        let dir = match &run_as {
+            Some(user) if !reachable_by(&dir, user) => relocate_for(user, &dir, options.throwaway)?,
+            _ => dir,
+        };
         let (data, socket_dir) = (dir.join("data"), socket_dir_of(&dir));
+        fs::create_dir_all(&socket_dir).map_err(io(format!("create {}", socket_dir.display())))?;
         if let Some(user) = &run_as {
             chown_tree(&dir, user)?;
         }
@@ -232,6 +237,52 @@ fn find_bin_dir() -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .find(|p| p.join("initdb").exists() && p.join("postgres").exists())
+    })
+}
+
+/// Whether `user` can enter `dir`: not when an ancestor is private to root
+/// (`/root/…`, any `mktemp -d` folder).
+fn reachable_by(dir: &Path, user: &User) -> bool {
+    let mut probe = Command::new("test");
+    probe.arg("-x").arg(dir).stdin(Stdio::null());
+    as_user(&mut probe, Some(user));
+    probe.status().is_ok_and(|s| s.success())
+}
+
+/// The folder the cluster of `wanted` lives in when `user` cannot enter
+/// `wanted`: always the same one for the same `wanted`, so data persists
+/// between runs. `wanted` gets a `LOCATION` file that says where it went.
+fn relocate_for(user: &User, wanted: &Path, throwaway: bool) -> Result<PathBuf, Error> {
+    let dir = if throwaway {
+        let root = PathBuf::from("/var/tmp/boardwire-pg");
+        fs::create_dir_all(&root).map_err(io(format!("create {}", root.display())))?;
+        remove_stale_dirs(&root);
+        root.join(wanted.file_name().unwrap_or_default())
+    } else {
+        PathBuf::from("/var/lib/boardwire").join(format!(
+            "postgres-{:016x}",
+            fnv1a(wanted.as_os_str().as_encoded_bytes())
+        ))
+    };
+    fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+    // Only root (and the server's own user) may read the cluster.
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(io(format!("chmod {}", dir.display())))?;
+    let note = format!(
+        "PostgreSQL runs as {:?}, which cannot enter this folder, so its data lives in\n{}\n",
+        user.name,
+        dir.display()
+    );
+    fs::write(wanted.join("LOCATION"), note).map_err(io("write LOCATION"))?;
+    tracing::info!(wanted = %wanted.display(), actual = %dir.display(),
+        "the postgres user cannot enter the data folder; keeping the cluster where it can");
+    Ok(dir)
+}
+
+/// A hash that stays the same across builds and Rust versions.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 

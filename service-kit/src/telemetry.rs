@@ -12,20 +12,33 @@ use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*};
 
-/// Keeps the span exporter; [`Telemetry::shutdown`] flushes it.
+/// Keeps the span exporter; [`Telemetry::shutdown`], or dropping it, flushes
+/// what is still buffered. Hold it until the end of `main`: a guard dropped
+/// at once loses the spans of the whole run.
 #[derive(Default)]
+#[must_use = "dropping the telemetry guard stops span export: keep it until main returns"]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
 }
 
 impl Telemetry {
     /// Exports what is still buffered. Call last, after the services stopped.
-    pub fn shutdown(&self) {
-        if let Some(provider) = &self.provider
+    pub fn shutdown(mut self) {
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if let Some(provider) = self.provider.take()
             && let Err(err) = provider.shutdown()
         {
             eprintln!("telemetry: flushing spans failed: {err}");
         }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 

@@ -13,10 +13,12 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init("ws-gateway");
+    let telemetry = service_kit::telemetry::init("ws-gateway");
     let args = Args::parse();
     let app = ws_gateway::App::build(args.config)
         .await
         .context("start ws-gateway")?;
-    app.run_until_stopped(service_kit::shutdown::signal()).await
+    let result = app.run_until_stopped(service_kit::shutdown::signal()).await;
+    telemetry.shutdown();
+    result
 }

@@ -118,7 +118,8 @@ impl Stack {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut ws_gateway::Config)) -> Self {
-        service_kit::telemetry::init("ws-gateway-tests");
+        // Logs only (no OTLP endpoint in tests): the guard holds nothing.
+        let _ = service_kit::telemetry::init("ws-gateway-tests");
         let db = TestDatabase::create().await;
         let board_service = start_board_service(db.url(), "127.0.0.1:0".parse().unwrap()).await;
         let mut config = ws_gateway::Config::new(format!("http://{}", board_service.addr));
