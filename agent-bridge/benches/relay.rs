@@ -111,6 +111,7 @@ async fn session(
         data: MessageData {
             content: format!("{tokens} {interval}"),
             session_id: None,
+            message_id: None,
             message_history: None,
         },
     };

@@ -288,7 +288,8 @@ export class ChatClient extends Emitter {
     if (!entry) return;
     const sent = this._send({
       type: 'message',
-      data: { content: entry.content, session_id: this.sessionId },
+      // The entry's id goes with every retry, so a resend starts no second run.
+      data: { content: entry.content, session_id: this.sessionId, message_id: entry.id },
       timestamp: new Date().toISOString(),
     });
     if (!sent) return;

@@ -70,6 +70,7 @@ impl Ws {
             data: MessageData {
                 content: content.into(),
                 session_id: None,
+                message_id: None,
                 message_history: None,
             },
         })

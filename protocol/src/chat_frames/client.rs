@@ -39,6 +39,10 @@ pub struct MessageData {
     pub content: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The client's id for this message, kept across its retries: a message
+    /// sent again with the same id starts nothing new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
     /// The UI's view of the conversation. The bridge keeps its own history in
     /// PostgreSQL and uses that, so this is accepted and not trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
