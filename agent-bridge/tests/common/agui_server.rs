@@ -1,4 +1,4 @@
-//! The real AG-UI server of `tests/agui/server.py`, run with python3.
+//! The real AG-UI server of `tests/agui/server.py`, run in the test venv.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
@@ -16,13 +16,16 @@ impl AgUiServer {
     pub async fn start() -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/agui/server.py");
         let port = closed_port().port();
-        let child = tokio::process::Command::new("python3")
+        let python = tokio::task::spawn_blocking(super::python_env::python)
+            .await
+            .expect("set up the Python venv");
+        let child = tokio::process::Command::new(python)
             .arg(&script)
             .args(["--port", &port.to_string()])
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("python3 runs tests/agui/server.py (pip install -r agent-bridge/tests/agui/requirements.txt)");
+            .expect("start tests/agui/server.py");
         let url = format!("http://127.0.0.1:{port}/");
         let health = format!("http://127.0.0.1:{port}/health");
         let client = reqwest::Client::new();
