@@ -28,6 +28,9 @@ pub struct Args {
     /// Largest gRPC request in bytes; larger gets RESOURCE_EXHAUSTED.
     #[arg(long, env = "BOARD_SERVICE_MAX_MESSAGE_BYTES", default_value_t = crate::DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
+    /// Where `/metrics` is served; default: the gRPC host, port 9464; `off` for none.
+    #[arg(long, env = "BOARD_SERVICE_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
     #[command(flatten)]
     pub auth: service_kit::auth::AuthConfig,
     /// Ask the board-service on `listen_addr`'s port for its gRPC health and
@@ -50,6 +53,16 @@ impl Args {
         config.default_board = Some(self.default_board).filter(|s| !s.is_empty());
         config.auth = self.auth;
         config.max_message_bytes = self.max_message_bytes;
+        config.metrics_addr = match self.metrics_addr.as_deref().map(str::trim) {
+            None | Some("") => Some(SocketAddr::new(
+                self.listen_addr.ip(),
+                crate::DEFAULT_METRICS_PORT,
+            )),
+            Some("off") => None,
+            Some(addr) => Some(addr.parse().with_context(|| {
+                format!("BOARD_SERVICE_METRICS_ADDR {addr:?} is not host:port")
+            })?),
+        };
         Ok(config)
     }
 }

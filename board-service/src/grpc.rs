@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use protocol::v1::{
     Board, BoardEvent, BoardSnapshot, CreateBoardRequest, CreateLaneRequest, CreateTaskRequest,
     DeleteLaneRequest, DeleteLaneResponse, DeleteTaskRequest, DeleteTaskResponse, GetBoardRequest,
@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     error::Error,
     events::EventHub,
+    metrics::Metrics,
     store::{Store, check_read},
 };
 
@@ -29,11 +30,17 @@ pub struct BoardApi {
     hub: EventHub,
     /// `None` with auth off: every caller may do everything.
     auth: Option<Authenticator>,
+    metrics: Metrics,
 }
 
 impl BoardApi {
-    pub fn new(store: Store, hub: EventHub, auth: Option<Authenticator>) -> Self {
-        Self { store, hub, auth }
+    pub fn new(store: Store, hub: EventHub, auth: Option<Authenticator>, metrics: Metrics) -> Self {
+        Self {
+            store,
+            hub,
+            auth,
+            metrics,
+        }
     }
 
     /// What the caller's bearer token grants. Every RPC asks first.
@@ -169,13 +176,17 @@ impl BoardService for BoardApi {
         check_read(&access, &board.id.to_string(), &board.slug)?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let (pool, hub) = (self.store.pool().clone(), self.hub.clone());
-        tokio::spawn(crate::events::watch::run(
-            pool,
-            hub,
-            board.id,
-            after_version,
-            tx,
-        ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let watching = self.metrics.watcher();
+        tokio::spawn(async move {
+            crate::events::watch::run(pool, hub, board.id, after_version, tx).await;
+            drop(watching);
+        });
+        let metrics = self.metrics.clone();
+        let stream = ReceiverStream::new(rx).inspect(move |item| {
+            if item.is_ok() {
+                metrics.event_streamed();
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod metrics;
 pub mod rank;
 pub mod store;
 pub mod validate;
@@ -44,7 +45,12 @@ pub struct Config {
     pub auth: service_kit::auth::AuthConfig,
     /// Largest gRPC request accepted; larger gets RESOURCE_EXHAUSTED.
     pub max_message_bytes: usize,
+    /// Where `/metrics` is served over HTTP; `None` serves none.
+    pub metrics_addr: Option<SocketAddr>,
 }
+
+/// The port `/metrics` is served on by default, beside the gRPC port.
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
 /// The default [`Config::max_message_bytes`]: the largest valid request (a
 /// 20,000-character description, 32 labels) is well under 200 KB.
@@ -62,6 +68,7 @@ impl Config {
             default_board: None,
             auth: service_kit::auth::AuthConfig::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            metrics_addr: None,
         }
     }
 }
@@ -69,6 +76,7 @@ impl Config {
 /// A bound, migrated board-service, ready to serve.
 pub struct App {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     store: Store,
     config: Config,
 }
@@ -96,8 +104,17 @@ impl App {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("bind gRPC listener on {}", config.listen_addr))?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind the metrics listener on {addr}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics_listener,
             store,
             config,
         })
@@ -107,6 +124,13 @@ impl App {
         self.listener
             .local_addr()
             .unwrap_or(self.config.listen_addr)
+    }
+
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -152,8 +176,17 @@ impl App {
         if auth.is_none() {
             tracing::warn!(%addr, "JWT_SECRET is not set: any caller may read and write every board");
         }
-        let api = BoardServiceServer::new(BoardApi::new(self.store.clone(), hub, auth))
-            .max_decoding_message_size(self.config.max_message_bytes);
+        let metrics = metrics::Metrics::default();
+        let metrics_task = self
+            .metrics_listener
+            .map(|listener| spawn_metrics_server(listener, metrics.clone(), stop.clone()));
+        let api = BoardServiceServer::new(BoardApi::new(
+            self.store.clone(),
+            hub,
+            auth,
+            metrics.clone(),
+        ))
+        .max_decoding_message_size(self.config.max_message_bytes);
         let served = Server::builder()
             .trace_fn(request_span)
             .timeout(CALL_TIMEOUT)
@@ -162,6 +195,7 @@ impl App {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .max_concurrent_streams(Some(1024))
+            .layer(metrics::MetricsLayer(metrics))
             .layer(tower::util::MapResponseLayer::new(
                 oversized_is_resource_exhausted as fn(_) -> _,
             ))
@@ -177,6 +211,9 @@ impl App {
         stop.cancel();
         let _ = listener_task.await;
         let _ = trim_task.await;
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         self.store.pool().close().await;
         tracing::info!("board-service stopped");
         served.context("gRPC server failed")
@@ -204,6 +241,37 @@ fn request_span(request: &http::Request<()>) -> tracing::Span {
     let span = tracing::info_span!("grpc", otel.name = %request.uri().path(), rpc.system = "grpc");
     service_kit::telemetry::propagation::set_parent_from_headers(&span, request.headers());
     span
+}
+
+/// Serves `GET /metrics` until `stop`.
+fn spawn_metrics_server(
+    listener: TcpListener,
+    metrics: metrics::Metrics,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let body = metrics.render();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    body,
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let limits = service_kit::http_server::ServeLimits::default();
+        if let Err(err) =
+            service_kit::http_server::serve(listener, router, limits, stop.cancelled_owned()).await
+        {
+            tracing::warn!(%err, "metrics server failed");
+        }
+    })
 }
 
 fn spawn_log_trimmer(

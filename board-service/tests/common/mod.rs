@@ -18,6 +18,8 @@ pub type Client = BoardServiceClient<Channel>;
 /// A running board-service; stopped by [`Service::stop`] or when dropped.
 pub struct Service {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when the config asked for it.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -35,12 +37,14 @@ impl Service {
         config.listen_addr = addr;
         let app = App::build(config).await.expect("board-service starts");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
         }));
         Self {
             addr,
+            metrics_addr,
             stop: Some(stop),
             task: Some(task),
         }
