@@ -2,7 +2,10 @@
 
 use protocol::v1::{Priority, TaskKind};
 
-use super::words::{capitalise, kind_word, lane_key, priority_word, strip_words, unquote};
+use super::words::{
+    after_words, capitalise, find_ascii, kind_word, lane_key, priority_word, rfind_ascii,
+    strip_words, unquote,
+};
 
 /// One request the built-in agent can act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,12 +35,17 @@ pub enum Intent {
 const DEFAULT_LANE: &str = "backlog";
 
 /// Reads a request such as "Create a P1 story for user authentication".
+///
+/// Every offset used to cut `text` is found in `text` itself, never in its
+/// lower-case copy: lower-casing can change byte lengths ("İ" becomes three
+/// bytes), so an offset in one is not a character boundary in the other.
 pub fn parse(text: &str) -> Intent {
     let text = text.trim().trim_end_matches(['.', '?', '!']).trim();
     let lower = text.to_lowercase();
-    let first = lower.split_whitespace().next().unwrap_or("");
-    let rest = text[first.len().min(text.len())..].trim();
-    match first {
+    let first_word = text.split_whitespace().next().unwrap_or("");
+    let first = first_word.to_lowercase();
+    let rest = text.strip_prefix(first_word).unwrap_or(text).trim();
+    match first.as_str() {
         "create" | "add" | "new" | "make" | "open" | "file" => parse_create(rest),
         "move" => parse_move(rest),
         "delete" | "remove" => match unquote(strip_words(rest, &["the task", "task"])) {
@@ -51,16 +59,16 @@ pub fn parse(text: &str) -> Intent {
 }
 
 fn parse_create(rest: &str) -> Intent {
-    let lower = rest.to_lowercase();
     let separator = [" for ", " called ", " named ", " titled ", ": "]
         .iter()
-        .filter_map(|sep| lower.find(sep).map(|at| (at, sep.len())))
+        .filter_map(|sep| find_ascii(rest, sep).map(|at| (at, sep.len())))
         .min();
     let (head, title) = match separator {
-        Some((at, len)) => (&lower[..at], rest[at + len..].trim()),
-        None => (lower.as_str(), ""),
+        Some((at, len)) => (&rest[..at], rest[at + len..].trim()),
+        None => (rest, ""),
     };
-    let words: Vec<&str> = head.split_whitespace().collect();
+    let head_lower = head.to_lowercase();
+    let words: Vec<&str> = head_lower.split_whitespace().collect();
     let priority = words
         .iter()
         .find_map(|w| priority_word(w))
@@ -74,19 +82,10 @@ fn parse_create(rest: &str) -> Intent {
     if title.is_empty() {
         // "Create a bug login fails": the words after the kind are the title.
         if let Some(i) = kind_at {
-            let skip: usize = rest
-                .split_whitespace()
-                .take(i + 1)
-                .map(|w| w.len() + 1)
-                .sum();
-            title = rest
-                .get(skip.min(rest.len())..)
-                .unwrap_or("")
-                .trim()
-                .to_owned();
+            title = after_words(rest, i + 1).trim().to_owned();
         }
     }
-    if let Some((at, key)) = lane_in(&title.to_lowercase()) {
+    if let Some((at, key)) = lane_in(&title) {
         lane = key;
         title.truncate(at);
     }
@@ -106,14 +105,13 @@ fn parse_create(rest: &str) -> Intent {
 }
 
 fn parse_move(rest: &str) -> Intent {
-    let lower = rest.to_lowercase();
-    let Some(at) = lower.rfind(" to ") else {
+    let Some(at) = rfind_ascii(rest, " to ") else {
         return Intent::Help(Some(
             "Tell me where to move it: \"move <task title> to done\".".into(),
         ));
     };
     let title = unquote(strip_words(rest[..at].trim(), &["the task", "task"]));
-    match (title, lane_key(&lower[at + 4..])) {
+    match (title, lane_key(&rest[at + 4..])) {
         ("", _) | (_, None) => Intent::Help(Some(
             "Tell me where to move it: \"move <task title> to done\".".into(),
         )),
@@ -148,8 +146,15 @@ fn parse_list(lower: &str) -> Option<Intent> {
 
 /// The first " in <lane>" that ends `text`: where it starts, and the lane key.
 fn lane_in(text: &str) -> Option<(usize, String)> {
-    text.match_indices(" in ")
-        .find_map(|(at, _)| lane_key(&text[at + 4..]).map(|key| (at, key)))
+    let mut from = 0;
+    while let Some(found) = text.get(from..).and_then(|t| find_ascii(t, " in ")) {
+        let at = from + found;
+        if let Some(key) = lane_key(&text[at + 4..]) {
+            return Some((at, key));
+        }
+        from = at + 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -231,6 +236,65 @@ mod tests {
                 title: "Login page".into()
             }
         );
+    }
+
+    #[test]
+    fn text_whose_case_changes_length_is_cut_on_characters() {
+        assert_eq!(
+            parse("delete aaaaaaaé"),
+            Intent::Delete {
+                title: "aaaaaaaé".into()
+            }
+        );
+        assert_eq!(parse("İİ € …"), Intent::Help(None));
+        assert_eq!(
+            parse("CREATE a bug İİİ called ÉCLAIR in TODO"),
+            create("ÉCLAIR", Priority::Medium, TaskKind::Bug, "todo")
+        );
+        assert_eq!(
+            parse("create a bug   İstanbul  login fails"),
+            create(
+                "İstanbul  login fails",
+                Priority::Medium,
+                TaskKind::Bug,
+                "backlog"
+            )
+        );
+        assert_eq!(
+            parse("move İİİİ task to Done"),
+            Intent::Move {
+                title: "İİİİ task".into(),
+                lane: "done".into()
+            }
+        );
+        assert_eq!(
+            parse("delete the task"),
+            Intent::Help(Some("Tell me which task to delete.".into()))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC*") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn never_panics_on_commands_with_any_tail(
+            verb in "(create|add|move|delete|remove|show|what is|list) ",
+            tail in proptest::collection::vec(
+                proptest::prop_oneof!["\\PC{0,6}", "İ", "é", " in ", " to ", " for ", ": ",
+                                      " the task ", "bug", "p1", "todo", "\\s"],
+                0..12,
+            ),
+        ) {
+            let _ = parse(&format!("{verb}{}", tail.concat()));
+        }
+
+        #[test]
+        fn never_panics_on_any_unicode(text in proptest::collection::vec(proptest::char::any(), 0..64)) {
+            let _ = parse(&text.into_iter().collect::<String>());
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@ use protocol::v1::{Priority, TaskKind};
 
 /// The lane key a phrase names, for the lanes boards usually have.
 pub fn lane_key(phrase: &str) -> Option<String> {
-    let phrase = phrase.trim().trim_matches(['"', '\'']);
+    let phrase = phrase.trim().trim_matches(['"', '\'']).to_lowercase();
+    let phrase = phrase.as_str();
     let phrase = phrase.strip_prefix("the ").unwrap_or(phrase);
     let phrase = phrase
         .strip_suffix(" lane")
@@ -14,7 +15,10 @@ pub fn lane_key(phrase: &str) -> Option<String> {
     let key = match phrase {
         "to do" | "to-do" | "todo" => "todo",
         "in progress" | "in-progress" | "in_progress" | "doing" | "wip" => "in_progress",
-        "backlog" | "done" | "recovery" | "review" => phrase,
+        "backlog" => "backlog",
+        "done" => "done",
+        "recovery" => "recovery",
+        "review" => "review",
         _ => return None,
     };
     Some(key.into())
@@ -45,9 +49,11 @@ pub fn kind_word(word: &str) -> Option<TaskKind> {
 /// `text` without the first of `prefixes` it starts with (as a whole word).
 pub fn strip_words<'a>(text: &'a str, prefixes: &[&str]) -> &'a str {
     for prefix in prefixes {
-        if text.len() > prefix.len()
-            && text[..prefix.len()].eq_ignore_ascii_case(prefix)
-            && text.as_bytes()[prefix.len()] == b' '
+        // Byte-wise: a prefix of ASCII bytes that matches ends on a boundary.
+        let bytes = text.as_bytes();
+        if bytes.len() > prefix.len()
+            && bytes[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+            && bytes[prefix.len()] == b' '
         {
             return text[prefix.len()..].trim();
         }
@@ -70,4 +76,35 @@ pub fn capitalise(text: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+/// Where the ASCII `needle` first occurs in `text`, ignoring ASCII case.
+/// Matching bytes of an ASCII needle start and end on character boundaries,
+/// so the offset can cut `text` itself.
+pub fn find_ascii(text: &str, needle: &str) -> Option<usize> {
+    debug_assert!(needle.is_ascii() && !needle.is_empty());
+    text.as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Where the ASCII `needle` last occurs in `text`, ignoring ASCII case.
+pub fn rfind_ascii(text: &str, needle: &str) -> Option<usize> {
+    debug_assert!(needle.is_ascii() && !needle.is_empty());
+    text.as_bytes()
+        .windows(needle.len())
+        .rposition(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// `text` after its first `n` whitespace-separated words.
+pub fn after_words(text: &str, n: usize) -> &str {
+    let mut rest = text;
+    for _ in 0..n {
+        rest = rest.trim_start();
+        match rest.find(char::is_whitespace) {
+            Some(end) => rest = &rest[end..],
+            None => return "",
+        }
+    }
+    rest
 }
