@@ -55,8 +55,7 @@ impl Stack {
         config.bridge.board_service_url = board_url.clone();
         let gateway = ws_gateway::App::build(config.gateway)
             .await
-            .context("start ws-gateway")?
-            .with_extra_routes(ws_gateway::web::router(&board_url)?);
+            .context("start ws-gateway")?;
         let bridge = agent_bridge::App::build(config.bridge)
             .await
             .context("start agent-bridge")?;

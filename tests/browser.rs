@@ -36,8 +36,7 @@ async fn start_gateway(board_url: &str, addr: SocketAddr) -> (Gateway, SocketAdd
     let app = loop {
         match ws_gateway::App::build(config.clone()).await {
             Ok(app) => {
-                break app
-                    .with_extra_routes(ws_gateway::web::router(board_url).expect("web routes"));
+                break app;
             }
             Err(err) if attempt < 50 => {
                 attempt += 1;

@@ -21,9 +21,9 @@ pub struct Config {
         default_value = "http://127.0.0.1:50051"
     )]
     pub board_service_url: String,
-    /// HS256 secret for client tokens; unset leaves every board open.
-    #[arg(long, env = "WS_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    /// Bearer-token checks, shared by every service (README, "Security").
+    #[command(flatten)]
+    pub auth: service_kit::auth::AuthConfig,
     /// Origins allowed to connect, comma-separated; empty allows any.
     #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
@@ -57,6 +57,12 @@ pub struct Config {
     /// A socket that accepts no bytes this long is closed (4009), ms.
     #[arg(long, env = "WS_STUCK_TIMEOUT_MS", default_value_t = 30_000)]
     pub stuck_timeout_ms: u64,
+    /// Time to send a request's headers, the first one included, ms.
+    #[arg(long, env = "WS_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Connections at most that have not finished their first request.
+    #[arg(long, env = "WS_MAX_PENDING_CONNECTIONS", default_value_t = 1024)]
+    pub max_pending_connections: usize,
     /// Time to send an `auth` frame when a token is required, ms.
     #[arg(long, env = "WS_AUTH_TIMEOUT_MS", default_value_t = 10_000)]
     pub auth_timeout_ms: u64,
@@ -68,7 +74,7 @@ impl Config {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             board_service_url: board_service_url.into(),
-            jwt_secret: None,
+            auth: service_kit::auth::AuthConfig::default(),
             allowed_origins: Vec::new(),
             max_connections: 100_000,
             max_connects_per_ip_per_min: 600,
@@ -81,6 +87,8 @@ impl Config {
             client_timeout_ms: 75_000,
             stuck_timeout_ms: 30_000,
             auth_timeout_ms: 10_000,
+            header_timeout_ms: 10_000,
+            max_pending_connections: 1024,
         }
     }
 

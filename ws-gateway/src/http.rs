@@ -4,13 +4,13 @@ use std::sync::{Arc, atomic::Ordering::Relaxed};
 
 use axum::{
     Json,
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use serde::Serialize;
 
-use crate::{metrics::Gauges, state::Shared};
+use crate::{metrics::Gauges, state::Shared, ws::TokenQuery};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -71,7 +71,17 @@ struct BoardStats {
     version: Option<u64>,
 }
 
-pub async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+/// With auth on, a valid token is required, and only the boards it may
+/// read are named.
+pub async fn stats(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let grant = match crate::web::caller(&shared, &headers, &query).await {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal,
+    };
     let clients = shared.clients.all();
     let lagging_at = (shared.config.client_queue / 4).max(1);
     let metrics = &shared.metrics;
@@ -81,6 +91,7 @@ pub async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             .hub
             .feeds()
             .iter()
+            .filter(|f| grant.access.can_read(&f.board_id, &f.slug))
             .map(|f| BoardStats {
                 board_id: f.board_id.to_string(),
                 slug: f.slug.clone(),
@@ -95,6 +106,7 @@ pub async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         dropped_clients: metrics.clients_dropped.load(Relaxed),
         upstream_reconnects: metrics.upstream_reconnects.load(Relaxed),
     })
+    .into_response()
 }
 
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

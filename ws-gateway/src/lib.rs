@@ -21,13 +21,13 @@ mod sse;
 mod state;
 mod time;
 mod upstream;
-pub mod web;
+mod web;
 mod ws;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Router, routing::get, serve::ListenerExt};
+use axum::{Router, routing::get};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +41,6 @@ const DRAIN: Duration = Duration::from_secs(5);
 pub struct App {
     listener: TcpListener,
     shared: Arc<Shared>,
-    extra: Option<Router>,
 }
 
 impl App {
@@ -52,7 +51,9 @@ impl App {
             .await
             .with_context(|| format!("bind ws-gateway on {}", config.listen_addr))?;
         let port = listener.local_addr()?.port();
-        let upstream = Upstream::connect_lazy(&config.board_service_url)
+        let auth = service_kit::auth::Authenticator::from_config(&config.auth, "ws-gateway")
+            .context("configure bearer-token auth")?;
+        let upstream = Upstream::connect_lazy(&config.board_service_url, auth.clone())
             .with_context(|| format!("invalid BOARD_SERVICE_URL {:?}", config.board_service_url))?;
         let metrics = Arc::new(Metrics::default());
         let stop = CancellationToken::new();
@@ -62,12 +63,8 @@ impl App {
             config.replay_window,
             stop.child_token(),
         ));
-        let shared = Arc::new(Shared::new(config, hub, metrics, port, stop));
-        Ok(Self {
-            listener,
-            shared,
-            extra: None,
-        })
+        let shared = Arc::new(Shared::new(config, hub, metrics, auth, port, stop));
+        Ok(Self { listener, shared })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -76,25 +73,17 @@ impl App {
             .unwrap_or(self.shared.config.listen_addr)
     }
 
-    /// Serves `routes` beside the gateway's own (e.g. a static web UI as
-    /// the fallback); the gateway's paths win.
-    pub fn with_extra_routes(mut self, routes: Router) -> Self {
-        self.extra = Some(routes);
-        self
-    }
-
+    /// Every route, the web UI and `/api/boards` included: the standalone
+    /// binary and the all-in-one one serve the same paths.
     fn router(&self) -> Router {
-        let router = Router::new()
+        Router::new()
             .route("/ws", get(ws::upgrade))
             .route("/events", get(sse::events))
             .route("/health", get(http::health))
             .route("/stats", get(http::stats))
             .route("/metrics", get(http::metrics))
-            .with_state(self.shared.clone());
-        match &self.extra {
-            Some(extra) => router.merge(extra.clone()),
-            None => router,
-        }
+            .merge(web::router())
+            .with_state(self.shared.clone())
     }
 
     /// Serves until `shutdown` resolves, then closes every WebSocket with
@@ -106,8 +95,8 @@ impl App {
     ) -> anyhow::Result<()> {
         let shared = self.shared.clone();
         let addr = self.local_addr();
-        if shared.config.jwt_secret.is_none() {
-            tracing::warn!("WS_JWT_SECRET is not set: every client may read and write every board");
+        if shared.auth.is_none() {
+            tracing::warn!("JWT_SECRET is not set: every client may read and write every board");
         }
         if shared.config.allowed_origins.is_empty() {
             tracing::warn!("WS_ALLOWED_ORIGINS is not set: browsers from any origin may connect");
@@ -122,18 +111,11 @@ impl App {
                 close_all(&shared);
             }
         };
-        // Frames are small and latency matters more than packet count.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(%err, "cannot set TCP_NODELAY");
-            }
-        });
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .await;
+        let limits = service_kit::http_server::ServeLimits {
+            header_timeout: Duration::from_millis(shared.config.header_timeout_ms),
+            max_pending: shared.config.max_pending_connections,
+        };
+        let served = service_kit::http_server::serve(self.listener, router, limits, signal).await;
         close_all(&shared);
         let drained = tokio::time::timeout(DRAIN, async {
             while !shared.clients.is_empty() {

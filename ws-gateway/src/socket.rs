@@ -20,7 +20,7 @@ use tokio_tungstenite::{
 };
 
 use crate::{
-    auth::Access,
+    auth::Grant,
     client::{Client, CloseReason, Outgoing, Taken},
     session::Session,
     state::Shared,
@@ -62,7 +62,7 @@ pub async fn accept(
     on_upgrade: hyper::upgrade::OnUpgrade,
     shared: Arc<Shared>,
     addr: SocketAddr,
-    verdict: Result<Option<Access>, CloseReason>,
+    verdict: Result<Option<Grant>, CloseReason>,
 ) {
     let Ok(upgraded) = on_upgrade.await else {
         return;

@@ -59,10 +59,10 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Response {
     let token_query = TokenQuery::from(query.token.clone());
-    let access = match admit(&shared, addr, &headers, token(&token_query, &headers)) {
+    let grant = match admit(&shared, addr, &headers, token(&token_query, &headers)).await {
         Admission::Refuse(status, why) => return (status, why).into_response(),
-        Admission::Close(CloseReason::Unauthorized) => {
-            return (StatusCode::UNAUTHORIZED, CloseReason::Unauthorized.text()).into_response();
+        Admission::Close(reason @ (CloseReason::Unauthorized | CloseReason::TokenExpired)) => {
+            return (StatusCode::UNAUTHORIZED, reason.text()).into_response();
         }
         Admission::Close(CloseReason::MaxConnections) => {
             let why = CloseReason::MaxConnections.text();
@@ -75,7 +75,7 @@ pub async fn events(
         Admission::Accept(None) => {
             return (StatusCode::UNAUTHORIZED, "a valid token is required").into_response();
         }
-        Admission::Accept(Some(access)) => access,
+        Admission::Accept(Some(grant)) => grant,
     };
     let since = headers
         .get("last-event-id")
@@ -90,7 +90,7 @@ pub async fn events(
     shared.metrics.connections_active.fetch_add(1, Relaxed);
     shared.metrics.connections_total.fetch_add(1, Relaxed);
     tracing::info!(client = client.id, %addr, "event stream opened");
-    let mut session = Session::new(client, shared.clone(), Some(access));
+    let mut session = Session::new(client, shared.clone(), Some(grant));
     session
         .handle(ClientFrame::Subscribe {
             board_id: query.board_id,

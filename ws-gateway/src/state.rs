@@ -8,9 +8,7 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    auth::Verifier, client::Registry, config::Config, hub::Hub, metrics::Metrics, time::now_ms,
-};
+use crate::{client::Registry, config::Config, hub::Hub, metrics::Metrics, time::now_ms};
 
 /// State shared by handlers, the heartbeat and shutdown.
 pub struct Shared {
@@ -18,7 +16,8 @@ pub struct Shared {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub clients: Registry,
-    pub verifier: Option<Verifier>,
+    /// `None` with auth off.
+    pub auth: Option<service_kit::auth::Authenticator>,
     pub port: u16,
     pub stop: CancellationToken,
     connects: Mutex<HashMap<IpAddr, (u64, u32)>>,
@@ -29,16 +28,16 @@ impl Shared {
         config: Config,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
+        auth: Option<service_kit::auth::Authenticator>,
         port: u16,
         stop: CancellationToken,
     ) -> Self {
-        let verifier = config.jwt_secret.as_deref().map(Verifier::new);
         Self {
             config,
             hub,
             metrics,
             clients: Registry::default(),
-            verifier,
+            auth,
             port,
             stop,
             connects: Mutex::default(),

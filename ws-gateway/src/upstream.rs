@@ -8,24 +8,47 @@ use std::{
     time::Duration,
 };
 
-use protocol::{
-    board_frames::{ErrorCode, ErrorFrame},
-    v1::board_service_client::BoardServiceClient,
+use protocol::{board_frames::ErrorFrame, v1::board_service_client::BoardServiceClient};
+use service_kit::auth::{Authenticator, insert_bearer};
+use tonic::{
+    Status,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
 };
-use tonic::{Code, Status, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
+
+/// A board-service client whose calls carry the gateway's service token
+/// unless they already carry an end user's.
+pub type Api = BoardServiceClient<InterceptedService<Channel, ServiceAuth>>;
+
+/// Adds the service token to calls that carry no `authorization` yet: the
+/// shared board feeds and their catch-up reads act for no single user.
+#[derive(Clone)]
+pub struct ServiceAuth(Option<Authenticator>);
+
+impl Interceptor for ServiceAuth {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(auth) = &self.0
+            && !request.metadata().contains_key("authorization")
+        {
+            insert_bearer(request.metadata_mut(), &auth.service_token());
+        }
+        Ok(request)
+    }
+}
 
 /// A lazily connected channel: tonic reconnects it on its own.
 #[derive(Clone)]
 pub struct Upstream {
     channel: Channel,
+    auth: ServiceAuth,
     serving: Arc<AtomicBool>,
 }
 
 impl Upstream {
-    pub fn connect_lazy(url: &str) -> anyhow::Result<Self> {
+    pub fn connect_lazy(url: &str, auth: Option<Authenticator>) -> anyhow::Result<Self> {
         let channel = Channel::from_shared(url.to_owned())?
             .connect_timeout(Duration::from_secs(2))
             .http2_keep_alive_interval(Duration::from_secs(10))
@@ -33,12 +56,14 @@ impl Upstream {
             .connect_lazy();
         Ok(Self {
             channel,
+            auth: ServiceAuth(auth),
             serving: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    pub fn client(&self) -> BoardServiceClient<Channel> {
-        BoardServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
+    pub fn client(&self) -> Api {
+        BoardServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(64 << 20)
     }
 
     pub fn set_serving(&self, serving: bool) {
@@ -62,27 +87,17 @@ impl Upstream {
     }
 }
 
-/// The error frame for a failed board-service call. Internal causes are
-/// logged, and shown to the client only as a generic error.
+/// The error frame for a failed board-service call, classified once for
+/// every edge by `protocol::status`. Internal causes are logged, and shown
+/// to the client only as a generic error.
 pub fn error_frame(status: &Status, id: Option<String>, board_id: Option<String>) -> ErrorFrame {
-    let (code, message) = match status.code() {
-        Code::InvalidArgument => (ErrorCode::InvalidArgument, status.message().to_owned()),
-        Code::NotFound => (ErrorCode::NotFound, status.message().to_owned()),
-        Code::AlreadyExists => (ErrorCode::AlreadyExists, status.message().to_owned()),
-        Code::Aborted => (ErrorCode::VersionConflict, status.message().to_owned()),
-        Code::FailedPrecondition => (ErrorCode::FailedPrecondition, status.message().to_owned()),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => (
-            ErrorCode::Unavailable,
-            "board-service is unavailable, retry later".to_owned(),
-        ),
-        _ => {
-            tracing::error!(%status, "board-service call failed");
-            (ErrorCode::Internal, "internal error".to_owned())
-        }
-    };
+    let error = protocol::status::classify(status);
+    if error.code == protocol::board_frames::ErrorCode::Internal {
+        tracing::error!(%status, "board-service call failed");
+    }
     ErrorFrame {
-        code,
-        message,
+        code: error.code,
+        message: error.message,
         id,
         board_id,
     }
@@ -93,5 +108,14 @@ pub fn error_frame(status: &Status, id: Option<String>, board_id: Option<String>
 pub fn traced<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     service_kit::telemetry::propagation::inject_metadata(request.metadata_mut());
+    request
+}
+
+/// [`traced`], made as the end user whose `token` it is (none with auth off).
+pub fn as_user<T>(token: Option<&str>, message: T) -> tonic::Request<T> {
+    let mut request = traced(message);
+    if let Some(token) = token {
+        insert_bearer(request.metadata_mut(), token);
+    }
     request
 }

@@ -3,31 +3,38 @@
 //! board-list API its home page uses. Only the files the page loads are
 //! embedded: not its tests or node_modules.
 
+use std::sync::Arc;
+
 use axum::{
     Json, Router,
-    extract::{Path, State},
-    http::{StatusCode, header},
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use include_dir::{Dir, include_dir};
-use protocol::v1::{
-    CreateBoardRequest, ListBoardsRequest, board_service_client::BoardServiceClient,
+use protocol::{
+    board_frames::ErrorCode,
+    v1::{CreateBoardRequest, ListBoardsRequest},
 };
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
+
+use crate::{
+    auth::{Access, Grant},
+    state::Shared,
+    upstream::as_user,
+    ws::TokenQuery,
+};
 
 static APP: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../web/app");
 static LIB: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../web/lib");
 static INDEX: &str = include_str!("../../web/index.html");
 static STYLES: &str = include_str!("../../web/styles.css");
 
-/// Routes serving the UI at `/` and `/api/boards`; merge them beside the
-/// gateway's own. `board_service_url` is board-service's gRPC URL.
-pub fn router(board_service_url: &str) -> anyhow::Result<Router> {
-    let channel = Channel::from_shared(board_service_url.to_owned())?.connect_lazy();
-    let boards = BoardServiceClient::new(channel);
-    Ok(Router::new()
+/// Routes serving the UI at `/` and `/api/boards`. Every gateway serves
+/// them, alone or inside the all-in-one binary.
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    Router::new()
         .route("/", get(|| async { asset("index.html", INDEX.as_bytes()) }))
         .route(
             "/index.html",
@@ -46,10 +53,27 @@ pub fn router(board_service_url: &str) -> anyhow::Result<Router> {
             get(|Path(path): Path<String>| async move { from_dir(&LIB, &path) }),
         )
         .route("/api/boards", get(list_boards).post(create_board))
-        .with_state(boards))
 }
 
-type Boards = State<BoardServiceClient<Channel>>;
+/// The caller of an HTTP request, or the 401 that answers it.
+pub(crate) async fn caller(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: &TokenQuery,
+) -> Result<Grant, Response> {
+    if shared.auth.is_none() {
+        return Ok(Grant::open());
+    }
+    let Some(token) = crate::ws::token(query, headers) else {
+        return Err(error_response(
+            ErrorCode::Unauthorized,
+            "a bearer token is required".into(),
+        ));
+    };
+    crate::auth::verify(shared, token)
+        .await
+        .map_err(|(_, message)| error_response(ErrorCode::Unauthorized, message))
+}
 
 #[derive(Serialize)]
 struct BoardSummary {
@@ -73,7 +97,7 @@ struct NewBoard {
 
 #[derive(Serialize)]
 struct ApiError {
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
@@ -86,10 +110,27 @@ fn summary(board: protocol::v1::Board) -> BoardSummary {
     }
 }
 
-async fn list_boards(State(mut boards): Boards) -> Response {
-    match boards.list_boards(ListBoardsRequest {}).await {
+async fn list_boards(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let grant = match caller(&shared, &headers, &query).await {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal,
+    };
+    let mut api = shared.hub.upstream().client();
+    let request = as_user(grant.token.as_deref(), ListBoardsRequest {});
+    match api.list_boards(request).await {
         Ok(list) => Json(BoardList {
-            boards: list.into_inner().boards.into_iter().map(summary).collect(),
+            boards: list
+                .into_inner()
+                .boards
+                .into_iter()
+                // board-service filters too; this holds even if it did not.
+                .filter(|b| grant.access.can_read(&b.id, &b.slug))
+                .map(summary)
+                .collect(),
         })
         .into_response(),
         Err(status) => api_error(&status),
@@ -97,61 +138,57 @@ async fn list_boards(State(mut boards): Boards) -> Response {
 }
 
 async fn create_board(
-    State(mut boards): Boards,
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
     body: Result<Json<NewBoard>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    let grant = match caller(&shared, &headers, &query).await {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal,
+    };
+    if !Access::can_create_boards(&grant.access) {
+        return error_response(
+            ErrorCode::Forbidden,
+            "the token does not grant creating boards".into(),
+        );
+    }
     let Ok(Json(new)) = body else {
-        let error = ApiError {
-            code: "invalid_argument",
-            message: "body must be JSON {\"name\": \"…\", \"slug\"?: \"…\"}".into(),
-        };
-        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+        return error_response(
+            ErrorCode::InvalidArgument,
+            "body must be JSON {\"name\": \"…\", \"slug\"?: \"…\"}".into(),
+        );
     };
     let request = CreateBoardRequest {
         name: new.name,
         slug: new.slug,
         ..Default::default()
     };
-    match boards.create_board(request).await {
+    let mut api = shared.hub.upstream().client();
+    match api
+        .create_board(as_user(grant.token.as_deref(), request))
+        .await
+    {
         Ok(board) => (StatusCode::CREATED, Json(summary(board.into_inner()))).into_response(),
         Err(status) => api_error(&status),
     }
 }
 
-/// board-service's refusal as JSON; internal causes stay in the log.
+/// board-service's refusal as JSON, classified once by `protocol::status`;
+/// internal causes stay in the log.
 fn api_error(status: &tonic::Status) -> Response {
-    use tonic::Code;
-    let (http, code, message) = match status.code() {
-        Code::InvalidArgument => (
-            StatusCode::BAD_REQUEST,
-            "invalid_argument",
-            status.message().to_owned(),
-        ),
-        Code::AlreadyExists => (
-            StatusCode::CONFLICT,
-            "already_exists",
-            status.message().to_owned(),
-        ),
-        Code::NotFound => (
-            StatusCode::NOT_FOUND,
-            "not_found",
-            status.message().to_owned(),
-        ),
-        Code::Unavailable | Code::DeadlineExceeded => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "board-service is unavailable, retry later".to_owned(),
-        ),
-        _ => {
-            tracing::error!(%status, "board-service call failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error".to_owned(),
-            )
-        }
-    };
-    (http, Json(ApiError { code, message })).into_response()
+    let error = protocol::status::classify(status);
+    if error.code == ErrorCode::Internal {
+        tracing::error!(%status, "board-service call failed");
+    }
+    error_response(error.code, error.message)
+}
+
+/// `{code, message}` with the HTTP status `code` maps to.
+pub(crate) fn error_response(code: ErrorCode, message: String) -> Response {
+    let status = StatusCode::from_u16(protocol::status::http_status(code))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(ApiError { code, message })).into_response()
 }
 
 fn from_dir(dir: &'static Dir<'static>, path: &str) -> Response {

@@ -12,7 +12,7 @@ use axum::{
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::{auth::Access, client::CloseReason, socket, state::Shared};
+use crate::{auth::Grant, client::CloseReason, socket, state::Shared};
 
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
@@ -25,15 +25,10 @@ impl From<Option<String>> for TokenQuery {
     }
 }
 
-/// The token from `?token=` or `Authorization: Bearer`.
+/// The token from `Authorization: Bearer`, else `?token=` (browsers cannot
+/// set headers on WebSocket or EventSource).
 pub fn token<'a>(query: &'a TokenQuery, headers: &'a HeaderMap) -> Option<&'a str> {
-    query.token.as_deref().or_else(|| {
-        headers
-            .get(header::AUTHORIZATION)?
-            .to_str()
-            .ok()?
-            .strip_prefix("Bearer ")
-    })
+    service_kit::auth::bearer_from_headers(headers, query.token.as_deref())
 }
 
 /// What admission decided about a new connection.
@@ -42,12 +37,12 @@ pub enum Admission {
     Refuse(StatusCode, &'static str),
     /// Upgraded only to be closed with this reason, which browsers can read.
     Close(CloseReason),
-    /// Welcome; `None` access until an `auth` frame when a token is required.
-    Accept(Option<Access>),
+    /// Welcome; `None` until an `auth` frame when a token is required.
+    Accept(Option<Grant>),
 }
 
 /// Checks origin, connection limits and the token.
-pub fn admit(
+pub async fn admit(
     shared: &Shared,
     addr: SocketAddr,
     headers: &HeaderMap,
@@ -61,11 +56,11 @@ pub fn admit(
     } else if !shared.admit_ip(addr.ip()) {
         Admission::Close(CloseReason::IpConnectRate)
     } else {
-        match (&shared.verifier, token) {
-            (None, _) => Admission::Accept(Some(Access::open())),
-            (Some(verifier), Some(token)) => match verifier.verify(token) {
-                Ok(access) => Admission::Accept(Some(access)),
-                Err(_) => Admission::Close(CloseReason::Unauthorized),
+        match (&shared.auth, token) {
+            (None, _) => Admission::Accept(Some(Grant::open())),
+            (Some(_), Some(token)) => match crate::auth::verify(shared, token).await {
+                Ok(grant) => Admission::Accept(Some(grant)),
+                Err((reason, _)) => Admission::Close(reason),
             },
             (Some(_), None) => Admission::Accept(None),
         }
@@ -85,14 +80,14 @@ pub async fn upgrade(
     mut request: Request,
 ) -> Response {
     let headers = request.headers();
-    let key = match handshake_key(headers) {
+    let key = match handshake_key(request.method(), request.version(), headers) {
         Ok(key) => key,
-        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+        Err(refusal) => return refusal.into_response(),
     };
-    let verdict = match admit(&shared, addr, headers, token(&query, headers)) {
+    let verdict = match admit(&shared, addr, headers, token(&query, headers)).await {
         Admission::Refuse(status, why) => return (status, why).into_response(),
         Admission::Close(reason) => Err(reason),
-        Admission::Accept(access) => Ok(access),
+        Admission::Accept(grant) => Ok(grant),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let task = socket::accept(on_upgrade, shared, addr, verdict);
@@ -106,25 +101,67 @@ pub async fn upgrade(
         .expect("static headers are valid")
 }
 
+/// Why an upgrade request was refused before any upgrade (RFC 6455 §4.2.1–2).
+pub enum HandshakeRefusal {
+    /// 400 with the reason.
+    Bad(&'static str),
+    /// 426, naming the one version this server speaks.
+    WrongVersion,
+}
+
+impl IntoResponse for HandshakeRefusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Bad(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+            Self::WrongVersion => (
+                StatusCode::UPGRADE_REQUIRED,
+                [(header::SEC_WEBSOCKET_VERSION, "13")],
+                "Sec-WebSocket-Version must be 13",
+            )
+                .into_response(),
+        }
+    }
+}
+
 /// Validates an RFC 6455 upgrade request; the `Sec-WebSocket-Accept` value.
-fn handshake_key(headers: &HeaderMap) -> Result<String, &'static str> {
+fn handshake_key(
+    method: &axum::http::Method,
+    version: axum::http::Version,
+    headers: &HeaderMap,
+) -> Result<String, HandshakeRefusal> {
+    use base64::Engine as _;
     let has = |name, value: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()
                 .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(value)))
         })
     };
+    if method != axum::http::Method::GET || version < axum::http::Version::HTTP_11 {
+        return Err(HandshakeRefusal::Bad(
+            "a WebSocket upgrade is a GET over HTTP/1.1",
+        ));
+    }
     if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
-        return Err("expected a WebSocket upgrade");
+        return Err(HandshakeRefusal::Bad("expected a WebSocket upgrade"));
     }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
-        .is_none_or(|v| v != "13")
+        .is_none_or(|v| v.as_bytes().trim_ascii() != b"13")
     {
-        return Err("Sec-WebSocket-Version must be 13");
+        return Err(HandshakeRefusal::WrongVersion);
     }
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or("Sec-WebSocket-Key is required")?;
-    Ok(derive_accept_key(key.as_bytes()))
+        .ok_or(HandshakeRefusal::Bad("Sec-WebSocket-Key is required"))?;
+    // §4.2.1: the key is base64 of a 16-byte nonce.
+    let nonce = base64::engine::general_purpose::STANDARD
+        .decode(key.as_bytes().trim_ascii())
+        .ok()
+        .filter(|n| n.len() == 16);
+    if nonce.is_none() {
+        return Err(HandshakeRefusal::Bad(
+            "Sec-WebSocket-Key must be base64 of 16 bytes",
+        ));
+    }
+    Ok(derive_accept_key(key.as_bytes().trim_ascii()))
 }

@@ -149,15 +149,26 @@ async fn command_is_acked_to_its_sender_and_broadcast_to_every_subscriber() {
     assert_eq!(seen_by_bob["commandId"], "cmd-42");
     assert_eq!(seen_by_bob["data"]["priority"], "high");
 
-    // The same id again is a replay: acked with the same task, nothing new broadcast.
+    // The same command again is a replay: acked with the same task, nothing new broadcast.
     alice
         .send(json!({
             "type": "task.create", "id": "cmd-42", "boardId": "team",
-            "data": {"title": "Write docs", "lane": "todo"}
+            "data": {"title": "Write docs", "lane": "todo", "priority": "high"}
         }))
         .await;
     let replay = alice.next_of("ack").await;
     assert_eq!(replay["result"]["id"], ack["result"]["id"]);
+
+    // The same id with another command is refused, never acked with the first result.
+    alice
+        .send(json!({
+            "type": "task.create", "id": "cmd-42", "boardId": "team",
+            "data": {"title": "Something else", "lane": "todo"}
+        }))
+        .await;
+    let refused = alice.next_of("error").await;
+    assert_eq!(refused["id"], "cmd-42");
+    assert_eq!(refused["code"], "failed_precondition", "{refused}");
 }
 
 #[tokio::test]

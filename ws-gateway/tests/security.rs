@@ -28,7 +28,7 @@ fn in_a_minute() -> u64 {
 
 async fn secured() -> Stack {
     Stack::start_with(|c| {
-        c.jwt_secret = Some(SECRET.into());
+        c.auth = service_kit::auth::AuthConfig::with_secret(SECRET);
         c.allowed_origins = vec!["https://boards.example".into()];
     })
     .await

@@ -22,15 +22,12 @@ impl Session {
         task_id: Option<String>,
         call: F,
     ) where
-        F: FnOnce(
-                protocol::v1::board_service_client::BoardServiceClient<tonic::transport::Channel>,
-            ) -> Fut
-            + Send
-            + 'static,
+        F: FnOnce(crate::upstream::Api, Option<Arc<str>>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<AckResult, tonic::Status>> + Send,
     {
         let client = self.client.clone();
         let shared = self.shared.clone();
+        let token = self.token.clone();
         let span = tracing::info_span!("command", command = %id, board = %board_ref);
         let run = async move {
             let api = shared.hub.upstream().client();
@@ -47,7 +44,7 @@ impl Session {
                     ..frame
                 }));
             }
-            let frame = match tokio::time::timeout(CALL_TIMEOUT, call(api)).await {
+            let frame = match tokio::time::timeout(CALL_TIMEOUT, call(api, token)).await {
                 Ok(Ok(result)) => ServerFrame::Ack(Ack {
                     id,
                     ok: true,

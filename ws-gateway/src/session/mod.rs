@@ -11,8 +11,8 @@ use protocol::{
 };
 
 use crate::{
-    auth::Access,
-    client::{Client, CloseReason},
+    auth::{Access, Grant},
+    client::Client,
     hub::Feed,
     state::Shared,
     time::now_ms,
@@ -27,6 +27,8 @@ pub struct Session {
     shared: Arc<Shared>,
     /// `None` until a valid token arrives, when the gateway requires one.
     access: Option<Arc<Access>>,
+    /// The token behind `access`, forwarded with every command.
+    token: Option<Arc<str>>,
     feeds: Vec<Arc<Feed>>,
 }
 
@@ -40,14 +42,19 @@ fn error(code: ErrorCode, message: impl Into<String>, id: Option<String>) -> Ser
 }
 
 impl Session {
-    pub fn new(client: Arc<Client>, shared: Arc<Shared>, access: Option<Access>) -> Self {
-        if let Some(access) = &access {
-            client.set_expiry_ms(access.expires_ms);
+    pub fn new(client: Arc<Client>, shared: Arc<Shared>, grant: Option<Grant>) -> Self {
+        if let Some(grant) = &grant {
+            client.set_expiry_ms(grant.access.expires_ms);
         }
+        let (access, token) = match grant {
+            Some(Grant { access, token }) => (Some(Arc::new(access)), token.map(Arc::from)),
+            None => (None, None),
+        };
         Self {
             client,
             shared,
-            access: access.map(Arc::new),
+            access,
+            token,
             feeds: Vec::new(),
         }
     }
@@ -72,7 +79,7 @@ impl Session {
 
     pub async fn handle(&mut self, frame: ClientFrame) {
         if let ClientFrame::Auth { token } = &frame {
-            return self.authenticate(token);
+            return self.authenticate(token).await;
         }
         if let ClientFrame::Ping {} = frame {
             return self.reply(ServerFrame::Pong {
@@ -110,8 +117,8 @@ impl Session {
                 c.id.clone(),
                 c.board_id.clone(),
                 None,
-                move |mut api| async move {
-                    api.create_task(crate::upstream::traced(c.to_request()))
+                move |mut api, token| async move {
+                    api.create_task(crate::upstream::as_user(token.as_deref(), c.to_request()))
                         .await
                         .map(|r| AckResult::task(r.get_ref()))
                 },
@@ -121,8 +128,8 @@ impl Session {
                 c.id.clone(),
                 c.board_id.clone(),
                 Some(c.data.id.clone()),
-                move |mut api| async move {
-                    api.update_task(crate::upstream::traced(c.to_request()))
+                move |mut api, token| async move {
+                    api.update_task(crate::upstream::as_user(token.as_deref(), c.to_request()))
                         .await
                         .map(|r| AckResult::task(r.get_ref()))
                 },
@@ -132,8 +139,8 @@ impl Session {
                 c.id.clone(),
                 c.board_id.clone(),
                 Some(c.data.id.clone()),
-                move |mut api| async move {
-                    api.move_task(crate::upstream::traced(c.to_request()))
+                move |mut api, token| async move {
+                    api.move_task(crate::upstream::as_user(token.as_deref(), c.to_request()))
                         .await
                         .map(|r| AckResult::task(r.get_ref()))
                 },
@@ -143,8 +150,8 @@ impl Session {
                 c.id.clone(),
                 c.board_id.clone(),
                 Some(c.data.id.clone()),
-                move |mut api| async move {
-                    api.delete_task(crate::upstream::traced(c.to_request()))
+                move |mut api, token| async move {
+                    api.delete_task(crate::upstream::as_user(token.as_deref(), c.to_request()))
                         .await
                         .map(|r| AckResult::Deleted {
                             task_id: r.get_ref().task_id.clone(),
@@ -156,19 +163,20 @@ impl Session {
         }
     }
 
-    fn authenticate(&mut self, token: &str) {
-        let Some(verifier) = &self.shared.verifier else {
+    async fn authenticate(&mut self, token: &str) {
+        if self.shared.auth.is_none() {
             return;
-        };
-        match verifier.verify(token) {
-            Ok(access) => {
-                self.client.set_expiry_ms(access.expires_ms);
+        }
+        match crate::auth::verify(&self.shared, token).await {
+            Ok(grant) => {
+                self.client.set_expiry_ms(grant.access.expires_ms);
                 self.client.set_auth_deadline_ms(0);
-                self.access = Some(Arc::new(access));
+                self.access = Some(Arc::new(grant.access));
+                self.token = grant.token.map(Arc::from);
             }
-            Err(message) => {
+            Err((reason, message)) => {
                 self.reply(error(ErrorCode::Unauthorized, message, None));
-                self.client.close(CloseReason::Unauthorized);
+                self.client.close(reason);
             }
         }
     }
