@@ -1,0 +1,379 @@
+//! The auth matrix through real clients, with auth on in the gateway AND in
+//! board-service (one shared secret, as compose sets it): tokens at every
+//! door, the user's token carried to board-service, idempotency keys that
+//! stay the caller's own.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::*;
+use protocol::v1::{CreateBoardRequest, CreateTaskRequest, GetBoardRequest};
+use serde_json::{Value, json};
+use service_kit::auth::{AuthConfig, insert_bearer};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const SECRET: &str = "matrix-secret";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn sign(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn token(sub: &str, read: &[&str], write: &[&str]) -> String {
+    sign(json!({"exp": now() + 600, "sub": sub, "read": read, "write": write}))
+}
+
+fn as_admin<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    insert_bearer(request.metadata_mut(), &token("admin", &[], &["*"]));
+    request
+}
+
+struct Secured {
+    _db: service_kit::test_database::TestDatabase,
+    _board_service: Running,
+    gateway: Running,
+    api: Api,
+}
+
+impl Secured {
+    async fn start() -> Self {
+        let db = service_kit::test_database::TestDatabase::create().await;
+        let board_service =
+            start_board_service_with(db.url(), "127.0.0.1:0".parse().unwrap(), |c| {
+                c.auth = AuthConfig::with_secret(SECRET);
+            })
+            .await;
+        let mut config = ws_gateway::Config::new(format!("http://{}", board_service.addr));
+        config.auth = AuthConfig::with_secret(SECRET);
+        config.auth_timeout_ms = 300;
+        config.header_timeout_ms = 300;
+        let gateway = start_gateway(config).await;
+        let mut api = connect_api(board_service.addr).await;
+        for slug in ["alpha", "beta"] {
+            api.create_board(as_admin(CreateBoardRequest {
+                name: slug.into(),
+                slug: Some(slug.into()),
+                ..Default::default()
+            }))
+            .await
+            .expect("admin creates boards");
+        }
+        Self {
+            _db: db,
+            _board_service: board_service,
+            gateway,
+            api,
+        }
+    }
+
+    fn ws_url(&self, token: Option<&str>) -> String {
+        match token {
+            Some(t) => format!("ws://{}/ws?token={t}", self.gateway.addr),
+            None => format!("ws://{}/ws", self.gateway.addr),
+        }
+    }
+
+    fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway.addr)
+    }
+
+    async fn connect(&self, token: &str) -> Ws {
+        let mut ws = Ws::connect(&self.ws_url(Some(token))).await;
+        ws.next_of("connected").await;
+        ws
+    }
+
+    async fn task_on(&mut self, board: &str, title: &str) -> protocol::v1::Task {
+        self.api
+            .create_task(as_admin(CreateTaskRequest {
+                board_id: board.into(),
+                lane_id: "todo".into(),
+                title: title.into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn titles(&mut self, board: &str) -> Vec<String> {
+        let snapshot = self
+            .api
+            .get_board(as_admin(GetBoardRequest {
+                board_id: board.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        snapshot.tasks.into_iter().map(|t| t.title).collect()
+    }
+}
+
+#[tokio::test]
+async fn sockets_without_a_good_token_are_closed_with_the_documented_codes() {
+    let stack = Secured::start().await;
+    let expired = sign(json!({"exp": now() - 3600, "read": ["*"]}));
+    let early = sign(json!({"exp": now() + 7200, "nbf": now() + 3600, "read": ["*"]}));
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"exp": now() + 600, "read": ["*"]}),
+        &jsonwebtoken::EncodingKey::from_secret(b"guessed"),
+    )
+    .unwrap();
+    for (token, code) in [(&expired, 4002), (&early, 4001), (&forged, 4001)] {
+        let mut ws = Ws::connect(&stack.ws_url(Some(token))).await;
+        assert_eq!(ws.close_code().await, code, "token {token}");
+    }
+    // No token: the auth deadline passes.
+    let mut silent = Ws::connect(&stack.ws_url(None)).await;
+    assert_eq!(silent.close_code().await, 4001);
+    // An `auth` frame with an expired token.
+    let mut late = Ws::connect(&stack.ws_url(None)).await;
+    late.next_of("connected").await;
+    late.send(json!({"type": "auth", "token": expired})).await;
+    assert_eq!(late.close_code().await, 4002);
+
+    let sse = reqwest::get(stack.http("/events?boardId=alpha"))
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 401);
+    let sse = reqwest::get(stack.http(&format!("/events?boardId=alpha&token={expired}")))
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 401);
+}
+
+#[tokio::test]
+async fn commands_write_only_what_the_token_grants() {
+    let mut stack = Secured::start().await;
+    let beta_task = stack.task_on("beta", "beta's own").await;
+    let reader = token("reader", &["alpha", "beta"], &[]);
+    let writer = token("writer", &[], &["alpha"]);
+
+    let mut ws = stack.connect(&reader).await;
+    ws.send(json!({"type":"task.create","id":"r1","boardId":"alpha","data":{"title":"nope","lane":"todo"}}))
+        .await;
+    assert_eq!(ws.next_of("error").await["code"], "forbidden");
+
+    let mut ws = stack.connect(&writer).await;
+    ws.send(json!({"type":"subscribe","boardId":"beta","id":"s"}))
+        .await;
+    assert_eq!(ws.next_of("error").await["code"], "forbidden");
+    // A task of beta, named through alpha or through beta.
+    for board in ["alpha", "beta"] {
+        ws.send(json!({"type":"task.delete","id":format!("d-{board}"),"boardId":board,"data":{"id":beta_task.id}}))
+            .await;
+        assert_eq!(
+            ws.next_of("error").await["code"],
+            "forbidden",
+            "via {board}"
+        );
+    }
+    ws.send(json!({"type":"task.create","id":"w1","boardId":"alpha","data":{"title":"mine","lane":"todo"}}))
+        .await;
+    assert_eq!(ws.next_of("ack").await["result"]["title"], "mine");
+    assert_eq!(stack.titles("beta").await, ["beta's own"]);
+    assert_eq!(stack.titles("alpha").await, ["mine"]);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_used_on_another_board_is_not_someone_elses_result() {
+    let mut stack = Secured::start().await;
+    let both = token("both", &[], &["alpha", "beta"]);
+    let alpha_only = token("alpha-only", &[], &["alpha"]);
+    let mut ws = stack.connect(&both).await;
+    ws.send(json!({"type":"task.create","id":"k1","boardId":"beta","data":{"title":"secret plan","lane":"todo"}}))
+        .await;
+    ws.next_of("ack").await;
+
+    let mut other = stack.connect(&alpha_only).await;
+    other
+        .send(json!({"type":"task.create","id":"k1","boardId":"alpha","data":{"title":"public note","lane":"todo"}}))
+        .await;
+    let ack = other.next_of("ack").await;
+    assert_eq!(ack["result"]["title"], "public note", "{ack}");
+    assert_eq!(stack.titles("alpha").await, ["public note"]);
+}
+
+#[tokio::test]
+async fn http_routes_need_a_token_and_name_only_readable_boards() {
+    let stack = Secured::start().await;
+    let http = reqwest::Client::new();
+    let alpha_reader = token("r", &["alpha"], &[]);
+    let admin = token("admin", &[], &["*"]);
+
+    let anonymous = http.get(stack.http("/api/boards")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let listed: Value = http
+        .get(stack.http("/api/boards"))
+        .bearer_auth(&alpha_reader)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let slugs: Vec<&str> = listed["boards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["alpha"]);
+
+    let create = |token: Option<String>| {
+        let mut request = http
+            .post(stack.http("/api/boards"))
+            .json(&json!({"name": "Gamma"}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(create(None).await.unwrap().status(), 401);
+    assert_eq!(
+        create(Some(alpha_reader.clone())).await.unwrap().status(),
+        403
+    );
+    assert_eq!(create(Some(admin)).await.unwrap().status(), 201);
+
+    assert_eq!(
+        http.get(stack.http("/stats"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // A watched board shows in /stats only to those who may read it.
+    let beta_reader = token("b", &["beta"], &[]);
+    let mut ws = stack.connect(&beta_reader).await;
+    ws.subscribe("beta").await;
+    let stats: Value = http
+        .get(stack.http(&format!("/stats?token={alpha_reader}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["boards"], json!([]), "{stats}");
+}
+
+#[tokio::test]
+async fn upgrades_follow_rfc_6455() {
+    let stack = Secured::start().await;
+    let mut request = stack.ws_url(None).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-version", "8".parse().unwrap());
+    let refused = Ws::connect_request(request)
+        .await
+        .err()
+        .expect("version 8 refused");
+    match refused {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 426);
+            assert_eq!(response.headers()["sec-websocket-version"], "13");
+        }
+        other => panic!("unexpected: {other}"),
+    }
+    let mut request = stack.ws_url(None).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-key", "c2hvcnQ=".parse().unwrap());
+    match Ws::connect_request(request)
+        .await
+        .err()
+        .expect("short key refused")
+    {
+        tokio_tungstenite::tungstenite::Error::Http(response) => assert_eq!(response.status(), 400),
+        other => panic!("unexpected: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn half_sent_requests_do_not_hold_the_gateway() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Secured::start().await;
+    let mut slow = tokio::net::TcpStream::connect(stack.gateway.addr)
+        .await
+        .unwrap();
+    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a half-sent request was held past the header timeout"
+    );
+}
+
+#[tokio::test]
+async fn hostile_frames_get_errors_that_name_the_field() {
+    let stack = Secured::start().await;
+    let mut ws = stack.connect(&token("w", &[], &["alpha"])).await;
+    let cases = [
+        (
+            json!({"type":"subscribe","boardId":123,"id":"a"}),
+            "invalid_frame",
+            "boardId",
+        ),
+        (
+            json!({"type":"task.create","id":"","boardId":"alpha","data":{"title":"x","lane":"todo"}}),
+            "invalid_frame",
+            "id",
+        ),
+        (
+            json!({"type":"task.move","id":"m","boardId":"alpha","data":{"id":"t","toLane":"done","before":"a","after":"b"}}),
+            "invalid_frame",
+            "before",
+        ),
+        (
+            json!({"type":"task.update","id":"u","boardId":"alpha","expectedVersion":-1,"data":{"id":"t","changes":{}}}),
+            "invalid_frame",
+            "expectedVersion",
+        ),
+        (
+            json!({"type":"task.create","id":"n","boardId":"alpha","data":{"title":"x","lane":"todo","description":"a\u{0}b"}}),
+            "invalid_argument",
+            "description",
+        ),
+        (
+            json!({"type":"task.create","id":"n2","boardId":"alpha","data":{"title":"bell\u{7}","lane":"todo"}}),
+            "invalid_argument",
+            "title",
+        ),
+    ];
+    for (frame, code, field) in cases {
+        ws.send(frame.clone()).await;
+        let error = ws.next_of("error").await;
+        assert_eq!(error["code"], code, "{frame} → {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(field),
+            "{frame} → {error}"
+        );
+    }
+}
