@@ -19,6 +19,10 @@ use crate::{hub::Frame, time::now_ms};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     Shutdown,
+    /// The client broke RFC 6455 framing (an unmasked frame, a bad opcode …).
+    ProtocolError,
+    /// A text frame that is not UTF-8.
+    InvalidPayload,
     TooBig,
     MaxConnections,
     Unauthorized,
@@ -33,6 +37,8 @@ impl CloseReason {
     pub fn code(self) -> u16 {
         match self {
             Self::Shutdown => 1001,
+            Self::ProtocolError => 1002,
+            Self::InvalidPayload => 1007,
             Self::TooBig => 1009,
             Self::MaxConnections => 1013,
             Self::Unauthorized => 4001,
@@ -47,6 +53,8 @@ impl CloseReason {
     pub fn text(self) -> &'static str {
         match self {
             Self::Shutdown => "gateway shutting down",
+            Self::ProtocolError => "WebSocket protocol error",
+            Self::InvalidPayload => "text frame is not valid UTF-8",
             Self::TooBig => "frame larger than the limit",
             Self::MaxConnections => "connection limit reached, retry later",
             Self::Unauthorized => "a valid token is required",

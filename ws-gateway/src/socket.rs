@@ -166,6 +166,9 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
                     None => return None,
                     Some(Ok(message)) => message,
                     Some(Err(tungstenite::Error::Capacity(_))) => return Some(CloseReason::TooBig),
+                    // Say why before closing (RFC 6455 §7.4.1), not a bare TCP drop.
+                    Some(Err(tungstenite::Error::Protocol(_))) => return Some(CloseReason::ProtocolError),
+                    Some(Err(tungstenite::Error::Utf8(_))) => return Some(CloseReason::InvalidPayload),
                     Some(Err(_)) => return None,
                 };
                 client.touch();
@@ -176,7 +179,12 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
                         reject(shared, &client, ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text".into());
                         continue;
                     }
-                    Message::Close(_) => return None,
+                    Message::Close(_) => {
+                        // tungstenite has queued the echo of the client's close;
+                        // send it, so the browser sees a clean close with its code.
+                        let _ = tokio::time::timeout(CLOSE_WAIT, socket.flush()).await;
+                        return None;
+                    }
                     Message::Ping(_) => {
                         // tungstenite answers with a pong it writes itself.
                         control = true;
