@@ -28,6 +28,54 @@ pub struct Config {
     pub builtin_token_delay: Duration,
     /// How long a session with no socket and no run stays in memory.
     pub session_idle: Duration,
+    /// Bearer-token checks, shared by every service.
+    pub auth: service_kit::auth::AuthConfig,
+    /// Browser origins allowed to connect and call the HTTP API; empty allows any.
+    pub allowed_origins: Vec<String>,
+    /// Socket and HTTP limits.
+    pub limits: Limits,
+    /// How long a run stays `running` in PostgreSQL without its bridge
+    /// renewing it; after that any bridge marks it interrupted.
+    pub run_lease: Duration,
+}
+
+/// The limits a chat client meets, named like ws-gateway's.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest WebSocket frame or HTTP body; a larger frame closes with 1009,
+    /// a larger body gets 413. Sized to [`MAX_CONTENT_CHARS`] of 4-byte characters.
+    ///
+    /// [`MAX_CONTENT_CHARS`]: crate::http::MAX_CONTENT_CHARS
+    pub max_frame_bytes: usize,
+    /// Client frames per second per socket; bursts of twice that pass.
+    pub max_messages_per_sec: u32,
+    /// Open chat sockets at most.
+    pub max_connections: usize,
+    /// New sockets per client IP per minute.
+    pub max_connects_per_ip_per_min: u32,
+    /// Server ping interval.
+    pub heartbeat: Duration,
+    /// A client that sends nothing (not even a pong) this long is closed (4008).
+    pub client_timeout: Duration,
+    /// Time to send a request's headers.
+    pub header_timeout: Duration,
+    /// Connections at most that have not finished their first request.
+    pub max_pending_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 128 * 1024,
+            max_messages_per_sec: 20,
+            max_connections: 10_000,
+            max_connects_per_ip_per_min: 600,
+            heartbeat: Duration::from_secs(30),
+            client_timeout: Duration::from_secs(75),
+            header_timeout: Duration::from_secs(10),
+            max_pending_connections: 1024,
+        }
+    }
 }
 
 impl Config {
@@ -45,6 +93,28 @@ impl Config {
             replay_frames: 10_000,
             builtin_token_delay: Duration::from_millis(15),
             session_idle: Duration::from_secs(600),
+            auth: service_kit::auth::AuthConfig::default(),
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+            run_lease: Duration::from_secs(15),
+        }
+    }
+
+    /// Whether a browser from `origin` may connect or call the API.
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        origin_allowed(&self.allowed_origins, origin)
+    }
+}
+
+/// Whether `origin` is on `allowed` (empty allows any; no Origin is not a browser).
+pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    match origin {
+        None => true,
+        Some(origin) => {
+            allowed.is_empty()
+                || allowed
+                    .iter()
+                    .any(|o| o == "*" || o.trim_end_matches('/') == origin)
         }
     }
 }
@@ -90,6 +160,41 @@ pub struct ConfigArgs {
     /// Seconds an unused session stays in memory (its replay buffer with it).
     #[arg(long, env = "CHAT_SESSION_IDLE_SECS", default_value_t = 600)]
     pub session_idle_secs: u64,
+    /// Bearer-token checks, shared by every service (README, "Security").
+    #[command(flatten)]
+    pub auth: service_kit::auth::AuthConfig,
+    /// Browser origins allowed, comma-separated; empty falls back to
+    /// WS_ALLOWED_ORIGINS, and allows any when that is empty too.
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Largest client frame or HTTP body in bytes; larger closes with 1009.
+    #[arg(long, env = "CHAT_MAX_FRAME_BYTES", default_value_t = 128 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Client frames per second per socket (bursts of twice that pass).
+    #[arg(long, env = "CHAT_MAX_MESSAGES_PER_SEC", default_value_t = 20)]
+    pub max_messages_per_sec: u32,
+    /// Open chat sockets at most.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// New chat sockets per client IP per minute.
+    #[arg(long, env = "CHAT_MAX_CONNECTS_PER_IP_PER_MIN", default_value_t = 600)]
+    pub max_connects_per_ip_per_min: u32,
+    /// Server ping interval, ms.
+    #[arg(long, env = "CHAT_HEARTBEAT_MS", default_value_t = 30_000)]
+    pub heartbeat_ms: u64,
+    /// A client silent this long is closed (4008), ms.
+    #[arg(long, env = "CHAT_CLIENT_TIMEOUT_MS", default_value_t = 75_000)]
+    pub client_timeout_ms: u64,
+    /// Time to send a request's headers, ms.
+    #[arg(long, env = "CHAT_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Connections at most that have not finished their first request.
+    #[arg(long, env = "CHAT_MAX_PENDING_CONNECTIONS", default_value_t = 1024)]
+    pub max_pending_connections: usize,
+    /// Milliseconds a run stays `running` without its bridge renewing it;
+    /// then another (or a restarted) bridge marks it interrupted.
+    #[arg(long, env = "CHAT_RUN_LEASE_MS", default_value_t = 15_000)]
+    pub run_lease_ms: u64,
 }
 
 impl From<ConfigArgs> for Config {
@@ -106,6 +211,35 @@ impl From<ConfigArgs> for Config {
             replay_frames: args.replay_frames.max(1),
             builtin_token_delay: Duration::from_millis(args.builtin_token_delay_ms),
             session_idle: Duration::from_secs(args.session_idle_secs),
+            auth: args.auth,
+            allowed_origins: origins(args.allowed_origins),
+            limits: Limits {
+                max_frame_bytes: args.max_frame_bytes.max(1024),
+                max_messages_per_sec: args.max_messages_per_sec.max(1),
+                max_connections: args.max_connections.max(1),
+                max_connects_per_ip_per_min: args.max_connects_per_ip_per_min.max(1),
+                heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
+                client_timeout: Duration::from_millis(args.client_timeout_ms.max(10)),
+                header_timeout: Duration::from_millis(args.header_timeout_ms.max(10)),
+                max_pending_connections: args.max_pending_connections.max(1),
+            },
+            run_lease: Duration::from_millis(args.run_lease_ms.max(100)),
         }
     }
+}
+
+/// CHAT_ALLOWED_ORIGINS, else WS_ALLOWED_ORIGINS, without blanks.
+fn origins(chat: Vec<String>) -> Vec<String> {
+    let clean = |list: Vec<String>| -> Vec<String> {
+        list.into_iter()
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect()
+    };
+    let chat = clean(chat);
+    if !chat.is_empty() {
+        return chat;
+    }
+    let ws = std::env::var("WS_ALLOWED_ORIGINS").unwrap_or_default();
+    clean(ws.split(',').map(str::to_owned).collect())
 }

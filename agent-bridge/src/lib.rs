@@ -16,7 +16,6 @@ pub mod store;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +28,7 @@ use crate::{
         agui::AgUiClient,
         builtin::{PmAgent, tools::BoardTools},
     },
-    http::AppState,
+    http::{Admission, AppState, Gate},
     run::Runner,
     session::Sessions,
     store::Store,
@@ -40,6 +39,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     session_idle: Duration,
+    limits: config::Limits,
 }
 
 impl App {
@@ -55,18 +55,21 @@ impl App {
         store::migrate(&pool)
             .await
             .context("run database migrations")?;
+        let auth = service_kit::auth::Authenticator::from_config(&config.auth, "agent-bridge")
+            .context("read the auth settings")?;
+        if auth.is_none() {
+            tracing::warn!(
+                "auth is off (no JWT_SECRET or JWT_JWKS_URL): every chat session is open to anyone who can reach agent-bridge"
+            );
+        }
+        let tools = BoardTools::new(&config.board_service_url, config.agent_timeout)
+            .with_context(|| format!("invalid BOARD_SERVICE_URL {}", config.board_service_url))?;
         let backend = match &config.agent_url {
             Some(url) => Backend::AgUi(
                 AgUiClient::new(url.clone(), config.agent_timeout)
                     .context("build the AG-UI client")?,
             ),
-            None => {
-                let tools = BoardTools::new(&config.board_service_url, config.agent_timeout)
-                    .with_context(|| {
-                        format!("invalid BOARD_SERVICE_URL {}", config.board_service_url)
-                    })?;
-                Backend::BuiltIn(PmAgent::new(tools, config.builtin_token_delay))
-            }
+            None => Backend::BuiltIn(PmAgent::new(tools.clone(), config.builtin_token_delay)),
         };
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -74,21 +77,34 @@ impl App {
         let store = Store::new(pool);
         let stop = CancellationToken::new();
         tracing::info!(backend = backend.name(), "agent backend chosen");
+        let sessions = Sessions::new(
+            store.clone(),
+            config.default_board.clone(),
+            config.replay_frames,
+        );
+        // Runs a dead bridge left `running` get their terminal frame now
+        // (once their lease is out); the lease keeper catches the rest.
+        let reaped = run::reap_interrupted(&store, &sessions)
+            .await
+            .context("mark interrupted runs")?;
+        if reaped > 0 {
+            tracing::warn!(reaped, "marked runs of a stopped bridge interrupted");
+        }
         let state = AppState {
-            sessions: Sessions::new(
-                store.clone(),
-                config.default_board.clone(),
-                config.replay_frames,
-            ),
-            runner: Runner::new(store.clone(), Arc::new(backend)),
+            sessions,
+            runner: Runner::new(store.clone(), Arc::new(backend), config.run_lease),
             store,
             stop,
             socket_queue: config.socket_queue,
+            gate: Gate::new(auth, tools),
+            admission: Admission::new(config.limits),
+            allowed_origins: config.allowed_origins.clone().into(),
         };
         Ok(Self {
             listener,
             state,
             session_idle: config.session_idle,
+            limits: config.limits,
         })
     }
 
@@ -110,6 +126,7 @@ impl App {
             listener,
             state,
             session_idle,
+            limits,
         } = self;
         let addr = listener.local_addr().context("read the bound address")?;
         tracing::info!(%addr, "agent-bridge listening");
@@ -126,18 +143,19 @@ impl App {
                 stop.cancel();
             }
         };
-        // Frames are small and latency-bound: no Nagle delay on sockets.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-            }
-        });
         let sweeper = spawn_sweeper(state.sessions.clone(), session_idle, state.stop.clone());
-        let served = axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(signal)
-            .await;
+        let leases =
+            run::spawn_lease_keeper(runner.clone(), state.sessions.clone(), state.stop.clone());
+        let serve_limits = service_kit::http_server::ServeLimits {
+            header_timeout: limits.header_timeout,
+            max_pending: limits.max_pending_connections,
+        };
+        let served =
+            service_kit::http_server::serve(listener, http::router(state), serve_limits, signal)
+                .await;
         runner.shutdown().await;
         let _ = sweeper.await;
+        let _ = leases.await;
         store.pool().close().await;
         tracing::info!("agent-bridge stopped");
         served.context("HTTP server failed")

@@ -19,6 +19,8 @@ pub struct RunRequest {
     pub board_id: String,
     /// The new user message.
     pub content: String,
+    /// The bearer token of the user who sent it; `None` with auth off.
+    pub token: Option<String>,
     /// Earlier messages of the session, oldest first, as (id, role, content).
     pub history: Vec<(Uuid, String, String)>,
 }

@@ -1,19 +1,24 @@
 //! The HTTP fallback for clients without WebSocket.
 
+use std::sync::Arc;
+
 use axum::{
     Json,
-    extract::{Path, State, rejection::JsonRejection},
-    http::StatusCode,
+    extract::{
+        Path, Query, State,
+        rejection::{JsonRejection, QueryRejection},
+    },
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use protocol::chat_frames::{Artifact, ToolExecution};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller, validate};
 use crate::{
     run::{RunResult, StartError},
-    session::valid_session_id,
+    session::{OpenError, Session},
 };
 
 /// `POST /api/chat`.
@@ -24,6 +29,49 @@ pub struct ChatRequest {
     pub session_id: Option<String>,
     #[serde(default)]
     pub board_id: Option<String>,
+    /// The client's id for the message, kept across its retries.
+    #[serde(default)]
+    pub message_id: Option<String>,
+}
+
+/// `?token=` for clients that cannot set headers.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The session `id` (or a new one) for `caller`: its board must be readable
+/// by the token, and an existing session must be the caller's own.
+pub(super) async fn open_for(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    board: Option<&str>,
+) -> Result<Arc<Session>, ApiError> {
+    if let Some(board) = board {
+        state.gate.check_board(caller, board).await?;
+    }
+    let session = state
+        .sessions
+        .open(id, board, caller.owner(), state.gate.enabled())
+        .await
+        .map_err(|err| match err {
+            OpenError::NotYours => ApiError::Forbidden(err.to_string()),
+            OpenError::Database(err) => ApiError::Database(err),
+        })?;
+    if board.is_none_or(|b| b != session.board_id()) {
+        state.gate.check_board(caller, session.board_id()).await?;
+    }
+    Ok(session)
+}
+
+/// Maps a body rejection: too large is 413, the rest 400 naming the problem.
+fn body_error(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge("the request body is larger than CHAT_MAX_FRAME_BYTES".into())
+    } else {
+        ApiError::BadRequest(rejection.body_text())
+    }
 }
 
 #[derive(Serialize)]
@@ -40,28 +88,47 @@ struct ChatResponse {
 #[tracing::instrument(skip_all)]
 pub async fn chat(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
     request: Result<Json<ChatRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = request.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    let content = validate_content(&request.content)?;
+    let token = query.as_ref().ok().and_then(|q| q.token.as_deref());
+    let caller = state.gate.caller(&headers, token).await?;
+    let Json(request) = request.map_err(body_error)?;
+    let content = validate::content(&request.content)?;
     if let Some(id) = &request.session_id {
-        check_session_id(id)?;
+        validate::session_id(id)?;
     }
     if let Some(board) = &request.board_id {
-        check_board_id(board)?;
+        validate::board_id(board)?;
     }
-    let session = state
-        .sessions
-        .open(request.session_id.as_deref(), request.board_id.as_deref())
-        .await?;
-    let (_, done) = state
+    if let Some(id) = &request.message_id {
+        validate::message_id(id)?;
+    }
+    let session = open_for(
+        &state,
+        &caller,
+        request.session_id.as_deref(),
+        request.board_id.as_deref(),
+    )
+    .await?;
+    let (run_id, done) = state
         .runner
-        .start(session.clone(), content)
+        .start(session.clone(), content, caller.token.clone())
         .map_err(|err| match err {
             StartError::Busy(_) => ApiError::Busy(err.to_string()),
             StartError::ShuttingDown => ApiError::ShuttingDown,
         })?;
-    let run = done.await.map_err(|_| ApiError::ShuttingDown)?;
+    // The run ends with a result unless its task died (a bug); only a
+    // bridge that is really stopping says so.
+    let run = done.await.map_err(|_| {
+        if state.runner.is_stopping() {
+            ApiError::ShuttingDown
+        } else {
+            tracing::error!(run = %run_id, "run ended without a result");
+            ApiError::Internal
+        }
+    })?;
     let status = match run.error.as_ref().map(|e| e.code.as_str()) {
         None => StatusCode::OK,
         Some("agent_unavailable" | "board_service_unavailable") => StatusCode::SERVICE_UNAVAILABLE,
@@ -104,14 +171,24 @@ struct HistoryMessage {
 /// `GET /api/sessions/{id}/messages`: the session's history, oldest first.
 pub async fn messages(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
     Path(id): Path<String>,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    check_session_id(&id)?;
+    let token = query.as_ref().ok().and_then(|q| q.token.as_deref());
+    let caller = state.gate.caller(&headers, token).await?;
+    validate::session_id(&id)?;
     let session = state
         .store
         .find_session(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no session {id}")))?;
+    if state.gate.enabled() && session.owner != caller.owner() {
+        return Err(ApiError::Forbidden(
+            "this session belongs to another user".into(),
+        ));
+    }
+    state.gate.check_board(&caller, &session.board_id).await?;
     let mut tools = state.store.tool_executions(&id).await?;
     let messages = state
         .store
@@ -136,39 +213,4 @@ pub async fn messages(
         board_id: session.board_id,
         messages,
     }))
-}
-
-/// Longest user message accepted.
-pub const MAX_CONTENT_CHARS: usize = 20_000;
-
-pub fn validate_content(content: &str) -> Result<String, ApiError> {
-    let trimmed = content.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > MAX_CONTENT_CHARS {
-        return Err(ApiError::BadRequest(format!(
-            "content must be 1–{MAX_CONTENT_CHARS} characters"
-        )));
-    }
-    Ok(trimmed.to_owned())
-}
-
-/// Board ids or slugs are passed on to board-service, which checks them;
-/// this only keeps nonsense out of the database.
-pub fn check_board_id(board: &str) -> Result<(), ApiError> {
-    if (1..=128).contains(&board.len()) && !board.chars().any(char::is_control) {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(
-            "board_id must be 1–128 characters without control characters".into(),
-        ))
-    }
-}
-
-pub fn check_session_id(id: &str) -> Result<(), ApiError> {
-    if valid_session_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(
-            "session_id must be 1–128 characters of letters, digits, '-', '_', '.' or ':'".into(),
-        ))
-    }
 }

@@ -1,18 +1,34 @@
 //! The HTTP surface: `/ws/chat`, the HTTP fallback under `/api` and `/health`.
+//!
+//! With auth on, everything but `/health` needs a bearer token. Browsers
+//! from origins off the allowlist get 403; allowed ones get CORS headers.
 
 mod api;
+mod auth;
 mod error;
+mod limits;
+pub mod validate;
 mod ws;
+
+use std::sync::Arc;
 
 use axum::{
     Router,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{HeaderValue, Method, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{run::Runner, session::Sessions};
+use crate::{config::origin_allowed, run::Runner, session::Sessions};
 
+pub use auth::{Caller, Gate};
 pub use error::ApiError;
+pub use limits::Admission;
+pub use validate::MAX_CONTENT_CHARS;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -23,13 +39,56 @@ pub struct AppState {
     /// Cancelled at shutdown: sockets close with 1001.
     pub stop: CancellationToken,
     pub socket_queue: usize,
+    pub gate: Gate,
+    pub admission: Admission,
+    /// Browser origins allowed; empty allows any.
+    pub allowed_origins: Arc<[String]>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let max_body = state.admission.limits().max_frame_bytes;
+    let api = Router::new()
         .route("/ws/chat", get(ws::upgrade))
         .route("/api/chat", post(api::chat))
         .route("/api/sessions/{id}/messages", get(api::messages))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(cors(&state.allowed_origins))
+        .layer(middleware::from_fn_with_state(state.clone(), check_origin));
+    Router::new()
+        .merge(api)
         .route("/health", get(|| async { "ok" }))
         .with_state(state)
+}
+
+/// Browsers send `Origin`; one off the allowlist gets 403 before anything
+/// else, the WebSocket upgrade included (browsers do not apply CORS to it).
+async fn check_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("\u{fffd}"));
+    if origin_allowed(&state.allowed_origins, origin) {
+        next.run(request).await
+    } else {
+        ApiError::Forbidden(format!(
+            "origin {} is not allowed (CHAT_ALLOWED_ORIGINS)",
+            origin.unwrap_or_default()
+        ))
+        .into_response()
+    }
+}
+
+fn cors(allowed: &Arc<[String]>) -> CorsLayer {
+    let allowed = Arc::clone(allowed);
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(
+            move |origin: &HeaderValue, _request| {
+                origin
+                    .to_str()
+                    .is_ok_and(|o| origin_allowed(&allowed, Some(o)))
+            },
+        ))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
 }

@@ -3,25 +3,32 @@
 //! The socket first gets `connected`, then the replay (frames after
 //! `last_seq`, or the run in flight), then live frames. Its queue is bounded:
 //! a socket that falls behind is closed with 1013 and resumes with `last_seq`.
+//! With auth on, a socket without a valid token closes with 4001 (4002 when
+//! the token expired, also when it expires while open), and one for another
+//! user's session or an unreadable board with 4003.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     extract::{
-        Query, State, WebSocketUpgrade,
+        ConnectInfo, Query, State, WebSocketUpgrade,
         rejection::QueryRejection,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code},
     },
-    response::Response,
+    http::HeaderMap,
+    response::{IntoResponse, Response},
 };
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use protocol::chat_frames::{ClientFrame, ErrorData, RunStatus, ServerFrame, StatusData};
 use serde::Deserialize;
-use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ApiError, AppState,
-    api::{check_board_id, check_session_id, validate_content},
+    ApiError, AppState, Caller,
+    api::open_for,
+    limits::{RateLimit, Slot},
+    validate,
 };
 use crate::{run::StartError, session::Session};
 
@@ -31,31 +38,104 @@ pub struct ChatQuery {
     session_id: Option<String>,
     board_id: Option<String>,
     last_seq: Option<u64>,
+    /// For browsers, which cannot set `Authorization` on a WebSocket.
+    token: Option<String>,
 }
 
 /// Frames for this socket alone (pong, rejections) wait here.
 const DIRECT_QUEUE: usize = 32;
 
+/// What the writer sends besides the session's frames.
+enum Direct {
+    Frame(Utf8Bytes),
+    Close(u16, String),
+}
+
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     query: Result<Query<ChatQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    if let Some(id) = &query.session_id {
-        check_session_id(id)?;
+) -> Response {
+    let slot = match state.admission.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(err) => return err.into_response(),
+    };
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => return ApiError::BadRequest(rejection.body_text()).into_response(),
+    };
+    if let Err(err) = check_query(&query) {
+        return err.into_response();
     }
-    if let Some(board) = &query.board_id {
-        check_board_id(board)?;
-    }
-    let session = state
-        .sessions
-        .open(query.session_id.as_deref(), query.board_id.as_deref())
+    // tungstenite refuses frames past twice the cap; between the cap and
+    // that, the reader closes with 1009 itself, with a clear reason.
+    let cap = state.admission.limits().max_frame_bytes;
+    let ws = ws.max_message_size(cap * 2).max_frame_size(cap * 2);
+    let opened = async {
+        let caller = state.gate.caller(&headers, query.token.as_deref()).await?;
+        let session = open_for(
+            &state,
+            &caller,
+            query.session_id.as_deref(),
+            query.board_id.as_deref(),
+        )
         .await?;
-    Ok(ws.on_upgrade(move |socket| serve(socket, state, session, query.last_seq)))
+        Ok::<_, ApiError>((caller, session))
+    };
+    match opened.await {
+        Ok((caller, session)) => {
+            ws.on_upgrade(move |socket| serve(socket, state, session, caller, query.last_seq, slot))
+        }
+        // Browsers cannot read an HTTP status on a failed upgrade, so
+        // refusals of who is asking are close codes.
+        Err(err) => ws.on_upgrade(move |socket| refuse(socket, err, slot)),
+    }
 }
 
-async fn serve(socket: WebSocket, state: AppState, session: Arc<Session>, last_seq: Option<u64>) {
+fn check_query(query: &ChatQuery) -> Result<(), ApiError> {
+    if let Some(id) = &query.session_id {
+        validate::session_id(id)?;
+    }
+    if let Some(board) = &query.board_id {
+        validate::board_id(board)?;
+    }
+    Ok(())
+}
+
+async fn refuse(mut socket: WebSocket, err: ApiError, _slot: Slot) {
+    let code = err.close_code();
+    let reason = match &err {
+        ApiError::Database(_) | ApiError::Internal => "internal error".to_owned(),
+        other => other.to_string(),
+    };
+    tracing::info!(code, %reason, "chat socket refused");
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: close_reason(&reason),
+        })))
+        .await;
+}
+
+/// A close reason fits in 123 bytes; cut on a character boundary.
+fn close_reason(reason: &str) -> Utf8Bytes {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Utf8Bytes::from(&reason[..end])
+}
+
+async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    session: Arc<Session>,
+    caller: Caller,
+    last_seq: Option<u64>,
+    _slot: Slot,
+) {
     let conn = uuid::Uuid::now_v7();
     tracing::info!(session = %session.id(), %conn, ?last_seq, "chat socket open");
     let subscription = session.subscribe(last_seq, state.socket_queue);
@@ -70,29 +150,70 @@ async fn serve(socket: WebSocket, state: AppState, session: Arc<Session>, last_s
     let (direct_tx, direct_rx) = mpsc::channel(DIRECT_QUEUE);
     let mut first = vec![encode(&connected)];
     first.extend(replay);
-    let writer = write_loop(sink, first, frames, direct_rx, state.stop.clone());
-    let reader = read_loop(stream, &state, &session, direct_tx);
-    let reason = tokio::select! {
-        reason = writer => reason,
-        () = reader => "client closed",
+    let limits = *state.admission.limits();
+    let writer = write_loop(
+        sink,
+        first,
+        frames,
+        direct_rx,
+        state.stop.clone(),
+        limits.heartbeat,
+    );
+    tokio::pin!(writer);
+    let reader = read_loop(stream, &state, &session, &caller, direct_tx.clone());
+    let expiry = expires_in(&caller);
+    let closing = tokio::select! {
+        reason = &mut writer => {
+            tracing::info!(session = %session.id(), %conn, reason, "chat socket closed");
+            return;
+        }
+        closing = reader => closing,
+        () = sleep_or_forever(expiry) => Some((4002, "the token has expired".to_owned())),
     };
-    tracing::info!(session = %session.id(), %conn, reason, "chat socket closed");
+    let reason = match closing {
+        None => "client closed".to_owned(),
+        Some((code, reason)) => {
+            let _ = direct_tx.send(Direct::Close(code, reason.clone())).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+            reason
+        }
+    };
+    tracing::info!(session = %session.id(), %conn, %reason, "chat socket closed");
+}
+
+/// Time until the caller's token expires; `None` for never.
+fn expires_in(caller: &Caller) -> Option<Duration> {
+    let expires = caller.access.expires_ms;
+    if expires == 0 {
+        return None;
+    }
+    let now = crate::run::now_ms().max(0) as u64;
+    Some(Duration::from_millis(expires.saturating_sub(now)))
+}
+
+async fn sleep_or_forever(after: Option<Duration>) {
+    match after {
+        Some(after) => tokio::time::sleep(after).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     first: Vec<Utf8Bytes>,
     mut frames: mpsc::Receiver<Utf8Bytes>,
-    mut direct: mpsc::Receiver<Utf8Bytes>,
+    mut direct: mpsc::Receiver<Direct>,
     stop: CancellationToken,
+    heartbeat: Duration,
 ) -> &'static str {
     for text in first {
         if sink.send(Message::Text(text)).await.is_err() {
             return "send failed";
         }
     }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     loop {
-        let (text, reason) = tokio::select! {
+        let message = tokio::select! {
             biased;
             () = stop.cancelled() => {
                 // Flush what is queued (the runs' cancelled frames) first.
@@ -101,73 +222,133 @@ async fn write_loop(
                         return "send failed";
                     }
                 }
-                (None, (close_code::AWAY, "server shutting down"))
+                let _ = sink.send(close(close_code::AWAY, "server shutting down")).await;
+                return "server shutting down";
             }
-            Some(text) = direct.recv() => (Some(text), (0, "")),
-            text = frames.recv() => match text {
-                Some(text) => (Some(text), (0, "")),
-                None => (None, (close_code::AGAIN, "too slow; reconnect with last_seq")),
+            direct = direct.recv() => match direct {
+                Some(Direct::Frame(text)) => Message::Text(text),
+                Some(Direct::Close(code, reason)) => {
+                    let _ = sink.send(close(code, &reason)).await;
+                    return "closed by the server";
+                }
+                None => continue,
             },
+            text = frames.recv() => match text {
+                Some(text) => Message::Text(text),
+                None => {
+                    let _ = sink.send(close(close_code::AGAIN, "too slow; reconnect with last_seq")).await;
+                    return "too slow";
+                }
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
         };
-        let Some(text) = text else {
-            let (code, reason) = reason;
-            let close = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
-            let _ = sink.send(Message::Close(Some(close))).await;
-            return reason;
-        };
-        if sink.send(Message::Text(text)).await.is_err() {
+        if sink.send(message).await.is_err() {
             return "send failed";
         }
     }
 }
 
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: close_reason(reason),
+    }))
+}
+
+/// Reads until the client closes (`None`) or the server must close the
+/// socket: the code and reason to close with.
 async fn read_loop(
     mut stream: futures::stream::SplitStream<WebSocket>,
     state: &AppState,
     session: &Arc<Session>,
-    direct: mpsc::Sender<Utf8Bytes>,
-) {
-    while let Some(Ok(message)) = stream.next().await {
+    caller: &Caller,
+    direct: mpsc::Sender<Direct>,
+) -> Option<(u16, String)> {
+    let limits = *state.admission.limits();
+    let mut rate = RateLimit::new(limits.max_messages_per_sec);
+    loop {
+        let message = match tokio::time::timeout(limits.client_timeout, stream.next()).await {
+            Err(_) => return Some((4008, "no frames or pongs in time".into())),
+            Ok(None) => return None,
+            Ok(Some(Err(err))) => return Some(read_error(&err.to_string())),
+            Ok(Some(Ok(message))) => message,
+        };
         let reply = match message {
-            Message::Text(text) => handle(&text, state, session),
+            Message::Text(text) if text.len() > limits.max_frame_bytes => {
+                return Some((
+                    close_code::SIZE,
+                    format!("frame larger than {} bytes", limits.max_frame_bytes),
+                ));
+            }
+            Message::Text(_) | Message::Binary(_) if !rate.allow() => Some(rejection(
+                session,
+                "rate_limited",
+                &format!(
+                    "more than {} frames per second; this one was dropped",
+                    limits.max_messages_per_sec
+                ),
+            )),
+            Message::Text(text) => handle(&text, state, session, caller),
             Message::Binary(_) => Some(rejection(
                 session,
                 "invalid_frame",
                 "frames must be JSON text",
             )),
-            Message::Close(_) => return,
+            Message::Close(_) => return None,
             Message::Ping(_) | Message::Pong(_) => None,
         };
         // A client that floods without reading loses replies, not memory.
         if let Some(reply) = reply {
-            let _ = direct.try_send(encode(&reply));
+            let _ = direct.try_send(Direct::Frame(encode(&reply)));
         }
     }
 }
 
+/// The close for a frame the WebSocket layer refused.
+fn read_error(err: &str) -> (u16, String) {
+    if err.contains("too long") || err.contains("limit") || err.contains("too big") {
+        (close_code::SIZE, "frame too large".into())
+    } else {
+        (close_code::PROTOCOL, "WebSocket protocol error".into())
+    }
+}
+
+/// Decodes a client frame; the error names what is wrong with it.
+pub fn decode(text: &str) -> Result<ClientFrame, String> {
+    serde_json::from_str(text).map_err(|err| format!("unreadable frame: {err}"))
+}
+
 /// Acts on one client frame; returns the reply for this socket alone.
-fn handle(text: &str, state: &AppState, session: &Arc<Session>) -> Option<ServerFrame> {
-    let frame: ClientFrame = match serde_json::from_str(text) {
+fn handle(
+    text: &str,
+    state: &AppState,
+    session: &Arc<Session>,
+    caller: &Caller,
+) -> Option<ServerFrame> {
+    let frame = match decode(text) {
         Ok(frame) => frame,
-        Err(err) => {
-            return Some(rejection(
-                session,
-                "invalid_frame",
-                &format!("unreadable frame: {err}"),
-            ));
-        }
+        Err(err) => return Some(rejection(session, "invalid_frame", &err)),
     };
     match frame {
         ClientFrame::Ping => Some(ServerFrame::Pong),
         ClientFrame::Message { data } => {
-            let content = match validate_content(&data.content) {
+            let checked = validate::content(&data.content).and_then(|content| {
+                if let Some(id) = &data.message_id {
+                    validate::message_id(id)?;
+                }
+                if let Some(id) = &data.session_id {
+                    validate::session_id(id)?;
+                }
+                Ok(content)
+            });
+            let content = match checked {
                 Ok(content) => content,
                 Err(err) => return Some(rejection(session, "invalid_frame", &err.to_string())),
             };
-            match state.runner.start(Arc::clone(session), content) {
+            match state
+                .runner
+                .start(Arc::clone(session), content, caller.token.clone())
+            {
                 Ok(_) => None,
                 Err(err @ StartError::Busy(_)) => {
                     Some(rejection(session, "run_in_progress", &err.to_string()))
@@ -178,23 +359,26 @@ fn handle(text: &str, state: &AppState, session: &Arc<Session>) -> Option<Server
             }
         }
         ClientFrame::Cancel { .. } => {
-            let wanted = frame.cancel_run_id().map(|id| id.parse().ok());
-            // A run id that is not even a UUID matches no run.
-            let cancelled = match wanted {
-                Some(None) => None,
-                Some(Some(id)) => session.cancel_run(Some(id)),
-                None => session.cancel_run(None),
+            let wanted = match frame.cancel_run_id().map(validate::run_id) {
+                None => None,
+                Some(Ok(id)) => Some(id),
+                Some(Err(err)) => {
+                    return Some(rejection(session, "invalid_frame", &err.to_string()));
+                }
             };
             // The run itself publishes `status: cancelled` to every socket.
-            cancelled.is_none().then(|| ServerFrame::Status {
-                seq: session.seq(),
-                run_id: None,
-                data: StatusData {
-                    status: RunStatus::Idle,
-                    message: "No run to cancel".into(),
+            session
+                .cancel_run(wanted)
+                .is_none()
+                .then(|| ServerFrame::Status {
+                    seq: session.seq(),
                     run_id: None,
-                },
-            })
+                    data: StatusData {
+                        status: RunStatus::Idle,
+                        message: "No run to cancel".into(),
+                        run_id: None,
+                    },
+                })
         }
     }
 }
@@ -213,4 +397,58 @@ fn rejection(session: &Session, code: &str, message: &str) -> ServerFrame {
 
 fn encode(frame: &ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).expect("frames always serialise"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_any_json_never_panics(value in json_value()) {
+            let _ = decode(&value.to_string());
+        }
+
+        #[test]
+        fn decoding_any_text_never_panics(text in "\\PC*") {
+            let _ = decode(&text);
+        }
+
+        #[test]
+        fn decoding_messages_with_any_fields_never_panics(
+            content in json_value(), id in json_value(), extra in json_value(),
+        ) {
+            let frame = serde_json::json!({"type": "message", "data": {"content": content, "message_id": id, "session_id": extra}});
+            let _ = decode(&frame.to_string());
+            let cancel = serde_json::json!({"type": "cancel", "runId": id, "data": extra});
+            let _ = decode(&cancel.to_string());
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            "\\PC*".prop_map(serde_json::Value::from),
+            Just(serde_json::json!("message")),
+            Just(serde_json::json!("cancel")),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::Array),
+                proptest::collection::hash_map("(type|data|content|runId|\\PC{0,8})", inner, 0..8)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[test]
+    fn close_reasons_are_cut_on_characters() {
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert!(cut.len() <= 123 && long.starts_with(cut.as_str()));
+    }
 }

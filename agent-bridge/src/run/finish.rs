@@ -92,6 +92,7 @@ pub(super) async fn finish(
 /// terminal frame (a panic), so the session does not stay busy forever.
 pub(super) struct EndsRun {
     pub(super) session: Arc<Session>,
+    pub(super) store: Store,
     pub(super) run_id: Uuid,
 }
 
@@ -108,6 +109,16 @@ impl Drop for EndsRun {
         // A no-op when the run already published its terminal frame.
         if self.session.publish_terminal(self.run_id, frame).is_some() {
             tracing::error!(run = %self.run_id, "run stopped without a terminal frame");
+            let (store, run_id) = (self.store.clone(), self.run_id);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    save(
+                        store
+                            .finish_run(run_id, "failed", Some(("internal", "internal error")))
+                            .await,
+                    );
+                });
+            }
         }
     }
 }

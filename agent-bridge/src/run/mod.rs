@@ -3,9 +3,12 @@
 //! started it, and stops early only when cancelled.
 
 mod finish;
+mod leases;
 mod output;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
+
+use futures::FutureExt;
 
 use protocol::chat_frames::{
     ErrorData, FinalMessage, RunStatus, ServerFrame, StatusData, ToolExecution,
@@ -15,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
+pub use leases::{reap_interrupted, spawn_lease_keeper};
 pub use output::{RunOutput, now_ms};
 
 use self::finish::{EndsRun, finish, user_message};
@@ -56,25 +60,44 @@ pub struct Runner {
     backend: Arc<Backend>,
     tracker: TaskTracker,
     stop: CancellationToken,
+    /// This process, in `chat_runs.instance_id`.
+    instance: Uuid,
+    lease: Duration,
 }
 
 impl Runner {
-    pub fn new(store: Store, backend: Arc<Backend>) -> Self {
+    /// Runs are leased for `lease` at a time by this process.
+    pub fn new(store: Store, backend: Arc<Backend>, lease: Duration) -> Self {
         Self {
             store,
             backend,
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
+            instance: Uuid::now_v7(),
+            lease,
         }
+    }
+
+    /// This bridge process's id on the runs it drives.
+    pub fn instance(&self) -> Uuid {
+        self.instance
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stop.is_cancelled()
     }
 
     /// Starts a run of `content` on `session`; `status: processing` is
     /// published before this returns. The receiver gets the result at the end
     /// (dropping it does not stop the run).
+    /// `token` is the end user's bearer token: the built-in agent's
+    /// board-service calls carry it, so board-service enforces its claims.
     pub fn start(
         &self,
         session: Arc<Session>,
         content: String,
+        token: Option<String>,
     ) -> Result<(Uuid, oneshot::Receiver<RunResult>), StartError> {
         if self.stop.is_cancelled() {
             return Err(StartError::ShuttingDown);
@@ -97,10 +120,22 @@ impl Runner {
         let (store, backend) = (self.store.clone(), Arc::clone(&self.backend));
         let guard = EndsRun {
             session: Arc::clone(&session),
+            store: store.clone(),
             run_id,
         };
+        let lease = (self.instance, self.lease);
         self.tracker.spawn(async move {
-            let result = drive(store, backend, session, run_id, content, cancel).await;
+            let run = Run {
+                store,
+                backend,
+                session,
+                run_id,
+                content,
+                token,
+                cancel,
+                lease,
+            };
+            let result = drive(run).await;
             drop(guard);
             let _ = tx.send(result);
         });
@@ -116,20 +151,35 @@ impl Runner {
     }
 }
 
-#[tracing::instrument(name = "run", skip_all, fields(session = %session.id(), run = %run_id))]
-async fn drive(
+/// One run's inputs.
+struct Run {
     store: Store,
     backend: Arc<Backend>,
     session: Arc<Session>,
     run_id: Uuid,
     content: String,
+    token: Option<String>,
     cancel: CancellationToken,
-) -> RunResult {
+    lease: (Uuid, Duration),
+}
+
+#[tracing::instrument(name = "run", skip_all, fields(session = %run.session.id(), run = %run.run_id))]
+async fn drive(run: Run) -> RunResult {
+    let Run {
+        store,
+        backend,
+        session,
+        run_id,
+        content,
+        token,
+        cancel,
+        lease: (instance, lease),
+    } = run;
     tracing::info!(backend = backend.name(), "run started");
     let mut out = RunOutput::new(Arc::clone(&session), store.clone(), run_id);
     let prepared = async {
         store
-            .insert_run(run_id, session.id(), backend.name())
+            .insert_run(run_id, session.id(), backend.name(), instance, lease)
             .await?;
         let history = store.history(session.id(), HISTORY_LIMIT).await?;
         store
@@ -151,6 +201,7 @@ async fn drive(
                 run_id,
                 board_id: session.board_id().to_owned(),
                 content,
+                token,
                 history: history
                     .into_iter()
                     .map(|m| (m.id, m.role, m.content))
@@ -158,14 +209,30 @@ async fn drive(
             };
             // Losing the race drops the backend's future, which closes its
             // HTTP stream or stops the built-in agent where it is.
+            // A panic in the backend (a bug, never input) fails this run
+            // alone, with its one terminal frame.
+            let running = std::panic::AssertUnwindSafe(backend.run(&request, &mut out));
             let outcome = tokio::select! {
                 biased;
-                () = cancel.cancelled() => Ok(Outcome::Cancelled),
-                outcome = backend.run(&request, &mut out) => outcome,
+                () = cancel.cancelled() => Ok(Ok(Outcome::Cancelled)),
+                outcome = running.catch_unwind() => outcome,
             };
             match outcome {
-                Ok(outcome) => Ok(outcome),
-                Err(err) => {
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(panic = %what, "the agent panicked");
+                    out.fail_unfinished_tools("internal error").await;
+                    Err(ErrorData {
+                        code: "internal".into(),
+                        message: "internal error".into(),
+                    })
+                }
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(err)) => {
                     tracing::warn!(error = %err, "run failed");
                     out.fail_unfinished_tools(&err.to_string()).await;
                     Err(ErrorData {

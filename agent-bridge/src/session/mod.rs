@@ -5,23 +5,39 @@ mod registry;
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use axum::extract::ws::Utf8Bytes;
-use protocol::chat_frames::ServerFrame;
+use protocol::chat_frames::{ErrorData, ServerFrame};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use registry::{Sessions, valid_session_id};
+pub use registry::{OpenError, Sessions, valid_session_id};
+
+use crate::store::{LoadedSession, SEQ_BLOCK, Store};
 
 /// One session shared by all its sockets and its runs.
 pub struct Session {
     id: String,
     board_id: String,
+    owner: String,
     replay_frames: usize,
     state: Mutex<State>,
+    seqs: Option<SeqReservation>,
+}
+
+/// Seqs are reserved in PostgreSQL ahead of use, a block at a time, so a
+/// bridge that dies never leaves a seq a tab saw to be handed out again.
+struct SeqReservation {
+    store: Store,
+    /// Seqs up to here are persisted as possibly used.
+    reserved: Arc<AtomicU64>,
+    refilling: Arc<AtomicBool>,
 }
 
 struct State {
@@ -70,10 +86,12 @@ impl Drop for SubscriberGuard {
 pub struct Busy(pub Uuid);
 
 impl Session {
+    /// A session with no persistence of its seqs: for unit tests.
     fn new(id: String, board_id: String, last_seq: u64, replay_frames: usize) -> Self {
         Self {
             id,
             board_id,
+            owner: String::new(),
             replay_frames,
             state: Mutex::new(State {
                 seq: last_seq,
@@ -82,7 +100,33 @@ impl Session {
                 next_subscriber: 0,
                 active: None,
             }),
+            seqs: None,
         }
+    }
+
+    /// The session as loaded from PostgreSQL, its seqs reserved there. The
+    /// terminal frames of its interrupted runs are ready for `last_seq` replay.
+    fn loaded(loaded: LoadedSession, replay_frames: usize, store: Store) -> Self {
+        let mut session = Self::new(
+            loaded.row.id,
+            loaded.row.board_id,
+            loaded.start_seq,
+            replay_frames,
+        );
+        session.owner = loaded.row.owner;
+        session.seqs = Some(SeqReservation {
+            store,
+            reserved: Arc::new(AtomicU64::new(loaded.reserved)),
+            refilling: Arc::new(AtomicBool::new(false)),
+        });
+        {
+            let mut state = session.lock();
+            for (run_id, message, seq) in loaded.interrupted {
+                let frame = interrupted_frame(run_id, &message, seq);
+                state.ring.push_back((seq, encode(&frame)));
+            }
+        }
+        session
     }
 
     pub fn id(&self) -> &str {
@@ -91,6 +135,21 @@ impl Session {
 
     pub fn board_id(&self) -> &str {
         &self.board_id
+    }
+
+    /// The `sub` that opened the session; `""` when opened with auth off.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Publishes the terminal `error` frame of a run a dead process left
+    /// behind, at `seq` (assigned in PostgreSQL above every reserved seq) or
+    /// later. Returns the seq it got.
+    pub fn publish_interrupted(&self, run_id: Uuid, message: &str, seq: u64) -> u64 {
+        let mut state = self.lock();
+        state.seq = state.seq.max(seq.saturating_sub(1));
+        let frame = interrupted_frame(run_id, message, 0);
+        self.publish_locked(&mut state, frame, false)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -186,8 +245,9 @@ impl Session {
     fn publish_locked(&self, state: &mut State, mut frame: ServerFrame, terminal: bool) -> u64 {
         state.seq += 1;
         let seq = state.seq;
+        self.reserve_ahead(seq);
         frame.set_seq(seq);
-        let text = Utf8Bytes::from(serde_json::to_string(&frame).expect("frames always serialise"));
+        let text = encode(&frame);
         if state.ring.len() >= self.replay_frames {
             state.ring.pop_front();
         }
@@ -207,6 +267,51 @@ impl Session {
         }
         seq
     }
+}
+
+impl Session {
+    /// Persists the next block of seqs once half of this one is used, so
+    /// the write lands long before the block runs out.
+    fn reserve_ahead(&self, seq: u64) {
+        let Some(seqs) = &self.seqs else { return };
+        let reserved = seqs.reserved.load(Ordering::Acquire);
+        if seq > reserved {
+            tracing::warn!(session = %self.id, seq, reserved, "seq handed out before its reservation landed");
+        }
+        if reserved.saturating_sub(seq) >= SEQ_BLOCK / 2
+            || seqs.refilling.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let target = reserved.max(seq) + SEQ_BLOCK;
+        let (store, id) = (seqs.store.clone(), self.id.clone());
+        let (reserved, refilling) = (Arc::clone(&seqs.reserved), Arc::clone(&seqs.refilling));
+        tokio::spawn(async move {
+            match store.save_last_seq(&id, target).await {
+                Ok(()) => {
+                    reserved.fetch_max(target, Ordering::AcqRel);
+                }
+                Err(err) => tracing::error!(session = %id, error = %err, "cannot reserve seqs"),
+            }
+            refilling.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// The terminal frame of a run whose bridge died while it was in flight.
+pub fn interrupted_frame(run_id: Uuid, message: &str, seq: u64) -> ServerFrame {
+    ServerFrame::Error {
+        seq,
+        run_id: Some(run_id.to_string()),
+        data: ErrorData {
+            code: "interrupted".into(),
+            message: message.into(),
+        },
+    }
+}
+
+fn encode(frame: &ServerFrame) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(frame).expect("frames always serialise"))
 }
 
 #[cfg(test)]

@@ -37,26 +37,36 @@ impl Sessions {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The session `id` (created when new), or a new session when `id` is
-    /// `None`. A `board` given for an existing session in memory is ignored
-    /// until the bridge reloads it; sessions rarely change boards.
-    pub async fn open(&self, id: Option<&str>, board: Option<&str>) -> sqlx::Result<Arc<Session>> {
+    /// The session `id` (created for `owner` when new), or a new session
+    /// when `id` is `None`. With `enforce_owner`, a session another owner
+    /// opened is refused. A `board` given for an existing session in memory
+    /// is ignored until the bridge reloads it; sessions rarely change boards.
+    pub async fn open(
+        &self,
+        id: Option<&str>,
+        board: Option<&str>,
+        owner: &str,
+        enforce_owner: bool,
+    ) -> Result<Arc<Session>, OpenError> {
         let id = match id {
             Some(id) => id.to_owned(),
             None => uuid::Uuid::now_v7().to_string(),
         };
         if let Some(entry) = self.lock().get(&id) {
+            if enforce_owner && entry.session.owner() != owner {
+                return Err(OpenError::NotYours);
+            }
             return Ok(Arc::clone(&entry.session));
         }
-        let row = self
+        let loaded = self
             .store
-            .ensure_session(&id, board, &self.default_board)
-            .await?;
-        let session = Arc::new(Session::new(
-            row.id,
-            row.board_id,
-            row.last_seq,
+            .load_session(&id, board, &self.default_board, owner, enforce_owner)
+            .await?
+            .ok_or(OpenError::NotYours)?;
+        let session = Arc::new(Session::loaded(
+            loaded,
             self.replay_frames,
+            self.store.clone(),
         ));
         // Two sockets may load the same session at once; the first one in wins.
         let mut map = self.lock();
@@ -65,6 +75,11 @@ impl Sessions {
             idle_since: None,
         });
         Ok(Arc::clone(&entry.session))
+    }
+
+    /// The session `id` if this bridge has it in memory.
+    pub fn in_memory(&self, id: &str) -> Option<Arc<Session>> {
+        self.lock().get(id).map(|e| Arc::clone(&e.session))
     }
 
     /// Forgets sessions nobody has used for `idle_for`. Sockets, runs and
@@ -94,6 +109,15 @@ impl Sessions {
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("this session belongs to another user")]
+    NotYours,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
 /// Whether `id` is acceptable as a client-chosen session id.

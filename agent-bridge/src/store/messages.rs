@@ -17,18 +17,24 @@ pub struct StoredMessage {
 }
 
 impl Store {
+    /// Records a new run, leased by `instance` for `lease`.
     pub async fn insert_run(
         &self,
         run_id: Uuid,
         session_id: &str,
         backend: &str,
+        instance: Uuid,
+        lease: std::time::Duration,
     ) -> sqlx::Result<()> {
         sqlx::query(
-            "INSERT INTO chat_runs (id, session_id, backend, status) VALUES ($1, $2, $3, 'running')",
+            "INSERT INTO chat_runs (id, session_id, backend, status, instance_id, lease_until)
+             VALUES ($1, $2, $3, 'running', $4, now() + make_interval(secs => $5))",
         )
         .bind(run_id)
         .bind(session_id)
         .bind(backend)
+        .bind(instance)
+        .bind(lease.as_secs_f64())
         .execute(self.pool())
         .await?;
         Ok(())

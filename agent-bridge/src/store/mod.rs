@@ -1,14 +1,16 @@
 //! Chat state in PostgreSQL: sessions, runs, messages, tool executions and
 //! the tool audit. Queries are checked at run time (no database at build time).
 
+mod leases;
 mod messages;
 mod sessions;
 mod tools;
 
 use sqlx::PgPool;
 
+pub use leases::Interrupted;
 pub use messages::StoredMessage;
-pub use sessions::SessionRow;
+pub use sessions::{LoadedSession, SEQ_BLOCK, SessionRow};
 
 /// The migrations under `migrations/` at the workspace root. board-service
 /// runs the same set; running them twice is harmless.

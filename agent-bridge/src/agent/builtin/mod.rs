@@ -38,106 +38,105 @@ impl PmAgent {
         request: &RunRequest,
         out: &mut RunOutput,
     ) -> Result<Outcome, AgentError> {
+        let tools = self.tools.with_bearer(request.token.as_deref());
         let reply = match intent::parse(&request.content) {
             Intent::Help(None) => HELP.to_owned(),
             Intent::Help(Some(hint)) => format!("{hint}\n\n{HELP}"),
-            intent => self.act(intent, request, out).await?,
+            intent => act(&tools, intent, request, out).await?,
         };
         self.stream(&reply, out).await;
         Ok(Outcome::Finished)
     }
+}
 
-    async fn act(
-        &self,
-        intent: Intent,
-        request: &RunRequest,
-        out: &mut RunOutput,
-    ) -> Result<String, AgentError> {
-        let board = request.board_id.as_str();
-        // Tool calls reuse their id as request_id: a retried call is a no-op.
-        let call_id = format!("call_{}", uuid::Uuid::now_v7().simple());
-        match intent {
-            Intent::Create {
-                title,
-                priority,
-                kind,
-                lane,
-            } => {
-                let input = json!({"board": board, "title": title, "priority": priority_label(priority),
+/// Runs the one tool `intent` needs, as the user (`tools` carry their token).
+async fn act(
+    tools: &BoardTools,
+    intent: Intent,
+    request: &RunRequest,
+    out: &mut RunOutput,
+) -> Result<String, AgentError> {
+    let board = request.board_id.as_str();
+    // Tool calls reuse their id as request_id: a retried call is a no-op.
+    let call_id = format!("call_{}", uuid::Uuid::now_v7().simple());
+    match intent {
+        Intent::Create {
+            title,
+            priority,
+            kind,
+            lane,
+        } => {
+            let input = json!({"board": board, "title": title, "priority": priority_label(priority),
                                    "kind": kind_label(kind), "lane": lane});
-                let call =
-                    self.tools
-                        .create_task(board, &lane, &title, priority, kind, call_id.clone());
-                let done = tool(out, &call_id, "create_task", input, async {
-                    call.await.map(|t| task_json(&t))
-                })
-                .await?;
-                Ok(match done {
-                    Ok(task) => format!(
-                        "Created {} \"{}\" with {} priority in {}.",
-                        task["kind"].as_str().unwrap_or("task"),
-                        task["title"].as_str().unwrap_or(&title),
-                        task["priority"].as_str().unwrap_or("medium"),
-                        lane_words(task["lane"].as_str().unwrap_or(&lane)),
-                    ),
-                    Err(reason) => format!("I could not create \"{title}\": {reason}."),
-                })
-            }
-            Intent::Move { title, lane } => {
-                let input = json!({"board": board, "title": title, "lane": lane});
-                let work = async {
-                    let task = self.tools.find_task(board, &title).await?;
-                    let moved = self
-                        .tools
-                        .move_task(&task.id, &lane, call_id.clone())
-                        .await?;
-                    Ok(task_json(&moved))
-                };
-                Ok(match tool(out, &call_id, "move_task", input, work).await? {
-                    Ok(task) => format!(
-                        "Moved \"{}\" to {}.",
-                        task["title"].as_str().unwrap_or(&title),
-                        lane_words(&lane)
-                    ),
-                    Err(reason) => format!("I could not move \"{title}\": {reason}."),
-                })
-            }
-            Intent::Delete { title } => {
-                let input = json!({"board": board, "title": title});
-                let work = async {
-                    let task = self.tools.find_task(board, &title).await?;
-                    self.tools.delete_task(&task.id, call_id.clone()).await?;
-                    Ok(json!({"deleted": task_json(&task)}))
-                };
-                Ok(
-                    match tool(out, &call_id, "delete_task", input, work).await? {
-                        Ok(_) => format!("Deleted \"{title}\"."),
-                        Err(reason) => format!("I could not delete \"{title}\": {reason}."),
-                    },
-                )
-            }
-            Intent::List { lane } => {
-                let input = json!({"board": board, "lane": lane});
-                let work = async {
-                    let tasks = self.tools.tasks(board).await?;
-                    let tasks: Vec<Value> = tasks
-                        .iter()
-                        .filter(|t| lane.as_ref().is_none_or(|l| &t.lane_key == l))
-                        .map(task_json)
-                        .collect();
-                    Ok(json!({"lane": lane, "tasks": tasks}))
-                };
-                Ok(
-                    match tool(out, &call_id, "list_tasks", input, work).await? {
-                        Ok(listing) => describe_listing(lane.as_deref(), &listing["tasks"]),
-                        Err(reason) => format!("I could not read the board: {reason}."),
-                    },
-                )
-            }
-            Intent::Help(_) => unreachable!("help needs no tool"),
+            let call = tools.create_task(board, &lane, &title, priority, kind, call_id.clone());
+            let done = tool(out, &call_id, "create_task", input, async {
+                call.await.map(|t| task_json(&t))
+            })
+            .await?;
+            Ok(match done {
+                Ok(task) => format!(
+                    "Created {} \"{}\" with {} priority in {}.",
+                    task["kind"].as_str().unwrap_or("task"),
+                    task["title"].as_str().unwrap_or(&title),
+                    task["priority"].as_str().unwrap_or("medium"),
+                    lane_words(task["lane"].as_str().unwrap_or(&lane)),
+                ),
+                Err(reason) => format!("I could not create \"{title}\": {reason}."),
+            })
         }
+        Intent::Move { title, lane } => {
+            let input = json!({"board": board, "title": title, "lane": lane});
+            let work = async {
+                let task = tools.find_task(board, &title).await?;
+                let moved = tools.move_task(&task.id, &lane, call_id.clone()).await?;
+                Ok(task_json(&moved))
+            };
+            Ok(match tool(out, &call_id, "move_task", input, work).await? {
+                Ok(task) => format!(
+                    "Moved \"{}\" to {}.",
+                    task["title"].as_str().unwrap_or(&title),
+                    lane_words(&lane)
+                ),
+                Err(reason) => format!("I could not move \"{title}\": {reason}."),
+            })
+        }
+        Intent::Delete { title } => {
+            let input = json!({"board": board, "title": title});
+            let work = async {
+                let task = tools.find_task(board, &title).await?;
+                tools.delete_task(&task.id, call_id.clone()).await?;
+                Ok(json!({"deleted": task_json(&task)}))
+            };
+            Ok(
+                match tool(out, &call_id, "delete_task", input, work).await? {
+                    Ok(_) => format!("Deleted \"{title}\"."),
+                    Err(reason) => format!("I could not delete \"{title}\": {reason}."),
+                },
+            )
+        }
+        Intent::List { lane } => {
+            let input = json!({"board": board, "lane": lane});
+            let work = async {
+                let tasks = tools.tasks(board).await?;
+                let tasks: Vec<Value> = tasks
+                    .iter()
+                    .filter(|t| lane.as_ref().is_none_or(|l| &t.lane_key == l))
+                    .map(task_json)
+                    .collect();
+                Ok(json!({"lane": lane, "tasks": tasks}))
+            };
+            Ok(
+                match tool(out, &call_id, "list_tasks", input, work).await? {
+                    Ok(listing) => describe_listing(lane.as_deref(), &listing["tasks"]),
+                    Err(reason) => format!("I could not read the board: {reason}."),
+                },
+            )
+        }
+        Intent::Help(_) => Ok(HELP.to_owned()),
     }
+}
 
+impl PmAgent {
     /// Streams the reply word by word; the last token has `done: true`.
     async fn stream(&self, reply: &str, out: &mut RunOutput) {
         let pieces = split_tokens(reply);

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
+use protocol::board_frames::ErrorCode;
 use protocol::v1::{
     CreateTaskRequest, DeleteTaskRequest, GetBoardRequest, MoveTaskRequest, Priority, Task,
     TaskKind, board_service_client::BoardServiceClient,
 };
 use serde_json::{Value, json};
-use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 /// Why a tool call failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,12 +22,19 @@ pub enum ToolError {
 }
 
 impl From<tonic::Status> for ToolError {
+    /// Through the one shared classifier, so the chat and the board agree:
+    /// a transport failure may have committed and is never a refusal.
     fn from(status: tonic::Status) -> Self {
-        match status.code() {
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
-                Self::Unavailable(status.message().to_owned())
-            }
-            _ => Self::Refused(status.message().to_owned()),
+        let error = protocol::status::classify(&status);
+        match error.code {
+            ErrorCode::Unavailable => Self::Unavailable(error.message),
+            ErrorCode::Forbidden => Self::Refused(
+                "your access does not allow that on this board (ask for write access)".into(),
+            ),
+            ErrorCode::Unauthorized => Self::Refused(
+                "the board service did not accept your sign-in; sign in again and retry".into(),
+            ),
+            _ => Self::Refused(error.message),
         }
     }
 }
@@ -43,6 +51,8 @@ type TracedChannel = InterceptedService<
 pub struct BoardTools {
     client: BoardServiceClient<TracedChannel>,
     timeout: Duration,
+    /// The end user's bearer token, sent on every call; `None` with auth off.
+    bearer: Option<std::sync::Arc<str>>,
 }
 
 impl BoardTools {
@@ -58,7 +68,25 @@ impl BoardTools {
                 service_kit::telemetry::propagation::grpc_client_interceptor as fn(_) -> _,
             ),
             timeout,
+            bearer: None,
         })
+    }
+
+    /// These tools acting for the user whose token this is.
+    pub fn with_bearer(&self, token: Option<&str>) -> Self {
+        Self {
+            bearer: token.map(std::sync::Arc::from),
+            ..self.clone()
+        }
+    }
+
+    /// `message` as a request that carries the user's token.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.bearer {
+            service_kit::auth::insert_bearer(request.metadata_mut(), token);
+        }
+        request
     }
 
     async fn call<T>(
@@ -84,7 +112,7 @@ impl BoardTools {
         request_id: String,
     ) -> Result<Task, ToolError> {
         let mut client = self.client.clone();
-        self.call(client.create_task(CreateTaskRequest {
+        self.call(client.create_task(self.request(CreateTaskRequest {
             board_id: board.into(),
             lane_id: lane.into(),
             title: title.into(),
@@ -92,7 +120,7 @@ impl BoardTools {
             kind: kind.into(),
             request_id,
             ..Default::default()
-        }))
+        })))
         .await
     }
 
@@ -100,11 +128,23 @@ impl BoardTools {
     pub async fn tasks(&self, board: &str) -> Result<Vec<Task>, ToolError> {
         let mut client = self.client.clone();
         let snapshot = self
-            .call(client.get_board(GetBoardRequest {
+            .call(client.get_board(self.request(GetBoardRequest {
                 board_id: board.into(),
-            }))
+            })))
             .await?;
         Ok(snapshot.tasks)
+    }
+
+    /// The board's id and slug, if the caller may read it.
+    pub async fn board_names(&self, board: &str) -> Result<(String, String), ToolError> {
+        let mut client = self.client.clone();
+        let snapshot = self
+            .call(client.get_board(self.request(GetBoardRequest {
+                board_id: board.into(),
+            })))
+            .await?;
+        let board = snapshot.board.unwrap_or_default();
+        Ok((board.id, board.slug))
     }
 
     /// The task whose title is `title` (ignoring case), or the only one that
@@ -134,22 +174,22 @@ impl BoardTools {
         request_id: String,
     ) -> Result<Task, ToolError> {
         let mut client = self.client.clone();
-        self.call(client.move_task(MoveTaskRequest {
+        self.call(client.move_task(self.request(MoveTaskRequest {
             task_id: task_id.into(),
             to_lane_id: lane.into(),
             request_id,
             ..Default::default()
-        }))
+        })))
         .await
     }
 
     pub async fn delete_task(&self, task_id: &str, request_id: String) -> Result<(), ToolError> {
         let mut client = self.client.clone();
-        self.call(client.delete_task(DeleteTaskRequest {
+        self.call(client.delete_task(self.request(DeleteTaskRequest {
             task_id: task_id.into(),
             request_id,
             ..Default::default()
-        }))
+        })))
         .await
         .map(drop)
     }

@@ -1,0 +1,56 @@
+//! Keeping this bridge's runs leased, and ending runs a dead bridge left.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Runner;
+use crate::{session::Sessions, store::Store};
+
+/// Marks runs whose lease ran out as interrupted and tells their sessions:
+/// a session this bridge has in memory gets the `error` frame live; every
+/// other finds it in PostgreSQL when next loaded. Returns how many.
+pub async fn reap_interrupted(store: &Store, sessions: &Sessions) -> sqlx::Result<usize> {
+    let reaped = store.reap_interrupted().await?;
+    for run in &reaped {
+        tracing::warn!(run = %run.run_id, session = %run.session_id, "run interrupted: its bridge is gone");
+        if let Some(session) = sessions.in_memory(&run.session_id) {
+            let seq = session.publish_interrupted(run.run_id, &run.message, run.seq);
+            if seq != run.seq {
+                store.set_terminal_seq(run.run_id, seq).await?;
+            }
+        }
+    }
+    Ok(reaped.len())
+}
+
+/// Renews the leases of this bridge's runs every third of a lease, and
+/// reaps expired ones every half lease, until `stop`.
+pub fn spawn_lease_keeper(
+    runner: Runner,
+    sessions: Sessions,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (store, lease, instance) = (runner.store.clone(), runner.lease, runner.instance);
+    let renew_every = (lease / 3).max(Duration::from_millis(30));
+    let reap_every = (lease / 2).max(Duration::from_millis(50));
+    tokio::spawn(async move {
+        let mut renew = tokio::time::interval(renew_every);
+        let mut reap = tokio::time::interval(reap_every);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = renew.tick() => {
+                    if let Err(err) = store.renew_leases(instance, lease).await {
+                        tracing::warn!(error = %err, "cannot renew run leases");
+                    }
+                }
+                _ = reap.tick() => {
+                    if let Err(err) = reap_interrupted(&store, &sessions).await {
+                        tracing::warn!(error = %err, "cannot reap interrupted runs");
+                    }
+                }
+            }
+        }
+    })
+}
