@@ -16,5 +16,6 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub mod board_frames;
 pub mod chat_frames;
 pub mod event_type;
+pub mod json;
 pub mod status;
 pub mod time;

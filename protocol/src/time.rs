@@ -1,6 +1,16 @@
-//! Conversions between protobuf timestamps and the millisecond times frames carry.
+//! The millisecond times frames carry: now, and conversions from and to
+//! protobuf timestamps.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost_types::Timestamp;
+
+/// Wall-clock milliseconds since the Unix epoch, the unit frames carry.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// Milliseconds since the Unix epoch; 0 for a missing timestamp.
 pub fn timestamp_ms(ts: Option<&Timestamp>) -> i64 {

@@ -13,7 +13,9 @@ use axum::extract::ws::Utf8Bytes;
 use protocol::board_frames::ServerFrame;
 use tokio::sync::Notify;
 
-use crate::{hub::Frame, time::now_ms};
+use protocol::time::now_ms;
+
+use crate::hub::Frame;
 
 /// Why the gateway closes a connection, as a WebSocket close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +74,9 @@ impl CloseReason {
 pub enum Outgoing {
     /// A board frame, encoded once and shared by every subscriber.
     Board(Frame),
-    /// A frame for this client only (ack, error, pong, connected).
-    Direct(Utf8Bytes),
+    /// A frame for this client only (ack, error, pong, connected), with its
+    /// `type` for SSE's `event:` line.
+    Direct(&'static str, Utf8Bytes),
     /// A WebSocket ping from the heartbeat.
     Ping,
 }
@@ -151,8 +154,7 @@ impl Client {
     /// Queues a frame for this client only; never refused, as these are
     /// answers to the client's own (rate-limited) frames.
     pub fn push_frame(&self, frame: &ServerFrame) {
-        let text = serde_json::to_string(frame).expect("frames always serialize");
-        self.push(Outgoing::Direct(text.into()));
+        self.push(Outgoing::Direct(frame.kind(), frame.to_json().into()));
     }
 
     pub fn push(&self, outgoing: Outgoing) {
@@ -182,7 +184,7 @@ impl Client {
             let direct: Vec<_> = outbox
                 .queue
                 .drain(..)
-                .filter(|o| matches!(o, Outgoing::Direct(_)))
+                .filter(|o| matches!(o, Outgoing::Direct(..)))
                 .collect();
             if direct.is_empty() {
                 return Taken::Close(reason);

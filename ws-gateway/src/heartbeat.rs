@@ -2,12 +2,12 @@
 //! expiry and auth deadlines. Sockets carry no timer of their own, which
 //! keeps an idle connection small.
 
+use protocol::time::now_ms;
 use std::{sync::Arc, time::Duration};
 
 use crate::{
     client::{CloseReason, Outgoing},
     state::Shared,
-    time::now_ms,
 };
 
 const TICK: Duration = Duration::from_millis(500);

@@ -19,7 +19,6 @@ mod session;
 mod socket;
 mod sse;
 mod state;
-mod time;
 mod upstream;
 mod web;
 mod ws;

@@ -3,6 +3,7 @@
 //! already-encoded bytes: each write is a `writev` of small headers and
 //! those shared payloads, so no connection copies or keeps a frame.
 
+use protocol::time::now_ms;
 use std::{
     io::IoSlice, net::SocketAddr, sync::Arc, sync::atomic::Ordering::Relaxed, time::Duration,
 };
@@ -24,7 +25,6 @@ use crate::{
     client::{Client, CloseReason, Outgoing, Taken},
     session::Session,
     state::Shared,
-    time::now_ms,
 };
 
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -278,7 +278,7 @@ async fn write(
                     .record_sent(now.saturating_sub(frame.ts).max(0) as u64, 1);
                 (0x1, frame.json.len())
             }
-            Outgoing::Direct(text) => (0x1, text.len()),
+            Outgoing::Direct(_, text) => (0x1, text.len()),
             Outgoing::Ping => (0x9, 0),
         };
         headers.push(frame_header(opcode, len));
@@ -288,7 +288,7 @@ async fn write(
         slices.push(IoSlice::new(&header[..*size]));
         let payload: &[u8] = match outgoing {
             Outgoing::Board(frame) => frame.json.as_bytes(),
-            Outgoing::Direct(text) => text.as_bytes(),
+            Outgoing::Direct(_, text) => text.as_bytes(),
             Outgoing::Ping => &[],
         };
         if !payload.is_empty() {

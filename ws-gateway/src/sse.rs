@@ -142,14 +142,7 @@ fn to_event(outgoing: Outgoing) -> Option<Event> {
                 .id(frame.version.to_string())
                 .data(&*frame.json),
         ),
-        // Frames serialize their tag first: `{"type":"error",…}`.
-        Outgoing::Direct(text) => {
-            let kind = text
-                .strip_prefix("{\"type\":\"")
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or("message");
-            Some(Event::default().event(kind).data(&*text))
-        }
+        Outgoing::Direct(kind, text) => Some(Event::default().event(kind).data(&*text)),
         Outgoing::Ping => None,
     }
 }

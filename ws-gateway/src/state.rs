@@ -8,7 +8,8 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{client::Registry, config::Config, hub::Hub, metrics::Metrics, time::now_ms};
+use crate::{client::Registry, config::Config, hub::Hub, metrics::Metrics};
+use protocol::time::now_ms;
 
 /// State shared by handlers, the heartbeat and shutdown.
 pub struct Shared {

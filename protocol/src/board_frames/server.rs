@@ -40,6 +40,47 @@ pub enum ServerFrame {
     Pong { ts: i64 },
 }
 
+impl ServerFrame {
+    /// The frame's `type` as it goes on the wire (SSE uses it as `event:`);
+    /// a test holds it to the serde tag above.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connected { .. } => "connected",
+            Self::BoardSync(_) => "board.sync",
+            Self::TaskCreated(_) => "task.created",
+            Self::TaskUpdated(_) => "task.updated",
+            Self::TaskMoved(_) => "task.moved",
+            Self::TaskDeleted(_) => "task.deleted",
+            Self::LaneCreated(_) => "lane.created",
+            Self::LaneUpdated(_) => "lane.updated",
+            Self::LaneDeleted(_) => "lane.deleted",
+            Self::Ack(_) => "ack",
+            Self::Error(_) => "error",
+            Self::Pong { .. } => "pong",
+        }
+    }
+
+    /// When a board change was committed, in ms; `None` for other frames.
+    pub fn committed_ms(&self) -> Option<i64> {
+        match self {
+            Self::BoardSync(c) => Some(c.ts),
+            Self::TaskCreated(c) => Some(c.ts),
+            Self::TaskUpdated(c) => Some(c.ts),
+            Self::TaskMoved(c) => Some(c.ts),
+            Self::TaskDeleted(c) => Some(c.ts),
+            Self::LaneCreated(c) => Some(c.ts),
+            Self::LaneUpdated(c) => Some(c.ts),
+            Self::LaneDeleted(c) => Some(c.ts),
+            Self::Connected { .. } | Self::Ack(_) | Self::Error(_) | Self::Pong { .. } => None,
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        crate::json::encode(self)
+    }
+}
+
 /// The envelope of every frame about a board.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

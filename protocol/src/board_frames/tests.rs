@@ -263,3 +263,47 @@ fn empty_ids_and_two_neighbours_are_refused() {
     );
     assert!(ClientFrame::parse(&long).is_err());
 }
+
+#[test]
+fn kind_is_the_serialized_type_of_every_frame() {
+    let mut frames = vec![
+        ServerFrame::Connected {
+            client_id: "c".into(),
+            heartbeat_ms: 1,
+        },
+        ServerFrame::Pong { ts: 1 },
+        ServerFrame::Error(ErrorFrame {
+            code: ErrorCode::Internal,
+            message: "m".into(),
+            id: None,
+            board_id: None,
+        }),
+        ServerFrame::Ack(Ack {
+            id: "a".into(),
+            ok: true,
+            result: None,
+        }),
+        ServerFrame::board_sync(&Board::default(), [], 1, 5),
+    ];
+    let mut lane_event = event("lane.created");
+    lane_event.lane = Some(lane("todo", 0));
+    for kind in ["task.created", "task.updated", "task.moved", "task.deleted"] {
+        frames.extend(ServerFrame::from_event(&event(kind)));
+    }
+    for kind in ["lane.created", "lane.updated", "lane.deleted"] {
+        lane_event.r#type = kind.into();
+        frames.extend(ServerFrame::from_event(&lane_event));
+    }
+    assert_eq!(frames.len(), 12, "every kind is covered");
+    for frame in frames {
+        let json = to_json(&frame);
+        assert_eq!(json["type"], frame.kind());
+        let reparsed: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
+        assert_eq!(reparsed, json);
+        let is_change = !matches!(
+            json["type"].as_str(),
+            Some("connected" | "pong" | "error" | "ack")
+        );
+        assert_eq!(frame.committed_ms().is_some(), is_change, "{json}");
+    }
+}

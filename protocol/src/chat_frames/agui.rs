@@ -125,7 +125,7 @@ pub enum Outcome {
 impl Event {
     /// The event as one SSE frame (`data: <json>` and a blank line).
     pub fn to_sse(&self) -> String {
-        let json = serde_json::to_string(self).expect("AG-UI events always serialise");
+        let json = crate::json::encode(self);
         format!("data: {json}\n\n")
     }
 }

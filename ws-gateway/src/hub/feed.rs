@@ -2,6 +2,7 @@
 //! a snapshot plus every event after it), a window of recent encoded frames
 //! for resuming clients, and the subscribers it fans out to.
 
+use protocol::time::now_ms;
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
@@ -14,7 +15,7 @@ use protocol::{
 };
 
 use super::Frame;
-use crate::{client::Client, metrics::Metrics, time::now_ms, upstream::Upstream};
+use crate::{client::Client, metrics::Metrics, upstream::Upstream};
 
 /// A client watching the board.
 pub(super) struct Subscriber {

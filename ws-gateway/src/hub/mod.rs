@@ -45,18 +45,8 @@ impl std::ops::Deref for Frame {
 
 impl Frame {
     pub fn encode(board_id: &Arc<str>, version: u64, frame: &ServerFrame) -> Self {
-        let (kind, ts) = match frame {
-            ServerFrame::BoardSync(c) => ("board.sync", c.ts),
-            ServerFrame::TaskCreated(c) => ("task.created", c.ts),
-            ServerFrame::TaskUpdated(c) => ("task.updated", c.ts),
-            ServerFrame::TaskMoved(c) => ("task.moved", c.ts),
-            ServerFrame::TaskDeleted(c) => ("task.deleted", c.ts),
-            ServerFrame::LaneCreated(c) => ("lane.created", c.ts),
-            ServerFrame::LaneUpdated(c) => ("lane.updated", c.ts),
-            ServerFrame::LaneDeleted(c) => ("lane.deleted", c.ts),
-            _ => ("message", 0),
-        };
-        let json = serde_json::to_string(frame).expect("frames always serialize");
+        let json = frame.to_json();
+        let (kind, ts) = (frame.kind(), frame.committed_ms().unwrap_or(0));
         Self(Arc::new(FrameData {
             board_id: board_id.clone(),
             version,

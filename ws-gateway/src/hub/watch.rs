@@ -114,8 +114,9 @@ async fn watch(upstream: &Upstream, feed: &Feed, after: u64, backoff: &mut Durat
 
 async fn sleep_backoff(backoff: &mut Duration) {
     // Jitter spreads the reconnects of many boards after a restart.
-    let jitter =
-        Duration::from_millis(u64::from(std::process::id() ^ crate::time::now_ms() as u32) % 100);
+    let jitter = Duration::from_millis(
+        u64::from(std::process::id() ^ protocol::time::now_ms() as u32) % 100,
+    );
     tokio::time::sleep(*backoff + jitter).await;
     *backoff = (*backoff * 2).min(BACKOFF_MAX);
 }

@@ -3,6 +3,7 @@
 
 mod commands;
 
+use protocol::time::now_ms;
 use std::{sync::Arc, time::Duration};
 
 use protocol::{
@@ -15,7 +16,6 @@ use crate::{
     client::Client,
     hub::Feed,
     state::Shared,
-    time::now_ms,
     upstream::error_frame,
 };
 
