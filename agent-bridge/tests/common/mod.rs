@@ -33,6 +33,11 @@ pub struct Options {
     pub board_service_down: bool,
     pub socket_queue: usize,
     pub replay_frames: usize,
+    /// Turns auth on in board-service and agent-bridge alike.
+    pub jwt_secret: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub limits: agent_bridge::config::Limits,
+    pub run_lease: Duration,
 }
 
 impl Default for Options {
@@ -44,6 +49,10 @@ impl Default for Options {
             board_service_down: false,
             socket_queue: 1024,
             replay_frames: 10_000,
+            jwt_secret: None,
+            allowed_origins: Vec::new(),
+            limits: agent_bridge::config::Limits::default(),
+            run_lease: Duration::from_secs(15),
         }
     }
 }
@@ -87,6 +96,9 @@ impl Stack {
         let mut config = board_service::Config::new(db.url());
         config.listen_addr = "127.0.0.1:0".parse().unwrap();
         config.default_board = Some("default".into());
+        if let Some(secret) = &options.jwt_secret {
+            config.auth = service_kit::auth::AuthConfig::with_secret(secret);
+        }
         let app = board_service::App::build(config)
             .await
             .expect("board-service starts");
@@ -124,14 +136,30 @@ impl Stack {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Drops the bridge without a graceful stop: its tasks keep running
+    /// in this process, so this is no crash; see `restart.rs` for one.
+    pub fn abort_bridge(&mut self) {
+        self.bridge.task.abort();
+        self.bridge.stop = None;
+    }
+
     pub async fn board(&self) -> BoardSnapshot {
+        self.board_named("default").await
+    }
+
+    pub async fn board_named(&self, board: &str) -> BoardSnapshot {
         let mut client = BoardServiceClient::connect(format!("http://{}", self.board_addr))
             .await
             .expect("connect to board-service");
+        let mut request = tonic::Request::new(GetBoardRequest {
+            board_id: board.into(),
+        });
+        if let Some(secret) = &self.options.jwt_secret {
+            let token = token(secret, "admin", &[], &["*"], 3600);
+            service_kit::auth::insert_bearer(request.metadata_mut(), &token);
+        }
         client
-            .get_board(GetBoardRequest {
-                board_id: "default".into(),
-            })
+            .get_board(request)
             .await
             .expect("get the default board")
             .into_inner()
@@ -155,6 +183,12 @@ async fn start_bridge(
     config.builtin_token_delay = options.token_delay;
     config.socket_queue = options.socket_queue;
     config.replay_frames = options.replay_frames;
+    if let Some(secret) = &options.jwt_secret {
+        config.auth = service_kit::auth::AuthConfig::with_secret(secret);
+    }
+    config.allowed_origins = options.allowed_origins.clone();
+    config.limits = options.limits;
+    config.run_lease = options.run_lease;
     let app = agent_bridge::App::build(config)
         .await
         .expect("agent-bridge starts");
@@ -180,4 +214,26 @@ where
 pub fn closed_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
+}
+
+/// An HS256 token for `sub` with these grants, expiring `ttl_secs` from now
+/// (negative: already expired).
+pub fn token(secret: &str, sub: &str, read: &[&str], write: &[&str], ttl_secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = serde_json::json!({
+        "sub": sub,
+        "exp": now + ttl_secs,
+        "iat": now,
+        "read": read,
+        "write": write,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }

@@ -28,6 +28,30 @@ impl Ws {
         Self(stream)
     }
 
+    /// Connects with these extra request headers (`Authorization`, `Origin`).
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        let connecting = tokio_tungstenite::connect_async(request);
+        let (stream, _) = tokio::time::timeout(PATIENCE, connecting)
+            .await
+            .expect("connect in time")
+            .expect("WebSocket handshake");
+        Self(stream)
+    }
+
+    /// Sends a raw text frame.
+    pub async fn send_text(&mut self, text: String) {
+        let _ = self.0.send(Message::text(text)).await;
+    }
+
     /// Connects with a tiny receive buffer and no message size limit, like a
     /// browser tab that stopped reading.
     pub async fn open_stalling(url: &str, addr: SocketAddr) -> (Self, ServerFrame) {
