@@ -67,6 +67,11 @@ async fn main() -> anyhow::Result<()> {
             .args
             .into(),
     };
+    let mut config = config;
+    let auth_on = config.board.auth.enabled();
+    if !auth_on {
+        bind_loopback_by_default(&mut config);
+    }
     let stack = Stack::build(config).await?;
     let web = format!("http://localhost:{}", stack.gateway_addr.port());
     println!();
@@ -86,6 +91,12 @@ async fn main() -> anyhow::Result<()> {
     if postgres.is_some() {
         println!("  data                {}", args.data_dir.display());
     }
+    if !auth_on {
+        println!(
+            "Auth is off (no JWT_SECRET), so every service listens on 127.0.0.1 only; set \
+             JWT_SECRET to open them wider, or set *_ADDR yourself."
+        );
+    }
     println!("Ctrl-C stops everything.");
 
     let result = stack
@@ -94,4 +105,21 @@ async fn main() -> anyhow::Result<()> {
     drop(postgres);
     telemetry.shutdown();
     result
+}
+
+/// With auth off anyone who reaches a port may do anything, so listeners
+/// whose address the user did not choose stay on loopback. Containers set
+/// `*_ADDR=0.0.0.0:…` explicitly.
+fn bind_loopback_by_default(config: &mut StackConfig) {
+    let loopback = |addr: &mut std::net::SocketAddr, env: &str| {
+        if std::env::var_os(env).is_none() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+    };
+    loopback(&mut config.board.listen_addr, "BOARD_SERVICE_ADDR");
+    if let Some(metrics) = &mut config.board.metrics_addr {
+        loopback(metrics, "BOARD_SERVICE_METRICS_ADDR");
+    }
+    loopback(&mut config.gateway.listen_addr, "WS_GATEWAY_ADDR");
+    loopback(&mut config.bridge.listen_addr, "AGENT_BRIDGE_ADDR");
 }
