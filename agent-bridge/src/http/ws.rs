@@ -313,9 +313,49 @@ fn read_error(err: &str) -> (u16, String) {
     }
 }
 
-/// Decodes a client frame; the error names what is wrong with it.
+/// Decodes a client frame; the error names the field that is wrong.
 pub fn decode(text: &str) -> Result<ClientFrame, String> {
-    serde_json::from_str(text).map_err(|err| format!("unreadable frame: {err}"))
+    serde_json::from_str(text).map_err(|err| {
+        let field = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|value| failing_field(&value));
+        match field {
+            Some((path, reason)) => format!("{path}: {reason}"),
+            None => format!("unreadable frame: {err}"),
+        }
+    })
+}
+
+/// A tagged enum loses the path of what failed; find it per frame type.
+fn failing_field(value: &serde_json::Value) -> Option<(String, String)> {
+    use protocol::chat_frames::{CancelData, MessageData};
+    fn path_of<T: serde::de::DeserializeOwned>(
+        value: &serde_json::Value,
+        prefix: &str,
+    ) -> Option<(String, String)> {
+        let err = serde_path_to_error::deserialize::<_, T>(value.clone()).err()?;
+        let path = err.path().to_string();
+        let path = if path == "." {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}.{path}")
+        };
+        Some((path, err.into_inner().to_string()))
+    }
+    match value.get("type")?.as_str()? {
+        "message" => match value.get("data") {
+            None => Some(("data".into(), "missing field".into())),
+            Some(data) => path_of::<MessageData>(data, "data"),
+        },
+        "cancel" => match (value.get("runId"), value.get("data")) {
+            (Some(id), _) if !id.is_string() && !id.is_null() => {
+                Some(("runId".into(), "must be a string".into()))
+            }
+            (_, Some(data)) if !data.is_null() => path_of::<CancelData>(data, "data"),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Acts on one client frame; returns the reply for this socket alone.
