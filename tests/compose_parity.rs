@@ -1,0 +1,253 @@
+//! `docker compose up` without Docker: every service of docker-compose.yml
+//! is started from its own `command`, as a local process, with that
+//! service's environment (service hostnames mapped to 127.0.0.1, the
+//! database to a test database), and each healthcheck command must pass.
+//! Then the standalone binaries must serve what a compose user opens: the
+//! page and `/api/boards` on the gateway, a board over WebSocket, and one
+//! chat turn whose task appears on the board.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use service_kit::test_database::TestDatabase;
+use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+#[derive(Deserialize)]
+struct Compose {
+    services: BTreeMap<String, Service>,
+}
+
+#[derive(Deserialize)]
+struct Service {
+    #[serde(default)]
+    command: Vec<String>,
+    #[serde(default)]
+    environment: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    healthcheck: Option<Healthcheck>,
+}
+
+#[derive(Deserialize)]
+struct Healthcheck {
+    test: Vec<String>,
+}
+
+const OURS: [&str; 3] = ["board-service", "ws-gateway", "agent-bridge"];
+
+fn compose() -> Compose {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+        .expect("read compose file");
+    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse compose file");
+    value.apply_merge().expect("resolve << merge keys");
+    serde_yaml::from_value(value).expect("compose file shape")
+}
+
+/// The folder cargo puts this workspace's binaries in.
+fn bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("debug")
+}
+
+/// `${VAR:-default}` as compose resolves it with VAR unset.
+fn resolve(value: &serde_yaml::Value) -> String {
+    let text = match value {
+        serde_yaml::Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other).unwrap().trim().to_owned(),
+    };
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').map_or(rest.len(), |e| start + e);
+        let inner = &rest[start + 2..end];
+        out.push_str(inner.split_once(":-").map_or("", |(_, default)| default));
+        rest = rest.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Kills the services when the test ends, however it ends.
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn healthy(service: &str, check: &Healthcheck) -> bool {
+    let mut argv = check
+        .test
+        .iter()
+        .skip_while(|a| *a == "CMD" || *a == "CMD-SHELL");
+    let Some(program) = argv.next() else {
+        return true;
+    };
+    let program = if OURS.contains(&program.as_str()) {
+        bin_dir().join(program)
+    } else {
+        PathBuf::from(program)
+    };
+    Command::new(&program)
+        .args(argv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{service}'s healthcheck {program:?} cannot run: {e}"))
+        .success()
+}
+
+#[tokio::test]
+async fn compose_services_run_as_local_processes_and_serve_the_board_and_chat() {
+    let built = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-p",
+            "board-service",
+            "-p",
+            "ws-gateway",
+            "-p",
+            "agent-bridge",
+            "--bins",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(built.success(), "the service binaries build");
+
+    let db = TestDatabase::create().await;
+    let compose = compose();
+    let mut processes = Processes(Vec::new());
+    for name in OURS {
+        let service = &compose.services[name];
+        let mut command = Command::new(bin_dir().join(&service.command[0]));
+        command.args(&service.command[1..]).env_clear();
+        command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for (key, value) in &service.environment {
+            let value = match key.as_str() {
+                "DATABASE_URL" => db.url().to_owned(),
+                _ => OURS.iter().fold(resolve(value), |v, host| {
+                    v.replace(&format!("//{host}:"), "//127.0.0.1:")
+                }),
+            };
+            command.env(key, value);
+        }
+        // Compose gives each container its own ports; here the services
+        // share a host, so board-service's metrics port must not collide.
+        if name == "board-service" {
+            command.env("BOARD_SERVICE_METRICS_ADDR", "off");
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        processes.0.push(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {name}: {e}")),
+        );
+        let check = service
+            .healthcheck
+            .as_ref()
+            .expect("every service has a healthcheck");
+        let mut tries = 0;
+        while !healthy(name, check) {
+            tries += 1;
+            assert!(
+                tries < 100,
+                "{name} never passed its healthcheck {:?}",
+                check.test
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    let http = reqwest::Client::new();
+    let page = http.get("http://127.0.0.1:4002/").send().await.unwrap();
+    assert_eq!(
+        page.status(),
+        200,
+        "the standalone gateway serves the web UI"
+    );
+    assert!(page.text().await.unwrap().contains("<html"));
+    let boards: Value = http
+        .get("http://127.0.0.1:4002/api/boards")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        boards["boards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["slug"] == "default"),
+        "{boards}"
+    );
+
+    let (mut board, _) = connect_async("ws://127.0.0.1:4002/ws")
+        .await
+        .expect("board socket");
+    board
+        .send(Message::text(
+            json!({"type": "subscribe", "boardId": "default"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    next_of(&mut board, "board.sync").await;
+
+    let (mut chat, _) = connect_async("ws://127.0.0.1:8001/ws/chat")
+        .await
+        .expect("chat socket");
+    chat.send(Message::text(
+        json!({"type": "message", "data": {"content": "Create a P1 story for compose parity"}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    let reply = next_of(&mut chat, "message").await;
+    assert!(reply["data"]["content"].as_str().is_some(), "{reply}");
+    let created = next_of(&mut board, "task.created").await;
+    assert!(
+        created["data"]["title"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("compose parity"),
+        "{created}"
+    );
+}
+
+async fn next_of<S>(socket: &mut S, kind: &str) -> Value
+where
+    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} frame within 20 s"))
+            .expect("socket open")
+            .expect("frame reads");
+        if let Message::Text(text) = message {
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == "error" && kind != "error" {
+                panic!("error frame while waiting for {kind}: {frame}");
+            }
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+}
