@@ -69,27 +69,19 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults, listening on `127.0.0.1:0`, talking to `board_service_url`.
+    /// The defaults above (each written once, in its `#[arg]`), listening on
+    /// `127.0.0.1:0` and talking to `board_service_url`: for tests and
+    /// embedders. Like the binary, it reads the environment.
     pub fn new(board_service_url: impl Into<String>) -> Self {
-        Self {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            board_service_url: board_service_url.into(),
-            auth: service_kit::auth::AuthConfig::default(),
-            allowed_origins: Vec::new(),
-            max_connections: 100_000,
-            max_connects_per_ip_per_min: 600,
-            max_messages_per_sec: 50,
-            max_frame_bytes: 1 << 20,
-            max_subscriptions: 32,
-            client_queue: 1024,
-            replay_window: 4096,
-            heartbeat_ms: 30_000,
-            client_timeout_ms: 75_000,
-            stuck_timeout_ms: 30_000,
-            auth_timeout_ms: 10_000,
-            header_timeout_ms: 10_000,
-            max_pending_connections: 1024,
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
         }
+        let mut config = <Defaults as clap::Parser>::parse_from(["ws-gateway"]).config;
+        config.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.board_service_url = board_service_url.into();
+        config
     }
 
     pub fn heartbeat(&self) -> Duration {
