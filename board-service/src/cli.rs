@@ -31,6 +31,20 @@ pub struct Args {
     /// Where `/metrics` is served; default: the gRPC host, port 9464; `off` for none.
     #[arg(long, env = "BOARD_SERVICE_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Milliseconds a new connection has to send the HTTP/2 preface.
+    #[arg(
+        long,
+        env = "BOARD_SERVICE_HANDSHAKE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub handshake_timeout_ms: u64,
+    /// Connections at most that have not sent the preface yet.
+    #[arg(
+        long,
+        env = "BOARD_SERVICE_MAX_PENDING_HANDSHAKES",
+        default_value_t = 1024
+    )]
+    pub max_pending_handshakes: usize,
     #[command(flatten)]
     pub auth: service_kit::auth::AuthConfig,
     /// Ask the board-service on `listen_addr`'s port for its gRPC health and
@@ -53,6 +67,8 @@ impl Args {
         config.default_board = Some(self.default_board).filter(|s| !s.is_empty());
         config.auth = self.auth;
         config.max_message_bytes = self.max_message_bytes;
+        config.handshake_timeout = std::time::Duration::from_millis(self.handshake_timeout_ms);
+        config.max_pending_handshakes = self.max_pending_handshakes;
         config.metrics_addr = match self.metrics_addr.as_deref().map(str::trim) {
             None | Some("") => Some(SocketAddr::new(
                 self.listen_addr.ip(),

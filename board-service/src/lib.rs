@@ -47,6 +47,10 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Where `/metrics` is served over HTTP; `None` serves none.
     pub metrics_addr: Option<SocketAddr>,
+    /// Time a new connection has to send the HTTP/2 preface.
+    pub handshake_timeout: Duration,
+    /// Connections at most that have not sent it yet.
+    pub max_pending_handshakes: usize,
 }
 
 /// The port `/metrics` is served on by default, beside the gRPC port.
@@ -69,6 +73,8 @@ impl Config {
             auth: service_kit::auth::AuthConfig::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             metrics_addr: None,
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 1024,
         }
     }
 }
@@ -202,11 +208,7 @@ impl App {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(api)
-            .serve_with_incoming_shutdown(
-                // Events are small and latency matters: no Nagle delay.
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                signal,
-            )
+            .serve_with_incoming_shutdown(incoming(self.listener, &self.config), signal)
             .await;
         stop.cancel();
         let _ = listener_task.await;
@@ -218,6 +220,35 @@ impl App {
         tracing::info!("board-service stopped");
         served.context("gRPC server failed")
     }
+}
+
+/// Accepted connections, each under the handshake deadline; past
+/// `max_pending_handshakes` still in theirs, new ones are dropped.
+fn incoming(
+    listener: TcpListener,
+    config: &Config,
+) -> impl futures::Stream<
+    Item = std::io::Result<service_kit::handshake_deadline::Guarded<tokio::net::TcpStream>>,
+> + use<> {
+    use futures::StreamExt;
+    let limit = service_kit::handshake_deadline::HandshakeLimit::new(
+        config.handshake_timeout,
+        config.max_pending_handshakes,
+        service_kit::handshake_deadline::HTTP2_PREFACE_LEN,
+    );
+    // Events are small and latency matters: no Nagle delay.
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .filter_map(move |accepted| {
+            let guarded = match accepted {
+                Ok(tcp) => limit.guard(tcp).map(Ok),
+                Err(err) => Some(Err(err)),
+            };
+            if guarded.is_none() {
+                tracing::debug!("too many gRPC connections still in their handshake; dropped one");
+            }
+            std::future::ready(guarded)
+        })
 }
 
 /// Longest a unary call may take; watch streams are not bound by it.

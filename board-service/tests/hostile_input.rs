@@ -138,3 +138,31 @@ async fn deleting_a_lane_into_itself_is_invalid_not_missing() {
         assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
     }
 }
+
+#[tokio::test]
+async fn silent_and_half_sent_connections_are_closed_after_the_handshake_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = service_kit::test_database::TestDatabase::create().await;
+    let mut config = board_service::Config::new(db.url());
+    config.handshake_timeout = std::time::Duration::from_millis(300);
+    let service = common::Service::start_with(config, "127.0.0.1:0".parse().unwrap()).await;
+    let mut silent = tokio::net::TcpStream::connect(service.addr).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(service.addr).await.unwrap();
+    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    for (name, tcp) in [("silent", &mut silent), ("half-sent", &mut half)] {
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a {name} connection was held");
+    }
+    // A real client still gets through.
+    let mut client = service.client().await;
+    create_board(&mut client, "Still serving").await;
+}
