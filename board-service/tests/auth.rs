@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use board_service::Config;
 use common::Service;
 use protocol::v1::{
@@ -19,27 +17,14 @@ use tonic::{Code, Request, transport::Channel};
 
 const SECRET: &str = "board-service-test-secret";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use service_kit::testing::unix_now as now;
 
 fn sign_with(secret: &str, claims: Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    service_kit::testing::sign_token(secret, &claims)
 }
 
 fn token(sub: &str, read: &[&str], write: &[&str]) -> String {
-    sign_with(
-        SECRET,
-        json!({"exp": now() + 600, "sub": sub, "read": read, "write": write}),
-    )
+    service_kit::testing::board_token(SECRET, sub, read, write)
 }
 
 /// `message` with `authorization: Bearer <token>`, or none.

@@ -7,4 +7,7 @@ pub mod http_server;
 pub mod local_postgres;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
 pub mod test_database;
+#[cfg(feature = "test-support")]
+pub mod testing;

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use common::*;
 use protocol::v1::{CreateBoardRequest, CreateTaskRequest, GetBoardRequest};
 use serde_json::{Value, json};
@@ -15,24 +13,14 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const SECRET: &str = "matrix-secret";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use service_kit::testing::unix_now as now;
 
 fn sign(claims: Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    service_kit::testing::sign_token(SECRET, &claims)
 }
 
 fn token(sub: &str, read: &[&str], write: &[&str]) -> String {
-    sign(json!({"exp": now() + 600, "sub": sub, "read": read, "write": write}))
+    service_kit::testing::board_token(SECRET, sub, read, write)
 }
 
 fn as_admin<T>(message: T) -> tonic::Request<T> {
