@@ -72,7 +72,7 @@ impl Upstream {
 
     /// Asks board-service's health service; remembers the answer.
     pub async fn check(&self) -> bool {
-        let mut health = HealthClient::new(self.channel.clone());
+        let mut health = HealthClient::with_interceptor(self.channel.clone(), self.auth.clone());
         let asked = tokio::time::timeout(
             Duration::from_secs(2),
             health.check(HealthCheckRequest {

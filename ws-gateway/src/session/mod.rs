@@ -1,6 +1,7 @@
 //! What a connection may do and what it watches; turns client frames into
 //! subscriptions and board-service calls. Shared by WebSocket and SSE.
 
+mod checks;
 mod commands;
 
 use protocol::time::now_ms;
@@ -87,22 +88,24 @@ impl Session {
             });
         }
         let Some(access) = self.access.clone() else {
-            let id = match &frame {
-                ClientFrame::Subscribe { id, .. } | ClientFrame::Unsubscribe { id, .. } => {
-                    id.clone()
-                }
-                ClientFrame::TaskCreate(c) => Some(c.id.clone()),
-                ClientFrame::TaskUpdate(c) => Some(c.id.clone()),
-                ClientFrame::TaskMove(c) => Some(c.id.clone()),
-                ClientFrame::TaskDelete(c) => Some(c.id.clone()),
-                _ => None,
-            };
             return self.reply(error(
                 ErrorCode::Unauthorized,
                 "send an auth frame with a valid token first",
-                id,
+                frame_id(&frame),
             ));
         };
+        if access.expired_at(now_ms()) {
+            // The heartbeat closes it within a tick; refuse what arrives first.
+            self.reply(error(
+                ErrorCode::Unauthorized,
+                "token expired",
+                frame_id(&frame),
+            ));
+            return self.client.close(crate::client::CloseReason::TokenExpired);
+        }
+        if let Err((code, message)) = checks::check_text(&frame) {
+            return self.reply(error(code, message, frame_id(&frame)));
+        }
         match frame {
             ClientFrame::Subscribe {
                 board_id,
@@ -294,6 +297,18 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.leave();
+    }
+}
+
+/// The `id` a reply to `frame` carries.
+fn frame_id(frame: &ClientFrame) -> Option<String> {
+    match frame {
+        ClientFrame::Subscribe { id, .. } | ClientFrame::Unsubscribe { id, .. } => id.clone(),
+        ClientFrame::TaskCreate(c) => Some(c.id.clone()),
+        ClientFrame::TaskUpdate(c) => Some(c.id.clone()),
+        ClientFrame::TaskMove(c) => Some(c.id.clone()),
+        ClientFrame::TaskDelete(c) => Some(c.id.clone()),
+        ClientFrame::Ping {} | ClientFrame::Auth { .. } => None,
     }
 }
 

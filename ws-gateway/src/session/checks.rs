@@ -1,0 +1,116 @@
+//! Text rules checked before a command reaches board-service: no NUL or
+//! other control characters in any text field (newlines and tabs allowed
+//! in descriptions). board-service checks them too; answering here spares
+//! the call and names the field as the client spelled it.
+
+use protocol::board_frames::{ClientFrame, ErrorCode};
+
+/// The first text field of `frame` that breaks the rules, as
+/// `(invalid_argument, message naming the field)`.
+pub fn check_text(frame: &ClientFrame) -> Result<(), (ErrorCode, String)> {
+    let mut fields: Vec<(&str, &str, bool)> = Vec::new();
+    match frame {
+        ClientFrame::Subscribe { board_id, .. } | ClientFrame::Unsubscribe { board_id, .. } => {
+            line(&mut fields, "boardId", Some(board_id));
+        }
+        ClientFrame::TaskCreate(c) => {
+            line(&mut fields, "boardId", Some(&c.board_id));
+            line(&mut fields, "data.title", Some(&c.data.title));
+            line(&mut fields, "data.lane", c.data.lane.as_ref());
+            line(&mut fields, "data.laneId", c.data.lane_id.as_ref());
+            line(&mut fields, "data.assignee", c.data.assignee.as_ref());
+            if let Some(description) = &c.data.description {
+                fields.push(("data.description", description, true));
+            }
+            for label in c.data.labels.iter().flatten() {
+                fields.push(("data.labels", label, false));
+            }
+        }
+        ClientFrame::TaskUpdate(c) => {
+            let changes = &c.data.changes;
+            line(&mut fields, "boardId", Some(&c.board_id));
+            line(&mut fields, "data.changes.title", changes.title.as_ref());
+            line(
+                &mut fields,
+                "data.changes.assignee",
+                changes.assignee.as_ref(),
+            );
+            if let Some(description) = &changes.description {
+                fields.push(("data.changes.description", description, true));
+            }
+            for label in changes.labels.iter().flatten() {
+                fields.push(("data.changes.labels", label, false));
+            }
+        }
+        ClientFrame::TaskMove(c) => {
+            line(&mut fields, "boardId", Some(&c.board_id));
+            line(&mut fields, "data.toLane", c.data.to_lane.as_ref());
+            line(&mut fields, "data.toLaneId", c.data.to_lane_id.as_ref());
+            line(&mut fields, "data.before", c.data.before.as_ref());
+            line(&mut fields, "data.after", c.data.after.as_ref());
+        }
+        ClientFrame::TaskDelete(c) => line(&mut fields, "boardId", Some(&c.board_id)),
+        ClientFrame::Ping {} | ClientFrame::Auth { .. } => {}
+    }
+    for (name, value, multiline) in fields {
+        // The same rule as board-service's, worded the same way.
+        let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+        if let Some(c) = value.chars().find(|&c| c.is_control() && !allowed(c)) {
+            let message = format!(
+                "{name} must not contain control characters (found U+{:04X})",
+                c as u32
+            );
+            return Err((ErrorCode::InvalidArgument, message));
+        }
+    }
+    Ok(())
+}
+
+/// Queues a single-line field when the frame has it.
+fn line<'a>(
+    fields: &mut Vec<(&'static str, &'a str, bool)>,
+    name: &'static str,
+    value: Option<&'a String>,
+) {
+    if let Some(value) = value {
+        fields.push((name, value.as_str(), false));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> ClientFrame {
+        ClientFrame::parse(text).expect("frame parses")
+    }
+
+    #[test]
+    fn names_the_field_with_a_control_character() {
+        let frame = parse(
+            r#"{"type":"task.create","id":"a","boardId":"b","data":{"title":"x","description":"a\u0000b"}}"#,
+        );
+        let (code, message) = check_text(&frame).unwrap_err();
+        assert_eq!(code, ErrorCode::InvalidArgument);
+        assert!(message.starts_with("data.description"), "{message}");
+        let frame = parse(
+            r#"{"type":"task.update","id":"a","boardId":"b","data":{"id":"t","changes":{"title":"\u001b[2J"}}}"#,
+        );
+        assert!(
+            check_text(&frame)
+                .unwrap_err()
+                .1
+                .starts_with("data.changes.title")
+        );
+    }
+
+    #[test]
+    fn lets_newlines_and_tabs_into_descriptions_only() {
+        let ok = parse(
+            r#"{"type":"task.create","id":"a","boardId":"b","data":{"title":"x","description":"one\n\ttwo"}}"#,
+        );
+        assert_eq!(check_text(&ok), Ok(()));
+        let bad = parse(r#"{"type":"task.create","id":"a","boardId":"b","data":{"title":"x\ny"}}"#);
+        assert!(check_text(&bad).unwrap_err().1.starts_with("data.title"));
+    }
+}
