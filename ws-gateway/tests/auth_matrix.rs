@@ -12,6 +12,9 @@ use service_kit::auth::{AuthConfig, insert_bearer};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const SECRET: &str = "matrix-secret";
+/// The audience and issuer when a test configures them.
+const AUD: &str = "boardwire";
+const ISS: &str = "https://issuer.example";
 
 use service_kit::testing::unix_now as now;
 
@@ -25,7 +28,11 @@ fn token(sub: &str, read: &[&str], write: &[&str]) -> String {
 
 fn as_admin<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    insert_bearer(request.metadata_mut(), &token("admin", &[], &["*"]));
+    // Carries the audience and issuer of the test that configures them;
+    // the others ignore both.
+    let admin =
+        sign(json!({"exp": now() + 600, "sub": "admin", "write": ["*"], "aud": AUD, "iss": ISS}));
+    insert_bearer(request.metadata_mut(), &admin);
     request
 }
 
@@ -38,14 +45,21 @@ struct Secured {
 
 impl Secured {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Auth on in both services, with the same `tweak` of its settings.
+    async fn start_with(tweak: impl Fn(&mut AuthConfig)) -> Self {
+        let mut auth = AuthConfig::with_secret(SECRET);
+        tweak(&mut auth);
         let db = service_kit::test_database::TestDatabase::create().await;
         let board_service =
             start_board_service_with(db.url(), "127.0.0.1:0".parse().unwrap(), |c| {
-                c.auth = AuthConfig::with_secret(SECRET);
+                c.auth = auth.clone();
             })
             .await;
         let mut config = ws_gateway::Config::new(format!("http://{}", board_service.addr));
-        config.auth = AuthConfig::with_secret(SECRET);
+        config.auth = auth;
         config.auth_timeout_ms = 300;
         config.header_timeout_ms = 300;
         let gateway = start_gateway(config).await;
@@ -364,4 +378,239 @@ async fn hostile_frames_get_errors_that_name_the_field() {
             "{frame} → {error}"
         );
     }
+}
+
+/// The code a socket opened with `token` is closed with.
+async fn close_code_for(stack: &Secured, token: &str) -> u16 {
+    let mut ws = Ws::connect(&stack.ws_url(Some(token))).await;
+    ws.close_code().await
+}
+
+#[tokio::test]
+async fn tokens_for_another_audience_or_issuer_are_refused_where_they_are_configured() {
+    let stack = Secured::start_with(|auth| {
+        auth.audience = Some(AUD.into());
+        auth.issuer = Some(ISS.into());
+    })
+    .await;
+    let claims = |aud: Option<&str>, iss: Option<&str>| {
+        let mut claims = json!({"exp": now() + 600, "sub": "u", "read": ["*"], "write": ["alpha"]});
+        if let Some(aud) = aud {
+            claims["aud"] = json!(aud);
+        }
+        if let Some(iss) = iss {
+            claims["iss"] = json!(iss);
+        }
+        sign(claims)
+    };
+    for (aud, iss) in [
+        (None, Some(ISS)),
+        (Some("someone-else"), Some(ISS)),
+        (Some(AUD), None),
+        (Some(AUD), Some("https://evil.example")),
+    ] {
+        let token = claims(aud, iss);
+        assert_eq!(
+            close_code_for(&stack, &token).await,
+            4001,
+            "aud {aud:?} iss {iss:?}"
+        );
+        let listed = reqwest::Client::new()
+            .get(stack.http("/api/boards"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), 401, "aud {aud:?} iss {iss:?}");
+    }
+    // The right audience and issuer: reads go through the service token,
+    // writes through the user's, and board-service takes both.
+    let good = claims(Some(AUD), Some(ISS));
+    let mut ws = stack.connect(&good).await;
+    ws.subscribe("alpha").await;
+    ws.send(json!({"type":"task.create","id":"aud-ok","boardId":"alpha","data":{"title":"in","lane":"todo"}}))
+        .await;
+    assert_eq!(ws.next_of("ack").await["result"]["title"], "in");
+}
+
+#[tokio::test]
+async fn a_token_that_expires_while_connected_is_closed_with_4002() {
+    let stack = Secured::start_with(|auth| auth.leeway_secs = 0).await;
+    let brief = sign(json!({"exp": now() + 2, "sub": "brief", "read": ["*"]}));
+    let mut ws = stack.connect(&brief).await;
+    ws.subscribe("alpha").await;
+    assert_eq!(ws.close_code().await, 4002);
+
+    // Expired and not-yet-valid tokens get 401 on every HTTP route.
+    let expired = sign(json!({"exp": now() - 60, "read": ["*"], "write": ["*"]}));
+    let early =
+        sign(json!({"exp": now() + 7200, "nbf": now() + 3600, "read": ["*"], "write": ["*"]}));
+    let http = reqwest::Client::new();
+    for token in [&expired, &early] {
+        for path in ["/api/boards", "/stats"] {
+            let answer = http
+                .get(stack.http(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 401, "{path} with {token}");
+        }
+        let created = http
+            .post(stack.http("/api/boards"))
+            .bearer_auth(token)
+            .json(&json!({"name": "late"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 401);
+    }
+}
+
+#[tokio::test]
+async fn another_boards_task_cannot_be_updated_or_moved_through_any_board() {
+    let mut stack = Secured::start().await;
+    let beta_task = stack.task_on("beta", "beta's own").await;
+    let alpha_task = stack.task_on("alpha", "alpha's own").await;
+    let writer = token("writer", &["alpha"], &["alpha"]);
+    let reader = token("reader", &["*"], &[]);
+
+    // Before and after the writer watches alpha (the gateway then answers
+    // from its feed instead of asking board-service).
+    for watching in [false, true] {
+        let mut ws = stack.connect(&writer).await;
+        if watching {
+            ws.subscribe("alpha").await;
+        }
+        for board in ["alpha", "beta"] {
+            let frames = [
+                json!({"type":"task.update","id":format!("u-{board}-{watching}"),"boardId":board,"data":{"id":beta_task.id,"changes":{"title":"pwned"}}}),
+                json!({"type":"task.move","id":format!("m-{board}-{watching}"),"boardId":board,"data":{"id":beta_task.id,"toLane":"done"}}),
+                json!({"type":"task.create","id":format!("c-{board}-{watching}"),"boardId":"beta","data":{"title":"pwned","lane":"todo"}}),
+            ];
+            for frame in frames {
+                ws.send(frame.clone()).await;
+                let error = ws.next_of("error").await;
+                assert_eq!(error["code"], "forbidden", "{frame} → {error}");
+                assert_eq!(error["id"], frame["id"], "{error}");
+            }
+        }
+    }
+    let mut ws = stack.connect(&reader).await;
+    ws.send(json!({"type":"task.update","id":"ro","boardId":"alpha","data":{"id":alpha_task.id,"changes":{"title":"pwned"}}}))
+        .await;
+    assert_eq!(ws.next_of("error").await["code"], "forbidden");
+    assert_eq!(stack.titles("beta").await, ["beta's own"]);
+    assert_eq!(stack.titles("alpha").await, ["alpha's own"]);
+
+    // The writer may still change its own board.
+    let mut ws = stack.connect(&writer).await;
+    ws.send(json!({"type":"task.update","id":"own","boardId":"alpha","data":{"id":alpha_task.id,"changes":{"title":"renamed"}}}))
+        .await;
+    assert_eq!(ws.next_of("ack").await["result"]["title"], "renamed");
+}
+
+#[tokio::test]
+async fn an_auth_frame_grants_what_its_token_grants_and_a_bad_one_closes() {
+    let stack = Secured::start().await;
+    let writer = token("writer", &["alpha"], &["alpha"]);
+    let mut ws = Ws::connect(&stack.ws_url(None)).await;
+    ws.next_of("connected").await;
+    ws.send(json!({"type":"task.create","id":"early","boardId":"alpha","data":{"title":"x","lane":"todo"}}))
+        .await;
+    let error = ws.next_of("error").await;
+    assert_eq!(error["code"], "unauthorized", "{error}");
+    assert_eq!(error["id"], "early");
+    ws.send(json!({"type":"auth","token":writer})).await;
+    ws.send(json!({"type":"task.create","id":"after","boardId":"alpha","data":{"title":"x","lane":"todo"}}))
+        .await;
+    assert_eq!(ws.next_of("ack").await["id"], "after");
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"exp": now() + 600, "read": ["*"], "write": ["*"]}),
+        &jsonwebtoken::EncodingKey::from_secret(b"guessed"),
+    )
+    .unwrap();
+    ws.send(json!({"type":"auth","token":forged})).await;
+    assert_eq!(ws.close_code().await, 4001);
+
+    // A bearer header works like ?token= for clients that can set one.
+    let mut request = stack.ws_url(None).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {writer}").parse().unwrap());
+    let mut ws = Ws::connect_request(request).await.expect("connects");
+    ws.next_of("connected").await;
+    ws.subscribe("alpha").await;
+}
+
+#[tokio::test]
+async fn metrics_stay_open_and_name_no_board_while_stats_name_only_readable_ones() {
+    let stack = Secured::start().await;
+    let beta_reader = token("b", &["beta"], &[]);
+    let mut ws = stack.connect(&beta_reader).await;
+    let sync = ws.subscribe("beta").await;
+    let beta_id = sync["data"]["board"]["id"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+
+    let metrics = http.get(stack.http("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let body = metrics.text().await.unwrap();
+    assert!(!body.contains("beta") && !body.contains(&beta_id), "{body}");
+
+    let stats: Value = http
+        .get(stack.http("/stats"))
+        .bearer_auth(&beta_reader)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let slugs: Vec<&str> = stats["boards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["slug"].as_str())
+        .collect();
+    assert_eq!(slugs, ["beta"], "{stats}");
+}
+
+#[tokio::test]
+async fn only_a_token_that_writes_every_board_creates_boards() {
+    let stack = Secured::start().await;
+    let http = reqwest::Client::new();
+    for token in [
+        token("w", &["*"], &["alpha"]),
+        token("r", &["*"], &[]),
+        sign(json!({"exp": now() + 600, "sub": "none"})),
+    ] {
+        let answer = http
+            .post(stack.http("/api/boards"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "Gamma", "slug": "gamma"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 403, "{token}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], "forbidden", "{body}");
+    }
+    let listed: Value = http
+        .get(stack.http("/api/boards"))
+        .bearer_auth(token("r", &["*"], &[]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let slugs: Vec<&str> = listed["boards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["slug"].as_str())
+        .collect();
+    assert!(!slugs.contains(&"gamma"), "{listed}");
+    assert_eq!(slugs.len(), 2, "{listed}");
 }
