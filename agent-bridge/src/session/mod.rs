@@ -44,9 +44,21 @@ struct State {
     seq: u64,
     /// Frames of the run in flight or the last run, oldest first.
     ring: VecDeque<(u64, Utf8Bytes)>,
+    /// Terminal frames of runs a dead bridge left, kept past later runs so
+    /// a tab that reconnects with an older `last_seq` still learns of them.
+    interrupted: VecDeque<(u64, Utf8Bytes)>,
     subscribers: Vec<(u64, mpsc::Sender<Utf8Bytes>)>,
     next_subscriber: u64,
     active: Option<(Uuid, CancellationToken)>,
+}
+
+impl State {
+    fn pin(&mut self, frame: (u64, Utf8Bytes)) {
+        if self.interrupted.len() >= 16 {
+            self.interrupted.pop_front();
+        }
+        self.interrupted.push_back(frame);
+    }
 }
 
 /// What a new socket gets: its live feed, the frames to replay first, the
@@ -96,6 +108,7 @@ impl Session {
             state: Mutex::new(State {
                 seq: last_seq,
                 ring: VecDeque::new(),
+                interrupted: VecDeque::new(),
                 subscribers: Vec::new(),
                 next_subscriber: 0,
                 active: None,
@@ -123,7 +136,7 @@ impl Session {
             let mut state = session.lock();
             for (run_id, message, seq) in loaded.interrupted {
                 let frame = interrupted_frame(run_id, &message, seq);
-                state.ring.push_back((seq, encode(&frame)));
+                state.pin((seq, encode(&frame)));
             }
         }
         session
@@ -149,7 +162,11 @@ impl Session {
         let mut state = self.lock();
         state.seq = state.seq.max(seq.saturating_sub(1));
         let frame = interrupted_frame(run_id, message, 0);
-        self.publish_locked(&mut state, frame, false)
+        let seq = self.publish_locked(&mut state, frame, false);
+        if let Some(pinned) = state.ring.back().cloned() {
+            state.pin(pinned);
+        }
+        seq
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -169,12 +186,24 @@ impl Session {
         let (tx, rx) = mpsc::channel(queue);
         let mut state = self.lock();
         let replay = match (last_seq, state.active.is_some()) {
-            (Some(after), _) => state
-                .ring
-                .iter()
-                .filter(|(seq, _)| *seq > after)
-                .map(|(_, frame)| frame.clone())
-                .collect(),
+            (Some(after), _) => {
+                let oldest_kept = state.ring.front().map_or(u64::MAX, |(seq, _)| *seq);
+                // Pinned frames older than the ring first, then the ring.
+                let mut frames: Vec<_> = state
+                    .interrupted
+                    .iter()
+                    .filter(|(seq, _)| *seq > after && *seq < oldest_kept)
+                    .map(|(_, frame)| frame.clone())
+                    .collect();
+                frames.extend(
+                    state
+                        .ring
+                        .iter()
+                        .filter(|(seq, _)| *seq > after)
+                        .map(|(_, frame)| frame.clone()),
+                );
+                frames
+            }
             (None, true) => state.ring.iter().map(|(_, frame)| frame.clone()).collect(),
             (None, false) => Vec::new(),
         };

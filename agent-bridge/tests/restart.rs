@@ -1,0 +1,236 @@
+//! A bridge killed mid-run (SIGKILL, the real binary): its run ends with one
+//! `interrupted` error frame that reconnecting tabs see, seqs never go back,
+//! and the run row does not stay `running`. Several bridges share the
+//! database: only runs whose process is gone are marked.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::{Options, PATIENCE, Stack, Ws, closed_port};
+use protocol::chat_frames::ServerFrame;
+
+/// A bridge process, killed (SIGKILL) when dropped, so a failing test
+/// leaves none behind.
+struct Bridge(Child);
+
+impl Bridge {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The agent-bridge binary on `addr`, over the stack's database and
+/// board-service, with 1 s run leases and slow tokens so runs last.
+fn spawn_bridge(stack: &Stack, addr: SocketAddr) -> Bridge {
+    let child = Command::new(env!("CARGO_BIN_EXE_agent-bridge"))
+        .env("DATABASE_URL", stack.db.url())
+        .env("BOARD_SERVICE_URL", format!("http://{}", stack.board_addr))
+        .env("AGENT_BRIDGE_ADDR", addr.to_string())
+        .env("BUILTIN_TOKEN_DELAY_MS", "150")
+        .env("CHAT_RUN_LEASE_MS", "1000")
+        .env("RUST_LOG", "warn")
+        .env_remove("JWT_SECRET")
+        .env_remove("WS_JWT_SECRET")
+        .env_remove("JWT_JWKS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the agent-bridge binary");
+    Bridge(child)
+}
+
+async fn wait_healthy(addr: SocketAddr) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("http://{addr}/health")).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("agent-bridge on {addr} never became healthy");
+}
+
+fn run_seqs(frames: &[ServerFrame]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter(|f| f.run_id().is_some())
+        .filter_map(ServerFrame::seq)
+        .collect()
+}
+
+fn assert_rising(seqs: &[u64]) {
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "seqs not strictly increasing: {seqs:?}"
+    );
+}
+
+/// Reads until the `interrupted` error frame of `run`; every frame read.
+async fn until_interrupted(ws: &mut Ws, run: &str) -> Vec<ServerFrame> {
+    let mut frames = Vec::new();
+    loop {
+        let frame = ws.next().await;
+        let done = matches!(&frame, ServerFrame::Error { run_id: Some(r), data, .. }
+            if r == run && data.code == "interrupted");
+        frames.push(frame);
+        if done {
+            return frames;
+        }
+    }
+}
+
+/// Two tabs on one session of a bridge that is killed mid-run. Returns the
+/// tabs' frames so far, the run id and the run's session.
+async fn kill_mid_run(stack: &Stack, session: &str) -> (Vec<Vec<ServerFrame>>, String) {
+    let addr = closed_port();
+    let mut doomed = spawn_bridge(stack, addr);
+    wait_healthy(addr).await;
+    let url = format!("ws://{addr}/ws/chat?session_id={session}");
+    let (mut a, first_a) = Ws::open(&url).await;
+    let (mut b, first_b) = Ws::open(&url).await;
+    a.say("Create a P1 story for surviving a crash").await;
+    let (mut seen_a, mut seen_b) = (vec![first_a], vec![first_b]);
+    // Mid-run: the tool has run and tokens are streaming.
+    loop {
+        let frame = a.next().await;
+        let token = matches!(frame, ServerFrame::Token { .. });
+        seen_a.push(frame);
+        if token {
+            break;
+        }
+    }
+    doomed.kill();
+    // What reached tab b before the kill.
+    while let Ok(frame) = b.next_or_close().await {
+        seen_b.push(frame);
+    }
+    while let Ok(frame) = a.next_or_close().await {
+        seen_a.push(frame);
+    }
+    let run = seen_a
+        .iter()
+        .find_map(|f| f.run_id().map(str::to_owned))
+        .expect("the run had started");
+    assert!(
+        seen_a.iter().all(|f| !f.is_terminal()),
+        "the run ended before the kill: {seen_a:?}"
+    );
+    (vec![seen_a, seen_b], run)
+}
+
+async fn run_status(stack: &Stack, run: &str) -> (String, Option<String>) {
+    let pool = sqlx::PgPool::connect(stack.db.url()).await.unwrap();
+    sqlx::query_as("SELECT status, error_code FROM chat_runs WHERE id = $1::uuid")
+        .bind(run)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_restarted_bridge_tells_reconnecting_tabs_the_run_was_interrupted() {
+    // The in-process bridge of the stack stays passive: its leases are long,
+    // so it reaps only at start-up, before any of this.
+    let stack = Stack::start_with(Options {
+        run_lease: Duration::from_secs(3600),
+        ..Options::default()
+    })
+    .await;
+    let (seen, run) = kill_mid_run(&stack, "crash-1").await;
+    assert_eq!(run_status(&stack, &run).await.0, "running");
+
+    let addr = closed_port();
+    let mut restarted = spawn_bridge(&stack, addr);
+    wait_healthy(addr).await;
+    for before in seen {
+        let last_seq = run_seqs(&before)
+            .into_iter()
+            .max()
+            .expect("run frames seen");
+        let url = format!("ws://{addr}/ws/chat?session_id=crash-1&last_seq={last_seq}");
+        let (mut tab, connected) = Ws::open(&url).await;
+        assert!(
+            connected.seq().unwrap() >= last_seq,
+            "connected.seq {:?} went below {last_seq}",
+            connected.seq()
+        );
+        let after = until_interrupted(&mut tab, &run).await;
+        let interrupted: Vec<_> = after
+            .iter()
+            .filter(|f| f.run_id() == Some(run.as_str()) && f.is_terminal())
+            .collect();
+        assert_eq!(interrupted.len(), 1, "{after:?}");
+        // Strictly increasing across the kill, for everything of this tab.
+        let mut all = run_seqs(&before);
+        all.extend(run_seqs(&after));
+        assert_rising(&all);
+        // The next run continues above.
+        tab.say("list tasks").await;
+        let next = tab.until_terminal().await;
+        all.extend(run_seqs(&next));
+        assert_rising(&all);
+        tab.close().await;
+    }
+    assert_eq!(
+        run_status(&stack, &run).await,
+        ("failed".into(), Some("interrupted".into()))
+    );
+    // The run's task was created once; retrying is the user's call.
+    let board = stack.board().await;
+    let created = board
+        .tasks
+        .iter()
+        .filter(|t| t.title == "Surviving a crash")
+        .count();
+    assert_eq!(created, 1);
+    restarted.kill();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn another_bridge_on_the_same_database_ends_a_dead_bridges_run_and_only_that() {
+    let stack = Stack::start_with(Options {
+        run_lease: Duration::from_secs(1),
+        token_delay: Duration::from_millis(100),
+        ..Options::default()
+    })
+    .await;
+    // A long run on the living bridge keeps its lease renewed throughout.
+    let (mut living, _) = Ws::open(&stack.ws_url("?session_id=alive-1")).await;
+    living
+        .say("Create a P2 task for a run that must not be reaped because it is alive and well")
+        .await;
+    let (seen, run) = kill_mid_run(&stack, "crash-2").await;
+    let last_seq = seen.iter().flat_map(|f| run_seqs(f)).max().unwrap();
+    // Wait for the dead run's lease to run out and the survivor to reap it.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while run_status(&stack, &run).await.0 == "running" {
+        assert!(tokio::time::Instant::now() < deadline, "never reaped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = stack.ws_url(&format!("?session_id=crash-2&last_seq={last_seq}"));
+    let (mut tab, _) = Ws::open(&url).await;
+    let after = until_interrupted(&mut tab, &run).await;
+    assert!(run_seqs(&after).iter().all(|&s| s > last_seq), "{after:?}");
+    // The living bridge's run was never touched and ends normally.
+    let frames = living.until_terminal().await;
+    assert!(
+        matches!(frames.last(), Some(ServerFrame::Message { .. })),
+        "{frames:?}"
+    );
+    stack.stop().await;
+}
