@@ -5,7 +5,10 @@
 //! so boards survive restarts, and stops it on exit. Each service reads the
 //! same environment variables it reads when it runs alone.
 
-use std::path::PathBuf;
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::PathBuf,
+};
 
 use anyhow::Context;
 use boardwire::{Stack, StackConfig};
@@ -21,6 +24,10 @@ struct Args {
     /// Where the private PostgreSQL keeps its data.
     #[arg(long, env = "BOARDWIRE_DATA_DIR", default_value = ".boardwire")]
     data_dir: PathBuf,
+    /// Address every service listens on unless its own `*_ADDR` is set.
+    /// Unset: their defaults with auth on, 127.0.0.1 with auth off.
+    #[arg(long, env = "BOARDWIRE_BIND")]
+    bind: Option<IpAddr>,
 }
 
 /// ws-gateway's settings, read from the environment as the gateway reads them.
@@ -69,8 +76,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut config = config;
     let auth_on = config.board.auth.enabled();
-    if !auth_on {
-        bind_loopback_by_default(&mut config);
+    let loopback_only = !auth_on && args.bind.is_none();
+    if let Some(ip) = args.bind.or((!auth_on).then_some(Ipv4Addr::LOCALHOST.into())) {
+        bind_by_default(&mut config, ip);
     }
     let stack = Stack::build(config).await?;
     let web = format!("http://localhost:{}", stack.gateway_addr.port());
@@ -91,11 +99,13 @@ async fn main() -> anyhow::Result<()> {
     if postgres.is_some() {
         println!("  data                {}", args.data_dir.display());
     }
-    if !auth_on {
+    if loopback_only {
         println!(
-            "Auth is off (no JWT_SECRET), so every service listens on 127.0.0.1 only; set \
-             JWT_SECRET to open them wider, or set *_ADDR yourself."
+            "auth is off: listening on loopback only; set JWT_SECRET (or JWT_JWKS_URL) to \
+             require tokens, or BOARDWIRE_BIND=0.0.0.0 (or a service's *_ADDR) to listen wider."
         );
+    } else if !auth_on {
+        println!("auth is off: every client that reaches these ports may read and write every board.");
     }
     println!("Ctrl-C stops everything.");
 
@@ -108,18 +118,18 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// With auth off anyone who reaches a port may do anything, so listeners
-/// whose address the user did not choose stay on loopback. Containers set
-/// `*_ADDR=0.0.0.0:…` explicitly.
-fn bind_loopback_by_default(config: &mut StackConfig) {
-    let loopback = |addr: &mut std::net::SocketAddr, env: &str| {
+/// whose address the user did not choose stay on loopback (or go to
+/// `BOARDWIRE_BIND`). Containers set `*_ADDR=0.0.0.0:…` explicitly.
+fn bind_by_default(config: &mut StackConfig, ip: IpAddr) {
+    let set = |addr: &mut std::net::SocketAddr, env: &str| {
         if std::env::var_os(env).is_none() {
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            addr.set_ip(ip);
         }
     };
-    loopback(&mut config.board.listen_addr, "BOARD_SERVICE_ADDR");
+    set(&mut config.board.listen_addr, "BOARD_SERVICE_ADDR");
     if let Some(metrics) = &mut config.board.metrics_addr {
-        loopback(metrics, "BOARD_SERVICE_METRICS_ADDR");
+        set(metrics, "BOARD_SERVICE_METRICS_ADDR");
     }
-    loopback(&mut config.gateway.listen_addr, "WS_GATEWAY_ADDR");
-    loopback(&mut config.bridge.listen_addr, "AGENT_BRIDGE_ADDR");
+    set(&mut config.gateway.listen_addr, "WS_GATEWAY_ADDR");
+    set(&mut config.bridge.listen_addr, "AGENT_BRIDGE_ADDR");
 }
