@@ -66,6 +66,9 @@ impl AgentError {
 pub enum Backend {
     BuiltIn(builtin::PmAgent),
     AgUi(agui::AgUiClient),
+    /// Panics on every run: proves a panic fails only its run.
+    #[cfg(test)]
+    Panics,
 }
 
 impl Backend {
@@ -74,6 +77,8 @@ impl Backend {
         match self {
             Self::BuiltIn(_) => "builtin",
             Self::AgUi(_) => "ag-ui",
+            #[cfg(test)]
+            Self::Panics => "test-panics",
         }
     }
 
@@ -87,6 +92,8 @@ impl Backend {
         match self {
             Self::BuiltIn(agent) => agent.run(request, out).await,
             Self::AgUi(client) => client.run(request, out).await,
+            #[cfg(test)]
+            Self::Panics => panic!("the test backend panics on {:?}", request.content),
         }
     }
 }

@@ -245,3 +245,65 @@ async fn drive(run: Run) -> RunResult {
     };
     finish(&store, &session, run_id, out, ended).await
 }
+
+#[cfg(test)]
+mod tests {
+    use protocol::chat_frames::ServerFrame;
+    use service_kit::test_database::TestDatabase;
+
+    use super::*;
+    use crate::session::Sessions;
+
+    #[tokio::test]
+    async fn a_panicking_agent_fails_its_run_with_one_error_frame_and_the_session_goes_on() {
+        let db = TestDatabase::create().await;
+        let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+        crate::store::migrate(&pool).await.unwrap();
+        let store = Store::new(pool.clone());
+        let sessions = Sessions::new(store.clone(), "default".into(), 100);
+        let runner = Runner::new(
+            store.clone(),
+            Arc::new(Backend::Panics),
+            Duration::from_secs(15),
+        );
+        let session = sessions
+            .open(Some("panics-1"), None, "", false)
+            .await
+            .unwrap();
+        let (mut frames, _, _guard) = session.subscribe(None, 64).into_parts();
+        // Twice: the first panic must not leave the session busy.
+        for _ in 0..2 {
+            let (run_id, done) = runner
+                .start(Arc::clone(&session), "boom".into(), None)
+                .expect("the session is free");
+            let result = done.await.expect("a result, even after a panic");
+            assert_eq!(result.status, "failed");
+            assert_eq!(
+                result.error.as_ref().map(|e| e.code.as_str()),
+                Some("internal")
+            );
+            let mut seen = Vec::new();
+            loop {
+                let text = frames.recv().await.expect("frames");
+                let frame: ServerFrame = serde_json::from_str(&text).unwrap();
+                let terminal = frame.is_terminal();
+                seen.push(frame);
+                if terminal {
+                    break;
+                }
+            }
+            assert!(
+                matches!(seen.last(), Some(ServerFrame::Error { data, .. }) if data.code == "internal"),
+                "{seen:?}"
+            );
+            assert!(frames.try_recv().is_err(), "a second terminal frame");
+            let status: String = sqlx::query_scalar("SELECT status FROM chat_runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(status, "failed");
+        }
+        runner.shutdown().await;
+    }
+}
