@@ -153,12 +153,30 @@ async fn create_board(
             "the token does not grant creating boards".into(),
         );
     }
-    let Ok(Json(new)) = body else {
-        return error_response(
-            ErrorCode::InvalidArgument,
-            "body must be JSON {\"name\": \"…\", \"slug\"?: \"…\"}".into(),
-        );
+    let new = match body {
+        Ok(Json(new)) => new,
+        // axum's text names the failing field (`name: invalid type: …`).
+        Err(rejection) => {
+            return error_response(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "body must be JSON {{\"name\": \"…\", \"slug\"?: \"…\"}}: {}",
+                    rejection.body_text()
+                ),
+            );
+        }
     };
+    for (field, value) in [("name", Some(&new.name)), ("slug", new.slug.as_ref())] {
+        if let Some(c) = value.and_then(|v| v.chars().find(|c| c.is_control())) {
+            return error_response(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "{field} must not contain control characters (found U+{:04X})",
+                    c as u32
+                ),
+            );
+        }
+    }
     let request = CreateBoardRequest {
         name: new.name,
         slug: new.slug,

@@ -456,3 +456,57 @@ async fn half_sent_requests_are_dropped_at_the_header_timeout() {
     let health = reqwest::get(stack.http_url("/health")).await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn bad_board_bodies_get_400_naming_the_field() {
+    let stack = Stack::start().await;
+    let http = reqwest::Client::new();
+    let post = |body: &'static str| {
+        http.post(stack.http_url("/api/boards"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (body, field) in [
+        (r#"{"name": 123}"#, "name"),
+        (r#"{"name": "ok", "slug": ["x"]}"#, "slug"),
+        (r#"{"name": "a\u0000b"}"#, "name"),
+        (r#"{"name": "ok", "slug": "s\u001b"}"#, "slug"),
+        (r#"{"nom": "x"}"#, "name"),
+        ("not json", "JSON"),
+    ] {
+        let answer = post(body).await.unwrap();
+        assert_eq!(answer.status(), 400, "{body}");
+        let error: Value = answer.json().await.unwrap();
+        assert_eq!(error["code"], "invalid_argument", "{body} → {error}");
+        let message = error["message"].as_str().unwrap_or_default();
+        // Past the fixed preamble, which names both fields.
+        let detail = message.split_once("}: ").map_or(message, |(_, d)| d);
+        assert!(detail.contains(field), "{body} → {error}");
+    }
+    let listed: Value = reqwest::get(stack.http_url("/api/boards"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["boards"], json!([]), "{listed}");
+}
+
+#[tokio::test]
+async fn a_command_while_board_service_is_down_is_unavailable_not_internal() {
+    let mut stack = Stack::start().await;
+    stack.board("hostile").await;
+    let mut ws = stack.connect().await;
+    ws.next_of("connected").await;
+    stack.board_service.stop_in_place().await;
+    ws.send(create("down", json!({"title": "x", "lane": "todo"})))
+        .await;
+    let error = ws.next_of("error").await;
+    assert_eq!(error["code"], "unavailable", "{error}");
+    assert_eq!(error["id"], "down");
+    let listed = reqwest::get(stack.http_url("/api/boards")).await.unwrap();
+    assert_eq!(listed.status(), 503);
+    let body: Value = listed.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable", "{body}");
+}
