@@ -447,7 +447,7 @@ async fn a_token_that_expires_while_connected_is_closed_with_4002() {
         sign(json!({"exp": now() + 7200, "nbf": now() + 3600, "read": ["*"], "write": ["*"]}));
     let http = reqwest::Client::new();
     for token in [&expired, &early] {
-        for path in ["/api/boards", "/stats"] {
+        for path in ["/api/boards", "/stats", "/events?boardId=alpha"] {
             let answer = http
                 .get(stack.http(path))
                 .bearer_auth(token)

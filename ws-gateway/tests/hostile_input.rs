@@ -312,7 +312,8 @@ async fn garbage_frames_get_errors_and_the_socket_keeps_serving() {
 /// end of the headers.
 async fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> String {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
+    // A server that drops the connection may do so before this is written.
+    let _ = tcp.write_all(request.as_bytes()).await;
     let mut answer = Vec::new();
     let mut buf = [0u8; 1024];
     let _ = tokio::time::timeout(WAIT, async {
@@ -509,4 +510,44 @@ async fn a_command_while_board_service_is_down_is_unavailable_not_internal() {
     assert_eq!(listed.status(), 503);
     let body: Value = listed.json().await.unwrap();
     assert_eq!(body["code"], "unavailable", "{body}");
+}
+
+#[tokio::test]
+async fn connections_past_the_pending_cap_are_dropped_until_the_slow_ones_go() {
+    // A header timeout far beyond the test, so only the cap can drop anyone.
+    let stack = Stack::start_with(|c| {
+        c.header_timeout_ms = 600_000;
+        c.max_pending_connections = 2;
+    })
+    .await;
+    let addr = stack.gateway.addr;
+    // A served WebSocket holds no pending slot.
+    let mut ws = stack.connect().await;
+    ws.next_of("connected").await;
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(tcp);
+    }
+    // The listener accepts in arrival order, so both slow ones hold a slot.
+    let answer = raw_exchange(addr, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(answer, "", "served past the pending cap: {answer}");
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.next().await["type"], "pong");
+
+    drop(slow);
+    let served = tokio::time::timeout(WAIT, async {
+        loop {
+            let answer = raw_exchange(addr, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+            if status_of(&answer) == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(served.is_ok(), "the slots of closed connections came back");
 }
