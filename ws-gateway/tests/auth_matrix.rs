@@ -38,7 +38,7 @@ fn as_admin<T>(message: T) -> tonic::Request<T> {
 
 struct Secured {
     _db: service_kit::test_database::TestDatabase,
-    _board_service: Running,
+    board_service: Running,
     gateway: Running,
     api: Api,
 }
@@ -75,7 +75,7 @@ impl Secured {
         }
         Self {
             _db: db,
-            _board_service: board_service,
+            board_service,
             gateway,
             api,
         }
@@ -613,4 +613,34 @@ async fn only_a_token_that_writes_every_board_creates_boards() {
         .collect();
     assert!(!slugs.contains(&"gamma"), "{listed}");
     assert_eq!(slugs.len(), 2, "{listed}");
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_writes_itself_even_with_board_service_down() {
+    let mut stack = Secured::start().await;
+    let reader = token("reader", &["*"], &[]);
+    let alpha_writer = token("writer", &["alpha"], &["alpha"]);
+    let mut read_only = stack.connect(&reader).await;
+    let mut writer = stack.connect(&alpha_writer).await;
+    writer.subscribe("alpha").await;
+    stack.board_service.stop_in_place().await;
+
+    read_only
+        .send(json!({"type":"task.create","id":"ro","boardId":"alpha","data":{"title":"x","lane":"todo"}}))
+        .await;
+    assert_eq!(read_only.next_of("error").await["code"], "forbidden");
+    // alpha is watched, so the gateway knows beta is not it.
+    writer
+        .send(json!({"type":"task.create","id":"wb","boardId":"beta","data":{"title":"x","lane":"todo"}}))
+        .await;
+    let error = writer.next_of("error").await;
+    assert!(
+        error["code"] == "forbidden" || error["code"] == "unavailable",
+        "{error}"
+    );
+    // And what it may write is only unavailable, to be retried.
+    writer
+        .send(json!({"type":"task.create","id":"wa","boardId":"alpha","data":{"title":"x","lane":"todo"}}))
+        .await;
+    assert_eq!(writer.next_of("error").await["code"], "unavailable");
 }

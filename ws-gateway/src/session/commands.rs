@@ -79,6 +79,10 @@ async fn check_write(
         id: None,
         board_id: Some(board_ref.to_owned()),
     };
+    // A read-only token needs no look-up to be refused.
+    if !access.can_write_any() {
+        return Err(denied());
+    }
     if let Some(feed) = shared.hub.find(board_ref) {
         if !access.can_write(&feed.board_id, &feed.slug) {
             return Err(denied());
