@@ -77,7 +77,10 @@ async fn main() -> anyhow::Result<()> {
     let mut config = config;
     let auth_on = config.board.auth.enabled();
     let loopback_only = !auth_on && args.bind.is_none();
-    if let Some(ip) = args.bind.or((!auth_on).then_some(Ipv4Addr::LOCALHOST.into())) {
+    if let Some(ip) = args
+        .bind
+        .or((!auth_on).then_some(Ipv4Addr::LOCALHOST.into()))
+    {
         bind_by_default(&mut config, ip);
     }
     let stack = Stack::build(config).await?;
@@ -105,7 +108,9 @@ async fn main() -> anyhow::Result<()> {
              require tokens, or BOARDWIRE_BIND=0.0.0.0 (or a service's *_ADDR) to listen wider."
         );
     } else if !auth_on {
-        println!("auth is off: every client that reaches these ports may read and write every board.");
+        println!(
+            "auth is off: every client that reaches these ports may read and write every board."
+        );
     }
     println!("Ctrl-C stops everything.");
 
