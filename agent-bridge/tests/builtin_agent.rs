@@ -190,3 +190,41 @@ async fn board_service_down_is_an_error_and_the_session_stays_usable() {
     assert!(matches!(frames.last(), Some(ServerFrame::Message { .. })));
     stack.stop().await;
 }
+
+/// A message sent again with the same `message_id` (the tab did not see the
+/// first run end, say after a bridge crash) makes the same board-service
+/// call, which board-service answers from its idempotency record.
+#[tokio::test]
+async fn a_resent_message_creates_its_task_once() {
+    use protocol::chat_frames::{ClientFrame, MessageData};
+    let stack = Stack::start().await;
+    let (mut ws, _) = Ws::open(&stack.ws_url("")).await;
+    let message = |id: &str| ClientFrame::Message {
+        data: MessageData {
+            content: "Create a P1 story for resent messages".into(),
+            session_id: None,
+            message_id: Some(id.into()),
+            message_history: None,
+        },
+    };
+    for _ in 0..2 {
+        ws.send(&message("msg-1")).await;
+        ws.until_terminal().await;
+    }
+    let count = |board: &protocol::v1::BoardSnapshot| {
+        board
+            .tasks
+            .iter()
+            .filter(|t| t.title == "Resent messages")
+            .count()
+    };
+    assert_eq!(
+        count(&stack.board().await),
+        1,
+        "the resend wrote nothing new"
+    );
+    // Another message with the same words is another request.
+    ws.send(&message("msg-2")).await;
+    ws.until_terminal().await;
+    assert_eq!(count(&stack.board().await), 2);
+}

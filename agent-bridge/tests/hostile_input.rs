@@ -16,16 +16,6 @@ fn limits() -> agent_bridge::config::Limits {
     agent_bridge::config::Limits::default()
 }
 
-/// Resident memory of this process (the bridge runs in it), in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 async fn post(stack: &Stack, body: Value) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(stack.http_url("/api/chat"))
@@ -42,40 +32,6 @@ fn error_of(frame: &ServerFrame) -> Option<(&str, &str)> {
         ServerFrame::Error { data, .. } => Some((data.code.as_str(), data.message.as_str())),
         _ => None,
     }
-}
-
-#[tokio::test]
-async fn oversized_frames_close_1009_without_the_memory_growing() {
-    let stack = Stack::start().await;
-    let before = rss_kib();
-    // Just over the cap (the bridge's own check) and far over it (the
-    // WebSocket layer's), on six sockets.
-    for size in [130 * 1024, 15 << 20, 15 << 20, 15 << 20, 15 << 20, 15 << 20] {
-        let (mut ws, _) = Ws::open(&stack.ws_url("")).await;
-        let content = "x".repeat(size);
-        ws.send_text(json!({"type": "message", "data": {"content": content}}).to_string())
-            .await;
-        let close = ws.closed().await;
-        assert_eq!(
-            close.map(|c| u16::from(c.code)),
-            Some(1009),
-            "a {size}-byte frame"
-        );
-    }
-    let grown_mib = rss_kib().saturating_sub(before) / 1024;
-    // The frames themselves are 75 MiB; the client builds each (15 MiB at
-    // a time) and the bridge must not keep them.
-    assert!(grown_mib < 48, "RSS grew by {grown_mib} MiB");
-    // An HTTP body past the cap is 413, not read whole.
-    let (status, reply) = post(&stack, json!({"content": "y".repeat(1 << 20)})).await;
-    assert_eq!(status, 413, "{reply}");
-    let (mut ws, _) = Ws::open(&stack.ws_url("")).await;
-    ws.say("list tasks").await;
-    assert!(matches!(
-        ws.until_terminal().await.last(),
-        Some(ServerFrame::Message { .. })
-    ));
-    stack.stop().await;
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@ pub struct RunRequest {
     pub content: String,
     /// The bearer token of the user who sent it; `None` with auth off.
     pub token: Option<String>,
+    /// The client's id for the message, the same on every resend of it.
+    pub message_id: Option<String>,
     /// Earlier messages of the session, oldest first, as (id, role, content).
     pub history: Vec<(Uuid, String, String)>,
 }

@@ -114,7 +114,12 @@ pub async fn chat(
     .await?;
     let (run_id, done) = state
         .runner
-        .start(session.clone(), content, caller.token.clone())
+        .start(
+            session.clone(),
+            content,
+            caller.token.clone(),
+            request.message_id.clone(),
+        )
         .map_err(|err| match err {
             StartError::Busy(_) => ApiError::Busy(err.to_string()),
             StartError::ShuttingDown => ApiError::ShuttingDown,

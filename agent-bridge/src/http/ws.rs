@@ -187,7 +187,7 @@ fn expires_in(caller: &Caller) -> Option<Duration> {
     if expires == 0 {
         return None;
     }
-    let now = crate::run::now_ms().max(0) as u64;
+    let now = protocol::time::now_ms();
     Some(Duration::from_millis(expires.saturating_sub(now)))
 }
 
@@ -385,10 +385,12 @@ fn handle(
                 Ok(content) => content,
                 Err(err) => return Some(rejection(session, "invalid_frame", &err.to_string())),
             };
-            match state
-                .runner
-                .start(Arc::clone(session), content, caller.token.clone())
-            {
+            match state.runner.start(
+                Arc::clone(session),
+                content,
+                caller.token.clone(),
+                data.message_id.clone(),
+            ) {
                 Ok(_) => None,
                 Err(err @ StartError::Busy(_)) => {
                     Some(rejection(session, "run_in_progress", &err.to_string()))
@@ -436,7 +438,7 @@ fn rejection(session: &Session, code: &str, message: &str) -> ServerFrame {
 }
 
 fn encode(frame: &ServerFrame) -> Utf8Bytes {
-    Utf8Bytes::from(serde_json::to_string(frame).expect("frames always serialise"))
+    Utf8Bytes::from(protocol::json::encode(frame))
 }
 
 #[cfg(test)]

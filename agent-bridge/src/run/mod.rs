@@ -19,7 +19,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
 pub use leases::{reap_interrupted, spawn_lease_keeper};
-pub use output::{RunOutput, now_ms};
+pub use output::RunOutput;
 
 use self::finish::{EndsRun, finish, user_message};
 use crate::{
@@ -93,11 +93,15 @@ impl Runner {
     /// (dropping it does not stop the run).
     /// `token` is the end user's bearer token: the built-in agent's
     /// board-service calls carry it, so board-service enforces its claims.
+    /// `message_id` is the client's id for the message: a run for a resent
+    /// message makes the same board-service calls, which board-service then
+    /// answers from its idempotency record instead of writing twice.
     pub fn start(
         &self,
         session: Arc<Session>,
         content: String,
         token: Option<String>,
+        message_id: Option<String>,
     ) -> Result<(Uuid, oneshot::Receiver<RunResult>), StartError> {
         if self.stop.is_cancelled() {
             return Err(StartError::ShuttingDown);
@@ -132,6 +136,7 @@ impl Runner {
                 run_id,
                 content,
                 token,
+                message_id,
                 cancel,
                 lease,
             };
@@ -159,6 +164,7 @@ struct Run {
     run_id: Uuid,
     content: String,
     token: Option<String>,
+    message_id: Option<String>,
     cancel: CancellationToken,
     lease: (Uuid, Duration),
 }
@@ -172,6 +178,7 @@ async fn drive(run: Run) -> RunResult {
         run_id,
         content,
         token,
+        message_id,
         cancel,
         lease: (instance, lease),
     } = run;
@@ -202,6 +209,7 @@ async fn drive(run: Run) -> RunResult {
                 board_id: session.board_id().to_owned(),
                 content,
                 token,
+                message_id,
                 history: history
                     .into_iter()
                     .map(|m| (m.id, m.role, m.content))
@@ -274,7 +282,7 @@ mod tests {
         // Twice: the first panic must not leave the session busy.
         for _ in 0..2 {
             let (run_id, done) = runner
-                .start(Arc::clone(&session), "boom".into(), None)
+                .start(Arc::clone(&session), "boom".into(), None, None)
                 .expect("the session is free");
             let result = done.await.expect("a result, even after a panic");
             assert_eq!(result.status, "failed");

@@ -168,7 +168,7 @@ impl RunOutput {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// Milliseconds since the Unix epoch, as tool frames carry them (signed).
+fn now_ms() -> i64 {
+    protocol::time::now_ms() as i64
 }

@@ -340,7 +340,7 @@ pub fn interrupted_frame(run_id: Uuid, message: &str, seq: u64) -> ServerFrame {
 }
 
 fn encode(frame: &ServerFrame) -> Utf8Bytes {
-    Utf8Bytes::from(serde_json::to_string(frame).expect("frames always serialise"))
+    Utf8Bytes::from(protocol::json::encode(frame))
 }
 
 #[cfg(test)]

@@ -49,6 +49,23 @@ impl PmAgent {
     }
 }
 
+/// The id of the run's one tool call, which is also its board-service
+/// `request_id`. For a message the client named, it is derived from the
+/// session and the message, so a run of the same message sent again (after
+/// a crash cut the first one short) makes the same call, and board-service
+/// answers it from its idempotency record: no second task. Otherwise it is
+/// fresh, and a retry of the call itself is still a no-op.
+fn tool_call_id(request: &RunRequest) -> String {
+    let id = match &request.message_id {
+        Some(message) => {
+            let name = format!("{}\0{message}\0step-0", request.session_id);
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes())
+        }
+        None => uuid::Uuid::now_v7(),
+    };
+    format!("call_{}", id.simple())
+}
+
 /// Runs the one tool `intent` needs, as the user (`tools` carry their token).
 async fn act(
     tools: &BoardTools,
@@ -57,8 +74,7 @@ async fn act(
     out: &mut RunOutput,
 ) -> Result<String, AgentError> {
     let board = request.board_id.as_str();
-    // Tool calls reuse their id as request_id: a retried call is a no-op.
-    let call_id = format!("call_{}", uuid::Uuid::now_v7().simple());
+    let call_id = tool_call_id(request);
     match intent {
         Intent::Create {
             title,
