@@ -74,8 +74,8 @@ pub fn labels(values: &[String]) -> Result<Vec<String>> {
         return Err(invalid(format!("labels must be at most {LABELS_MAX}")));
     }
     let mut out: Vec<String> = Vec::with_capacity(values.len());
-    for value in values {
-        let label = text("each label", value, LABEL_MAX)?;
+    for (i, value) in values.iter().enumerate() {
+        let label = text(&format!("labels[{i}]"), value, LABEL_MAX)?;
         if !out.contains(&label) {
             out.push(label);
         }
