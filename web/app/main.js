@@ -81,7 +81,7 @@ function openBoard(board) {
     const key = `boardwire.chat.${board}`;
     let saved = {};
     try { saved = JSON.parse(localStorage.getItem(key) || '{}'); } catch { /* ignore */ }
-    const chat = new ChatClient({ url: config.chatUrl, boardId: board, sessionId: saved.sessionId, lastSeq: saved.lastSeq, maxAttempts: config.maxAttempts });
+    const chat = new ChatClient({ url: config.chatUrl, boardId: board, sessionId: saved.sessionId, lastSeq: saved.lastSeq, token: config.token, maxAttempts: config.maxAttempts });
     new ChatPanel(chatEl, chat, { storageKey: key });
     if (window.matchMedia('(max-width: 760px)').matches) {
       // On a phone the assistant opens over the board instead of beside it.

@@ -37,6 +37,13 @@ export class RunError extends Error {
  * - `queue` (array of `{id, content, state}`) whenever the outbox changes.
  * - `latency` (ms), `frame` (every frame, raw).
  */
+/** Close codes after which reconnecting with the same token cannot help. */
+const FATAL_CLOSE = new Map([
+  [4001, 'a valid token is required'],
+  [4002, 'the token has expired'],
+  [4003, 'this chat session belongs to someone else'],
+]);
+
 export class ChatClient extends Emitter {
   /**
    * @param {object} opts
@@ -44,6 +51,8 @@ export class ChatClient extends Emitter {
    * @param {string} [opts.boardId] Board (id or slug) the session works on.
    * @param {string} [opts.sessionId] Resume this session; without it the bridge makes one.
    * @param {number} [opts.lastSeq] Resume after this seq (e.g. restored from storage).
+   * @param {string} [opts.token] Bearer token, sent as `?token=` (browsers cannot set
+   *   headers on a WebSocket); needed when the bridge has auth on.
    * @param {number} [opts.pingIntervalMs=5000] Latency probe interval.
    * @param {number} [opts.baseDelayMs=500] @param {number} [opts.maxDelayMs=10000]
    * @param {number} [opts.maxAttempts=12]
@@ -55,6 +64,7 @@ export class ChatClient extends Emitter {
     this.boardId = opts.boardId || null;
     this.sessionId = opts.sessionId || null;
     this.lastSeq = opts.lastSeq ?? null;
+    this.token = opts.token || null;
     this.WebSocket = opts.WebSocket || globalThis.WebSocket;
     this.pingIntervalMs = opts.pingIntervalMs ?? 5000;
     this.backoff = new Backoff(opts.baseDelayMs ?? 500, opts.maxDelayMs ?? 10000);
@@ -145,6 +155,7 @@ export class ChatClient extends Emitter {
     if (this.sessionId) params.set('session_id', this.sessionId);
     if (this.boardId) params.set('board_id', this.boardId);
     if (this.lastSeq != null) params.set('last_seq', String(this.lastSeq));
+    if (this.token) params.set('token', this.token);
     const url = this.url + (this.url.includes('?') ? '&' : '?') + params;
     let ws;
     try {
@@ -340,7 +351,15 @@ export class ChatClient extends Emitter {
     this._ws = null;
     this._pingSentAt = 0;
     clearInterval(this._timers.ping);
-    if (!this._stopped) this._scheduleReconnect(reason || `closed (${code})`);
+    if (this._stopped) return;
+    const fatal = FATAL_CLOSE.get(code);
+    if (fatal) {
+      // Retrying with the same token cannot help: say why and wait for retry().
+      this.activeRunId = null;
+      this._setState('disconnected', { reason: reason || fatal, code });
+      return;
+    }
+    this._scheduleReconnect(reason || `closed (${code})`);
   }
 
   _scheduleReconnect(reason) {

@@ -211,4 +211,32 @@ describe('ChatClient', () => {
     assert.match(FakeSocket.latest().url, /last_seq=11/);
     chat.close();
   });
+
+  it('sends its token and message ids, and keeps an id across a resend', async () => {
+    const { chat, ws } = chatClient({ token: 't0k' });
+    assert.match(ws.url, /token=t0k/);
+    ws.push({ type: 'connected', seq: 0, sessionId: 's1', boardId: 'B' });
+    chat.send('Create a P1 story for login').catch(() => {});
+    const first = ws.last('message').data.message_id;
+    assert.ok(first, 'a message_id goes with the message');
+    ws.drop();
+    await tick(20);
+    FakeSocket.latest().push({ type: 'connected', seq: 0, sessionId: 's1', boardId: 'B' });
+    // No run showed up in the replay, so the client sends it again.
+    await tick(900);
+    assert.equal(FakeSocket.latest().last('message').data.message_id, first, 'the resend keeps its id');
+    chat.close();
+  });
+
+  it('stops reconnecting when the bridge refuses the token or the session', async () => {
+    for (const code of [4001, 4002, 4003]) {
+      const { chat, ws } = chatClient();
+      const before = FakeSocket.all.length;
+      ws.drop(code);
+      await tick(20);
+      assert.equal(chat.state, 'disconnected', `close ${code}`);
+      assert.equal(FakeSocket.all.length, before, `no reconnect after ${code}`);
+      chat.close();
+    }
+  });
 });
