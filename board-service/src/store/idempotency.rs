@@ -80,8 +80,8 @@ impl<'a> Key<'a> {
     }
 
     /// The stored response to this exact request by this caller, on any
-    /// board, with the board it changed (`None` for CreateBoard). Used
-    /// before the board lock, when the request's board may be gone.
+    /// board, with the board it changed (`None` for CreateBoard). Used when
+    /// the request's task or lane is gone, so its board cannot be locked.
     pub async fn replay_any<M: Message + Default>(
         &self,
         db: impl PgExecutor<'_>,

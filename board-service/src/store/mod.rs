@@ -133,29 +133,39 @@ pub(crate) enum Began<M, Locked = (Tx, BoardRow)> {
 }
 
 impl Store {
-    /// Starts a mutation: replays a repeated request, else opens the
-    /// transaction, locks the board and checks that `access` may write it.
-    /// The replay is looked up again under the lock, so a duplicate racing
-    /// the first call sees its result, and a key reused for a different
-    /// request on this board is refused.
+    /// Starts a mutation: opens the transaction, locks the board and checks
+    /// that `access` may write it, then replays a repeated request. Looking
+    /// the key up under the lock means a duplicate racing the first call
+    /// sees its result, and a key reused for a different request on this
+    /// board is refused.
     pub(crate) async fn begin<M: prost::Message + Default>(
         &self,
         access: &Access,
         scope: Scope<'_>,
         key: &Key<'_>,
     ) -> Result<Began<M>> {
-        // Before the lock, because a retried DeleteTask's task is gone.
-        if let Some((response, board)) = key.replay_any(&self.pool).await? {
-            if let Some((id, slug)) = board {
-                check_write(access, &id, &slug)?;
-            }
-            return Ok(Began::Replayed(response));
-        }
         let mut tx = self.pool.begin().await?;
-        let board = match scope {
-            Scope::Board(board_ref) => lock_board(&mut tx, board_ref).await?,
-            Scope::Task(id) => lock_board_of_task(&mut tx, id).await?,
-            Scope::Lane(id) => lock_board_of_lane(&mut tx, id).await?,
+        let locked = match scope {
+            Scope::Board(board_ref) => lock_board(&mut tx, board_ref).await,
+            Scope::Task(id) => lock_board_of_task(&mut tx, id).await,
+            Scope::Lane(id) => lock_board_of_lane(&mut tx, id).await,
+        };
+        let board = match locked {
+            Ok(board) => board,
+            // A retried DeleteTask's task is gone: its record is found by
+            // caller, key and fingerprint alone. Only then, so a write
+            // costs no extra round trip.
+            Err(not_found @ Error::NotFound(_)) => {
+                drop(tx);
+                let Some((response, board)) = key.replay_any(&self.pool).await? else {
+                    return Err(not_found);
+                };
+                if let Some((id, slug)) = board {
+                    check_write(access, &id, &slug)?;
+                }
+                return Ok(Began::Replayed(response));
+            }
+            Err(err) => return Err(err),
         };
         check_write(access, &board.id.to_string(), &board.slug)?;
         if let Some(response) = key.replay_on(&mut *tx, board.id).await? {
