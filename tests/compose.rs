@@ -3,41 +3,17 @@
 //! the ones the service listens on. (There is no Docker engine in CI; this
 //! and `docker-compose config` are what can be checked without one.)
 
-use std::collections::{BTreeMap, BTreeSet};
+mod common {
+    pub mod compose_file;
+}
+
+use std::collections::BTreeSet;
 
 use clap::{CommandFactory, Parser};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Compose {
-    services: BTreeMap<String, Service>,
-}
-
-#[derive(Deserialize)]
-struct Service {
-    #[serde(default)]
-    environment: BTreeMap<String, serde_yaml::Value>,
-    #[serde(default)]
-    ports: Vec<String>,
-    #[serde(default)]
-    healthcheck: Option<Healthcheck>,
-}
-
-#[derive(Deserialize)]
-struct Healthcheck {
-    test: Vec<String>,
-}
+use common::compose_file::{Compose, compose};
 
 /// Variables every binary reads through the shared telemetry set-up.
 const TELEMETRY_VARS: [&str; 3] = ["RUST_LOG", "LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT"];
-
-fn compose() -> Compose {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
-        .expect("read compose file");
-    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse compose file");
-    value.apply_merge().expect("resolve << merge keys");
-    serde_yaml::from_value(value).expect("compose file shape")
-}
 
 /// Environment variables a clap command reads.
 fn env_vars(command: clap::Command) -> BTreeSet<String> {

@@ -6,48 +6,23 @@
 //! page and `/api/boards` on the gateway, a board over WebSocket, and one
 //! chat turn whose task appears on the board.
 
+mod common {
+    pub mod compose_file;
+}
+
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
+use common::compose_file::{Healthcheck, compose};
 use futures::{SinkExt, StreamExt};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use service_kit::test_database::TestDatabase;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
-#[derive(Deserialize)]
-struct Compose {
-    services: BTreeMap<String, Service>,
-}
-
-#[derive(Deserialize)]
-struct Service {
-    #[serde(default)]
-    command: Vec<String>,
-    #[serde(default)]
-    environment: BTreeMap<String, serde_yaml::Value>,
-    #[serde(default)]
-    healthcheck: Option<Healthcheck>,
-}
-
-#[derive(Deserialize)]
-struct Healthcheck {
-    test: Vec<String>,
-}
-
 const OURS: [&str; 3] = ["board-service", "ws-gateway", "agent-bridge"];
-
-fn compose() -> Compose {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
-        .expect("read compose file");
-    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse compose file");
-    value.apply_merge().expect("resolve << merge keys");
-    serde_yaml::from_value(value).expect("compose file shape")
-}
 
 /// The folder cargo puts this workspace's binaries in.
 fn bin_dir() -> PathBuf {
