@@ -9,22 +9,11 @@ use std::time::Duration;
 
 use common::{Options, PATIENCE, Stack, Ws};
 use protocol::chat_frames::{ClientFrame, MessageData, ServerFrame};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn limits() -> agent_bridge::config::Limits {
     agent_bridge::config::Limits::default()
-}
-
-async fn post(stack: &Stack, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(stack.http_url("/api/chat"))
-        .json(&body)
-        .send()
-        .await
-        .expect("POST /api/chat");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 fn error_of(frame: &ServerFrame) -> Option<(&str, &str)> {
@@ -84,7 +73,7 @@ async fn control_characters_get_an_error_naming_the_field_never_a_500() {
             "message_id",
         ),
     ] {
-        let (status, reply) = post(&stack, body.clone()).await;
+        let (status, reply) = stack.post_chat(body.clone()).await;
         assert_eq!(status, 400, "{body}: {reply}");
         let message = reply["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(field), "{body}: {reply}");
@@ -131,7 +120,7 @@ async fn text_that_once_panicked_the_agent_gets_one_answer_and_the_bridge_serves
         // Nothing else arrives for the run after its terminal frame.
         common::assert_contiguous(&frames);
     }
-    let (status, reply) = post(&stack, json!({"content": "delete aaaaaaaé"})).await;
+    let (status, reply) = stack.post_chat(json!({"content": "delete aaaaaaaé"})).await;
     assert_eq!(status, 200, "{reply}");
     let pool = sqlx::PgPool::connect(stack.db.url()).await.unwrap();
     let stuck: i64 = sqlx::query_scalar("SELECT count(*) FROM chat_runs WHERE status = 'running'")

@@ -6,7 +6,7 @@ mod common;
 
 use common::{Stack, Ws};
 use protocol::chat_frames::ServerFrame;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Resident memory of this process (the bridge runs in it), in KiB.
 fn rss_kib() -> u64 {
@@ -16,17 +16,6 @@ fn rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-async fn post(stack: &Stack, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(stack.http_url("/api/chat"))
-        .json(&body)
-        .send()
-        .await
-        .expect("POST /api/chat");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
@@ -55,7 +44,9 @@ async fn oversized_frames_close_1009_without_the_memory_growing() {
     let grown_mib = rss_kib().saturating_sub(before) / 1024;
     eprintln!("RSS of the test process (client and bridge) grew by {grown_mib} MiB");
     // An HTTP body past the cap is 413, not read whole.
-    let (status, reply) = post(&stack, json!({"content": "y".repeat(1 << 20)})).await;
+    let (status, reply) = stack
+        .post_chat(json!({"content": "y".repeat(1 << 20)}))
+        .await;
     assert_eq!(status, 413, "{reply}");
     let (mut ws, _) = Ws::open(&stack.ws_url("")).await;
     ws.say("list tasks").await;

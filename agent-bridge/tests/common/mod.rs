@@ -136,6 +136,21 @@ impl Stack {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `POST /api/chat` with `body`: the status and the JSON answer.
+    pub async fn post_chat(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(self.http_url("/api/chat"))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /api/chat");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// Drops the bridge without a graceful stop: its tasks keep running
     /// in this process, so this is no crash; see `restart.rs` for one.
     pub fn abort_bridge(&mut self) {
