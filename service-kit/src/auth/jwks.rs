@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, jwk::JwkSet};
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 
 use super::AuthError;
 
@@ -17,7 +17,8 @@ const MIN_REFRESH: Duration = Duration::from_secs(10);
 pub(super) struct Jwks {
     url: String,
     http: reqwest::Client,
-    cache: Mutex<Option<(JwkSet, Instant)>>,
+    /// Read on every token; written only when the keys are fetched.
+    cache: RwLock<Option<(JwkSet, Instant)>>,
 }
 
 impl Jwks {
@@ -28,14 +29,22 @@ impl Jwks {
         Ok(Self {
             url: url.to_owned(),
             http,
-            cache: Mutex::new(None),
+            cache: RwLock::new(None),
         })
     }
 
     /// The key `kid` names (or the only key, when the token names none).
     pub async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
-        let mut cache = self.cache.lock().await;
         let fresh = |at: &Instant, within: Duration| at.elapsed() < within;
+        if let Some((set, at)) = self.cache.read().await.as_ref()
+            && fresh(at, MAX_AGE)
+            && let Some(key) = pick(set, kid, alg)?
+        {
+            return Ok(key);
+        }
+        // One fetch at a time; a token that waited here may find the keys
+        // it needs already fetched.
+        let mut cache = self.cache.write().await;
         if let Some((set, at)) = cache.as_ref()
             && fresh(at, MAX_AGE)
             && let Some(key) = pick(set, kid, alg)?
