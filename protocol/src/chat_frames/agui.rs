@@ -18,12 +18,83 @@ pub struct RunAgentInput {
     pub forwarded_props: Value,
 }
 
-/// A text message of the thread.
+/// A message of the thread. Ids are the conversation's memory: a backend
+/// such as LangGraph matches them against its checkpoint, so the same
+/// message must carry the same id on every turn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: String,
     pub role: Role,
-    pub content: String,
+    /// Absent on an assistant message that only calls tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// The calls an assistant message makes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// On a `tool` message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// Fields this crate does not model (`name`, `error`, …), kept so a
+    /// backend's own snapshot goes back to it unchanged.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
+impl Message {
+    /// A plain text message.
+    pub fn text(id: impl Into<String>, role: Role, content: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            role,
+            content: Some(content.into()),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// The `tool` message holding a call's result.
+    pub fn tool_result(
+        id: impl Into<String>,
+        tool_call_id: impl Into<String>,
+        content: impl Into<String>,
+    ) -> Self {
+        Self {
+            tool_call_id: Some(tool_call_id.into()),
+            ..Self::text(id, Role::Tool, content)
+        }
+    }
+}
+
+/// One call in an assistant message's `toolCalls`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    /// Always `"function"`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+impl ToolCall {
+    pub fn function(id: impl Into<String>, name: impl Into<String>, arguments: String) -> Self {
+        Self {
+            id: id.into(),
+            kind: "function".into(),
+            function: FunctionCall {
+                name: name.into(),
+                arguments,
+            },
+        }
+    }
+}
+
+/// The function a [`ToolCall`] invokes; `arguments` is JSON text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    pub name: String,
+    pub arguments: String,
 }
 
 /// Who wrote a [`Message`].
@@ -34,6 +105,9 @@ pub enum Role {
     Assistant,
     System,
     Developer,
+    Tool,
+    Activity,
+    Reasoning,
 }
 
 /// One event of a run's SSE stream, tagged by `type`.
@@ -105,6 +179,9 @@ pub enum Event {
         tool_call_id: String,
         content: String,
     },
+    /// The whole conversation as the backend holds it. Kept as JSON here:
+    /// one message this crate cannot model must not fail the run.
+    MessagesSnapshot { messages: Vec<Value> },
     /// Steps, state, reasoning, custom and raw events: nothing to relay.
     #[serde(other)]
     Other,
@@ -189,11 +266,7 @@ mod tests {
             thread_id: "t".into(),
             run_id: "r".into(),
             state: Value::Null,
-            messages: vec![Message {
-                id: "m".into(),
-                role: Role::User,
-                content: "hi".into(),
-            }],
+            messages: vec![Message::text("m", Role::User, "hi")],
             tools: vec![],
             context: vec![],
             forwarded_props: Value::Null,
@@ -204,6 +277,23 @@ mod tests {
                    "messages":[{"id":"m","role":"user","content":"hi"}],
                    "tools":[],"context":[],"forwardedProps":null})
         );
+    }
+
+    #[test]
+    fn tool_calls_and_results_round_trip_with_unknown_fields_kept() {
+        let wire = json!([
+            {"id":"a1","role":"assistant","toolCalls":[
+                {"id":"c1","type":"function","function":{"name":"create_task","arguments":"{\"title\":\"x\"}"}}]},
+            {"id":"t1","role":"tool","toolCallId":"c1","content":"{}","error":null},
+        ]);
+        let messages: Vec<Message> = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(messages[0].tool_calls[0].function.name, "create_task");
+        assert_eq!(messages[0].content, None);
+        assert_eq!(messages[1].tool_call_id.as_deref(), Some("c1"));
+        assert_eq!(serde_json::to_value(&messages).unwrap(), wire);
+        let snapshot: Event =
+            serde_json::from_value(json!({"type":"MESSAGES_SNAPSHOT","messages":wire})).unwrap();
+        assert!(matches!(snapshot, Event::MessagesSnapshot { messages } if messages.len() == 2));
     }
 
     #[test]
