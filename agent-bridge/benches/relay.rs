@@ -43,7 +43,7 @@ async fn upstream(Json(input): Json<RunAgentInput>) -> Response {
     let said = input
         .messages
         .last()
-        .map(|m| m.content.clone())
+        .and_then(|m| m.content.clone())
         .unwrap_or_default();
     let mut words = said
         .split_whitespace()

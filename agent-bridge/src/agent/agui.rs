@@ -102,28 +102,14 @@ impl AgUiClient {
     }
 }
 
+/// The whole conversation under stable ids, then the new message.
 fn run_input(request: &RunRequest) -> RunAgentInput {
-    let mut messages: Vec<Message> = request
-        .history
-        .iter()
-        .filter_map(|(id, role, content)| {
-            let role = match role.as_str() {
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                _ => return None,
-            };
-            Some(Message {
-                id: id.to_string(),
-                role,
-                content: content.clone(),
-            })
-        })
-        .collect();
-    messages.push(Message {
-        id: uuid::Uuid::now_v7().to_string(),
-        role: Role::User,
-        content: request.content.clone(),
-    });
+    let mut messages = request.history.clone();
+    messages.push(Message::text(
+        request.stored_id.to_string(),
+        Role::User,
+        &request.content,
+    ));
     RunAgentInput {
         thread_id: request.session_id.clone(),
         run_id: request.run_id.to_string(),

@@ -4,9 +4,12 @@
 
 pub mod agui;
 pub mod builtin;
+pub mod conversation;
 mod relay;
 pub mod sse;
+pub mod transcript;
 
+use protocol::chat_frames::agui::Message;
 use uuid::Uuid;
 
 use crate::run::RunOutput;
@@ -23,8 +26,10 @@ pub struct RunRequest {
     pub token: Option<String>,
     /// The client's id for the message, the same on every resend of it.
     pub message_id: Option<String>,
-    /// Earlier messages of the session, oldest first, as (id, role, content).
-    pub history: Vec<(Uuid, String, String)>,
+    /// The id the message is stored under: the same on every turn.
+    pub stored_id: Uuid,
+    /// The conversation before the message, oldest first.
+    pub history: Vec<Message>,
 }
 
 /// How a run that did not fail ended.

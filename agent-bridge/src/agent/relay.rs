@@ -5,6 +5,8 @@
 //! the joined JSON args as input. A `TOOL_CALL_RESULT` is held until the next
 //! event that matters: `RUN_ERROR` makes it `failed` (that is how AG-UI
 //! servers report a tool that raised), anything else `completed`.
+//! Every event is also written into the run's transcript, which the next
+//! turn sends back to the backend.
 
 use std::collections::HashMap;
 
@@ -32,8 +34,11 @@ impl Relay {
         event: Event,
         out: &mut RunOutput,
     ) -> Option<Result<Outcome, AgentError>> {
+        record(&event, out);
         match event {
-            Event::Other | Event::RunStarted { .. } => return None,
+            Event::Other | Event::RunStarted { .. } | Event::MessagesSnapshot { .. } => {
+                return None;
+            }
             Event::RunError { message, code } => {
                 for (id, content) in std::mem::take(&mut self.pending) {
                     out.tool_failed(&id, message.clone(), Some(parse(content)))
@@ -128,6 +133,44 @@ impl Relay {
     pub async fn fail_open_tools(&mut self, out: &mut RunOutput, reason: &str) {
         self.args.clear();
         out.fail_unfinished_tools(reason).await;
+    }
+}
+
+/// Writes the event into the run's transcript.
+fn record(event: &Event, out: &mut RunOutput) {
+    let transcript = out.transcript();
+    match event {
+        Event::TextMessageStart { message_id, .. } => transcript.text_start(message_id),
+        Event::TextMessageContent { message_id, delta } => {
+            transcript.text(Some(message_id), delta);
+        }
+        Event::TextMessageChunk { message_id, delta } => {
+            transcript.text(message_id.as_deref(), delta.as_deref().unwrap_or(""));
+        }
+        Event::ToolCallStart {
+            tool_call_id,
+            tool_call_name,
+            parent_message_id,
+        } => transcript.tool_call(tool_call_id, tool_call_name, parent_message_id.as_deref()),
+        Event::ToolCallChunk {
+            tool_call_id: Some(id),
+            tool_call_name,
+            delta,
+        } => {
+            transcript.tool_call(id, tool_call_name.as_deref().unwrap_or("unknown"), None);
+            transcript.tool_args(id, delta.as_deref().unwrap_or(""));
+        }
+        Event::ToolCallArgs {
+            tool_call_id,
+            delta,
+        } => transcript.tool_args(tool_call_id, delta),
+        Event::ToolCallResult {
+            message_id,
+            tool_call_id,
+            content,
+        } => transcript.tool_result(message_id, tool_call_id, content),
+        Event::MessagesSnapshot { messages } => transcript.snapshot(messages.clone()),
+        _ => {}
     }
 }
 

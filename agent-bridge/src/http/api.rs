@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{ApiError, AppState, Caller, validate};
 use crate::{
-    run::{RunResult, StartError},
+    run::{RunResult, StartError, Started, UserMessage},
     session::{OpenError, Session},
 };
 
@@ -112,28 +112,35 @@ pub async fn chat(
         request.board_id.as_deref(),
     )
     .await?;
-    let (run_id, done) = state
+    let message = UserMessage {
+        content,
+        token: caller.token.clone(),
+        message_id: request.message_id.clone(),
+    };
+    let started = state
         .runner
-        .start(
-            session.clone(),
-            content,
-            caller.token.clone(),
-            request.message_id.clone(),
-        )
-        .map_err(|err| match err {
-            StartError::Busy(_) => ApiError::Busy(err.to_string()),
-            StartError::ShuttingDown => ApiError::ShuttingDown,
-        })?;
-    // The run ends with a result unless its task died (a bug); only a
-    // bridge that is really stopping says so.
-    let run = done.await.map_err(|_| {
-        if state.runner.is_stopping() {
-            ApiError::ShuttingDown
-        } else {
-            tracing::error!(run = %run_id, "run ended without a result");
-            ApiError::Internal
-        }
-    })?;
+        .start(session.clone(), message)
+        .await
+        .map_err(start_error)?;
+    let run = match started {
+        // The run ends with a result unless its task died (a bug); only a
+        // bridge that is really stopping says so.
+        Started::New { run_id, done } => done.await.map_err(|_| {
+            if state.runner.is_stopping() {
+                ApiError::ShuttingDown
+            } else {
+                tracing::error!(run = %run_id, "run ended without a result");
+                ApiError::Internal
+            }
+        })?,
+        // A resend of a message still being answered waits for that run.
+        Started::InFlight(run_id) => state
+            .runner
+            .result_of(&session, run_id)
+            .await
+            .map_err(start_error)?,
+        Started::Answered(result, _) => result,
+    };
     let status = match run.error.as_ref().map(|e| e.code.as_str()) {
         None => StatusCode::OK,
         Some("agent_unavailable" | "board_service_unavailable") => StatusCode::SERVICE_UNAVAILABLE,
@@ -148,6 +155,14 @@ pub async fn chat(
         run,
     };
     Ok((status, Json(body)).into_response())
+}
+
+fn start_error(err: StartError) -> ApiError {
+    match err {
+        StartError::Busy(_) => ApiError::Busy(err.to_string()),
+        StartError::ShuttingDown => ApiError::ShuttingDown,
+        StartError::Database(err) => err.into(),
+    }
 }
 
 #[derive(Serialize)]

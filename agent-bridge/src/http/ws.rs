@@ -30,7 +30,10 @@ use super::{
     limits::{RateLimit, Slot},
     validate,
 };
-use crate::{run::StartError, session::Session};
+use crate::{
+    run::{StartError, Started, UserMessage},
+    session::Session,
+};
 
 /// The query of `/ws/chat`.
 #[derive(Debug, Deserialize)]
@@ -288,7 +291,7 @@ async fn read_loop(
                     limits.max_messages_per_sec
                 ),
             )),
-            Message::Text(text) => handle(&text, state, session, caller),
+            Message::Text(text) => handle(&text, state, session, caller).await,
             Message::Binary(_) => Some(rejection(
                 session,
                 "invalid_frame",
@@ -359,7 +362,7 @@ fn failing_field(value: &serde_json::Value) -> Option<(String, String)> {
 }
 
 /// Acts on one client frame; returns the reply for this socket alone.
-fn handle(
+async fn handle(
     text: &str,
     state: &AppState,
     session: &Arc<Session>,
@@ -385,13 +388,33 @@ fn handle(
                 Ok(content) => content,
                 Err(err) => return Some(rejection(session, "invalid_frame", &err.to_string())),
             };
-            match state.runner.start(
-                Arc::clone(session),
+            let message = UserMessage {
                 content,
-                caller.token.clone(),
-                data.message_id.clone(),
-            ) {
-                Ok(_) => None,
+                token: caller.token.clone(),
+                message_id: data.message_id.clone(),
+            };
+            match state.runner.start(Arc::clone(session), message).await {
+                Ok(Started::New { .. }) => None,
+                // A resend: this socket follows the session, so it sees the
+                // run's frames; it is told which run answers it.
+                Ok(Started::InFlight(run)) => Some(ServerFrame::Status {
+                    seq: session.seq(),
+                    run_id: None,
+                    data: StatusData {
+                        status: RunStatus::Processing,
+                        message: "This message is already being answered".into(),
+                        run_id: Some(run.to_string()),
+                    },
+                }),
+                // The answer again, under its own seq: a tab that saw it
+                // drops it, one that missed it shows it.
+                Ok(Started::Answered(result, seq)) => {
+                    Some(result.terminal_frame(seq.unwrap_or_else(|| session.seq())))
+                }
+                Err(err @ StartError::Database(_)) => {
+                    tracing::error!(error = %err, "cannot start a run");
+                    Some(rejection(session, "internal", "internal error"))
+                }
                 Err(err @ StartError::Busy(_)) => {
                     Some(rejection(session, "run_in_progress", &err.to_string()))
                 }

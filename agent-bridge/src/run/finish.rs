@@ -52,39 +52,54 @@ pub(super) async fn finish(
     let error_pair = error
         .as_ref()
         .map(|e| (e.code.as_str(), e.message.as_str()));
-    save(store.finish_run(run_id, status, error_pair).await);
-    let run_key = Some(run_id.to_string());
-    let terminal = match ended {
-        Ok(Outcome::Finished) => ServerFrame::Message {
-            seq: 0,
-            run_id: run_key,
-            data: message.clone(),
-        },
-        Ok(Outcome::Cancelled) => ServerFrame::Status {
-            seq: 0,
-            run_id: run_key.clone(),
-            data: StatusData {
-                status: RunStatus::Cancelled,
-                message: "Run cancelled".into(),
-                run_id: run_key,
-            },
-        },
-        Err(error) => ServerFrame::Error {
-            seq: 0,
-            run_id: run_key,
-            data: error,
-        },
-    };
-    if let Some(seq) = session.publish_terminal(run_id, terminal) {
-        save(store.save_last_seq(session.id(), seq).await);
-    }
-    tracing::info!(status, "run ended");
-    RunResult {
+    let transcript = out.take_transcript().finish();
+    save(
+        store
+            .finish_run(run_id, status, error_pair, transcript.as_ref())
+            .await,
+    );
+    let result = RunResult {
         run_id,
         status,
         message,
         tool_executions: out.tools().to_vec(),
         error,
+    };
+    // Its seq is recorded so a resend of the message can be answered with
+    // this very frame, which tabs that saw it drop.
+    if let Some(seq) = session.publish_terminal(run_id, result.terminal_frame(0)) {
+        save(store.set_terminal_seq(run_id, seq).await);
+    }
+    tracing::info!(status, "run ended");
+    result
+}
+
+impl RunResult {
+    /// The run's one terminal frame: the answer, `status: cancelled`, or
+    /// the error.
+    pub fn terminal_frame(&self, seq: u64) -> ServerFrame {
+        let run_key = Some(self.run_id.to_string());
+        match (&self.error, self.status) {
+            (Some(error), _) => ServerFrame::Error {
+                seq,
+                run_id: run_key,
+                data: error.clone(),
+            },
+            (None, "cancelled") => ServerFrame::Status {
+                seq,
+                run_id: run_key.clone(),
+                data: StatusData {
+                    status: RunStatus::Cancelled,
+                    message: "Run cancelled".into(),
+                    run_id: run_key,
+                },
+            },
+            (None, _) => ServerFrame::Message {
+                seq,
+                run_id: run_key,
+                data: self.message.clone(),
+            },
+        }
     }
 }
 
@@ -114,7 +129,12 @@ impl Drop for EndsRun {
                 runtime.spawn(async move {
                     save(
                         store
-                            .finish_run(run_id, "failed", Some(("internal", "internal error")))
+                            .finish_run(
+                                run_id,
+                                "failed",
+                                Some(("internal", "internal error")),
+                                None,
+                            )
                             .await,
                     );
                 });

@@ -5,6 +5,7 @@
 mod finish;
 mod leases;
 mod output;
+mod resend;
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,7 +24,7 @@ pub use output::RunOutput;
 
 use self::finish::{EndsRun, finish, user_message};
 use crate::{
-    agent::{Backend, Outcome, RunRequest},
+    agent::{Backend, Outcome, RunRequest, conversation},
     session::{Busy, Session},
     store::Store,
 };
@@ -44,6 +45,33 @@ pub struct RunResult {
     pub error: Option<ErrorData>,
 }
 
+/// A user message as a client sends it.
+#[derive(Debug, Clone)]
+pub struct UserMessage {
+    pub content: String,
+    /// The end user's bearer token: the built-in agent's board-service
+    /// calls carry it, so board-service enforces its claims.
+    pub token: Option<String>,
+    /// The client's id for the message, the same on every resend of it.
+    pub message_id: Option<String>,
+}
+
+/// What sending a message did.
+#[derive(Debug)]
+pub enum Started {
+    /// A new run; its result comes at its end (dropping the receiver does
+    /// not stop the run).
+    New {
+        run_id: Uuid,
+        done: oneshot::Receiver<RunResult>,
+    },
+    /// The message was sent before and its run is still in flight.
+    InFlight(Uuid),
+    /// The message was answered already: that run's result, as stored, and
+    /// the seq its terminal frame was published at.
+    Answered(RunResult, Option<u64>),
+}
+
 /// Why a run did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -51,6 +79,8 @@ pub enum StartError {
     Busy(Uuid),
     #[error("agent-bridge is shutting down")]
     ShuttingDown,
+    #[error("cannot read the chat state: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 /// Starts runs and keeps track of them for shutdown.
@@ -88,29 +118,38 @@ impl Runner {
         self.stop.is_cancelled()
     }
 
-    /// Starts a run of `content` on `session`; `status: processing` is
-    /// published before this returns. The receiver gets the result at the end
-    /// (dropping it does not stop the run).
-    /// `token` is the end user's bearer token: the built-in agent's
-    /// board-service calls carry it, so board-service enforces its claims.
-    /// `message_id` is the client's id for the message: a run for a resent
-    /// message makes the same board-service calls, which board-service then
-    /// answers from its idempotency record instead of writing twice.
-    pub fn start(
+    /// Answers `message` on `session`. A message the client names by
+    /// `message_id` starts a run once: sent again, it is told the run in
+    /// flight or the result it had, unless that run was cut short (see
+    /// [`resend`]), when a new run answers the same stored message. For a
+    /// new run, `status: processing` is published before this returns.
+    pub async fn start(
         &self,
         session: Arc<Session>,
-        content: String,
-        token: Option<String>,
-        message_id: Option<String>,
-    ) -> Result<(Uuid, oneshot::Receiver<RunResult>), StartError> {
+        message: UserMessage,
+    ) -> Result<Started, StartError> {
         if self.stop.is_cancelled() {
             return Err(StartError::ShuttingDown);
         }
+        let mut stored = None;
+        if let Some(client_id) = &message.message_id {
+            match resend::prior(&self.store, &session, client_id).await? {
+                resend::Prior::New => {}
+                resend::Prior::Retry(id) => stored = Some(id),
+                resend::Prior::InFlight(run) => return Ok(Started::InFlight(run)),
+                resend::Prior::Answered(result, seq) => return Ok(Started::Answered(result, seq)),
+            }
+        }
         let run_id = Uuid::now_v7();
         let cancel = self.stop.child_token();
-        session
-            .begin_run(run_id, cancel.clone())
-            .map_err(|Busy(active)| StartError::Busy(active))?;
+        match session.begin_run(run_id, cancel.clone(), message.message_id.as_deref()) {
+            Ok(()) => {}
+            Err(Busy {
+                run,
+                same_message: true,
+            }) => return Ok(Started::InFlight(run)),
+            Err(Busy { run, .. }) => return Err(StartError::Busy(run)),
+        }
         session.publish(ServerFrame::Status {
             seq: 0,
             run_id: Some(run_id.to_string()),
@@ -134,9 +173,8 @@ impl Runner {
                 backend,
                 session,
                 run_id,
-                content,
-                token,
-                message_id,
+                message,
+                stored,
                 cancel,
                 lease,
             };
@@ -144,7 +182,29 @@ impl Runner {
             drop(guard);
             let _ = tx.send(result);
         });
-        Ok((run_id, rx))
+        Ok(Started::New { run_id, done: rx })
+    }
+
+    /// The result of `run_id` on `session`, once it has ended on whichever
+    /// bridge drives it (or been reaped as interrupted).
+    pub async fn result_of(
+        &self,
+        session: &Session,
+        run_id: Uuid,
+    ) -> Result<RunResult, StartError> {
+        loop {
+            // Woken at once when the run ends here; another bridge's run is
+            // polled for.
+            session.run_end_or(run_id, Duration::from_millis(500)).await;
+            if let Some(run) = self.store.run(run_id).await?
+                && run.status != "running"
+            {
+                return Ok(resend::stored_result(&self.store, &run).await?);
+            }
+            if self.stop.is_cancelled() {
+                return Err(StartError::ShuttingDown);
+            }
+        }
     }
 
     /// Refuses new runs, cancels those in flight and waits until each has
@@ -162,9 +222,9 @@ struct Run {
     backend: Arc<Backend>,
     session: Arc<Session>,
     run_id: Uuid,
-    content: String,
-    token: Option<String>,
-    message_id: Option<String>,
+    message: UserMessage,
+    /// The stored user message, when this run retries it.
+    stored: Option<Uuid>,
     cancel: CancellationToken,
     lease: (Uuid, Duration),
 }
@@ -176,23 +236,45 @@ async fn drive(run: Run) -> RunResult {
         backend,
         session,
         run_id,
-        content,
-        token,
-        message_id,
+        message:
+            UserMessage {
+                content,
+                token,
+                message_id,
+            },
+        stored,
         cancel,
-        lease: (instance, lease),
+        lease,
     } = run;
     tracing::info!(backend = backend.name(), "run started");
     let mut out = RunOutput::new(Arc::clone(&session), store.clone(), run_id);
     let prepared = async {
+        let message = stored.unwrap_or_else(Uuid::now_v7);
         store
-            .insert_run(run_id, session.id(), backend.name(), instance, lease)
+            .insert_run(run_id, session.id(), message, backend.name(), lease)
             .await?;
-        let history = store.history(session.id(), HISTORY_LIMIT).await?;
-        store
-            .insert_message(session.id(), Some(run_id), "user", &content, &[])
+        let message = match stored {
+            Some(message) => message,
+            None => {
+                let id = store
+                    .insert_user_message(
+                        message,
+                        session.id(),
+                        run_id,
+                        &content,
+                        message_id.as_deref(),
+                    )
+                    .await?;
+                if id != message {
+                    store.set_run_message(run_id, id).await?;
+                }
+                id
+            }
+        };
+        let rows = store
+            .conversation_before(session.id(), message, HISTORY_LIMIT)
             .await?;
-        Ok::<_, sqlx::Error>(history)
+        Ok::<_, sqlx::Error>((message, conversation::from_rows(&rows)))
     };
     let ended = match prepared.await {
         Err(err) => {
@@ -202,7 +284,7 @@ async fn drive(run: Run) -> RunResult {
                 message: "internal error".into(),
             })
         }
-        Ok(history) => {
+        Ok((stored_id, history)) => {
             let request = RunRequest {
                 session_id: session.id().to_owned(),
                 run_id,
@@ -210,10 +292,8 @@ async fn drive(run: Run) -> RunResult {
                 content,
                 token,
                 message_id,
-                history: history
-                    .into_iter()
-                    .map(|m| (m.id, m.role, m.content))
-                    .collect(),
+                stored_id,
+                history,
             };
             // Losing the race drops the backend's future, which closes its
             // HTTP stream or stops the built-in agent where it is.
@@ -281,9 +361,16 @@ mod tests {
         let (mut frames, _, _guard) = session.subscribe(None, 64).into_parts();
         // Twice: the first panic must not leave the session busy.
         for _ in 0..2 {
-            let (run_id, done) = runner
-                .start(Arc::clone(&session), "boom".into(), None, None)
-                .expect("the session is free");
+            let message = UserMessage {
+                content: "boom".into(),
+                token: None,
+                message_id: None,
+            };
+            let Ok(Started::New { run_id, done }) =
+                runner.start(Arc::clone(&session), message).await
+            else {
+                panic!("the session is free");
+            };
             let result = done.await.expect("a result, even after a panic");
             assert_eq!(result.status, "failed");
             assert_eq!(

@@ -7,7 +7,7 @@ use protocol::chat_frames::{Artifact, ServerFrame, TokenData, ToolExecution, Too
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{session::Session, store::Store};
+use crate::{agent::transcript::TranscriptBuilder, session::Session, store::Store};
 
 /// The sink of one run.
 pub struct RunOutput {
@@ -17,6 +17,7 @@ pub struct RunOutput {
     run_key: String,
     text: String,
     tools: Vec<ToolExecution>,
+    transcript: TranscriptBuilder,
 }
 
 impl RunOutput {
@@ -28,7 +29,18 @@ impl RunOutput {
             run_key: run_id.to_string(),
             text: String::new(),
             tools: Vec::new(),
+            transcript: TranscriptBuilder::default(),
         }
+    }
+
+    /// The AG-UI conversation this run adds, kept here so a run cut short
+    /// still stores what it got to.
+    pub fn transcript(&mut self) -> &mut TranscriptBuilder {
+        &mut self.transcript
+    }
+
+    pub(crate) fn take_transcript(&mut self) -> TranscriptBuilder {
+        std::mem::take(&mut self.transcript)
     }
 
     /// Streams a piece of assistant text.

@@ -13,7 +13,7 @@ use std::{
 
 use axum::extract::ws::Utf8Bytes;
 use protocol::chat_frames::{ErrorData, ServerFrame};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -29,6 +29,8 @@ pub struct Session {
     replay_frames: usize,
     state: Mutex<State>,
     seqs: Option<SeqReservation>,
+    /// Bumped whenever a run ends, for those waiting on one.
+    ended: watch::Sender<u64>,
 }
 
 /// Seqs are reserved in PostgreSQL ahead of use, a block at a time, so a
@@ -49,7 +51,15 @@ struct State {
     interrupted: VecDeque<(u64, Utf8Bytes)>,
     subscribers: Vec<(u64, mpsc::Sender<Utf8Bytes>)>,
     next_subscriber: u64,
-    active: Option<(Uuid, CancellationToken)>,
+    active: Option<ActiveRun>,
+}
+
+/// The run in flight.
+struct ActiveRun {
+    id: Uuid,
+    cancel: CancellationToken,
+    /// The client's `message_id` of the message it answers.
+    message: Option<String>,
 }
 
 impl State {
@@ -93,9 +103,13 @@ impl Drop for SubscriberGuard {
     }
 }
 
-/// Why a run could not start.
+/// Why a run could not start: `run` is in flight, and `same_message` says
+/// whether it answers the very message that was to start a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy(pub Uuid);
+pub struct Busy {
+    pub run: Uuid,
+    pub same_message: bool,
+}
 
 impl Session {
     /// A session with no persistence of its seqs: for unit tests.
@@ -114,6 +128,7 @@ impl Session {
                 active: None,
             }),
             seqs: None,
+            ended: watch::Sender::new(0),
         }
     }
 
@@ -214,7 +229,7 @@ impl Session {
             frames: rx,
             replay,
             seq: state.seq,
-            active_run: state.active.as_ref().map(|(run, _)| *run),
+            active_run: state.active.as_ref().map(|run| run.id),
             guard: SubscriberGuard {
                 session: Arc::clone(self),
                 id,
@@ -222,27 +237,58 @@ impl Session {
         }
     }
 
-    /// Marks `run_id` as the run in flight and starts a fresh replay buffer.
-    pub fn begin_run(&self, run_id: Uuid, cancel: CancellationToken) -> Result<(), Busy> {
+    /// Marks `run_id` as the run in flight, answering the client's
+    /// `message`, and starts a fresh replay buffer.
+    pub fn begin_run(
+        &self,
+        run_id: Uuid,
+        cancel: CancellationToken,
+        message: Option<&str>,
+    ) -> Result<(), Busy> {
         let mut state = self.lock();
-        if let Some((active, _)) = &state.active {
-            return Err(Busy(*active));
+        if let Some(active) = &state.active {
+            return Err(Busy {
+                run: active.id,
+                same_message: message.is_some() && active.message.as_deref() == message,
+            });
         }
-        state.active = Some((run_id, cancel));
+        state.active = Some(ActiveRun {
+            id: run_id,
+            cancel,
+            message: message.map(str::to_owned),
+        });
         state.ring.clear();
         Ok(())
+    }
+
+    /// Whether `run_id` is in flight on this session.
+    pub fn is_running(&self, run_id: Uuid) -> bool {
+        self.lock()
+            .active
+            .as_ref()
+            .is_some_and(|run| run.id == run_id)
+    }
+
+    /// Waits until a run ends on this session or `max` passes, whichever
+    /// comes first.
+    pub async fn run_end_or(&self, run_id: Uuid, max: std::time::Duration) {
+        let mut ended = self.ended.subscribe();
+        if !self.is_running(run_id) {
+            return;
+        }
+        let _ = tokio::time::timeout(max, ended.changed()).await;
     }
 
     /// Cancels the run in flight (only if it is `run_id`, when given).
     /// Returns the cancelled run.
     pub fn cancel_run(&self, run_id: Option<Uuid>) -> Option<Uuid> {
         let state = self.lock();
-        let (active, token) = state.active.as_ref()?;
-        if run_id.is_some_and(|id| id != *active) {
+        let active = state.active.as_ref()?;
+        if run_id.is_some_and(|id| id != active.id) {
             return None;
         }
-        token.cancel();
-        Some(*active)
+        active.cancel.cancel();
+        Some(active.id)
     }
 
     /// Stamps the next seq on `frame` and sends it to every socket.
@@ -256,11 +302,7 @@ impl Session {
     /// exactly one terminal frame.
     pub fn publish_terminal(&self, run_id: Uuid, frame: ServerFrame) -> Option<u64> {
         let mut state = self.lock();
-        if state
-            .active
-            .as_ref()
-            .is_none_or(|(active, _)| *active != run_id)
-        {
+        if state.active.as_ref().is_none_or(|run| run.id != run_id) {
             return None;
         }
         Some(self.publish_locked(&mut state, frame, true))
@@ -293,6 +335,7 @@ impl Session {
         });
         if terminal {
             state.active = None;
+            self.ended.send_modify(|n| *n += 1);
         }
         seq
     }

@@ -26,7 +26,9 @@ fn seq_of(text: &Utf8Bytes) -> u64 {
 fn replays_after_last_seq_then_streams_live() {
     let session = Arc::new(Session::new("s".into(), "b".into(), 41, 100));
     let run = Uuid::now_v7();
-    session.begin_run(run, CancellationToken::new()).unwrap();
+    session
+        .begin_run(run, CancellationToken::new(), None)
+        .unwrap();
     assert_eq!(
         session.publish(token("a")),
         42,
@@ -46,10 +48,23 @@ fn replays_after_last_seq_then_streams_live() {
 fn a_run_gets_one_terminal_frame_and_a_new_run_starts_a_fresh_replay() {
     let session = Arc::new(Session::new("s".into(), "b".into(), 0, 100));
     let run = Uuid::now_v7();
-    session.begin_run(run, CancellationToken::new()).unwrap();
+    session
+        .begin_run(run, CancellationToken::new(), Some("m-1"))
+        .unwrap();
     assert_eq!(
-        session.begin_run(Uuid::now_v7(), CancellationToken::new()),
-        Err(Busy(run))
+        session.begin_run(Uuid::now_v7(), CancellationToken::new(), Some("m-2")),
+        Err(Busy {
+            run,
+            same_message: false
+        })
+    );
+    assert_eq!(
+        session.begin_run(Uuid::now_v7(), CancellationToken::new(), Some("m-1")),
+        Err(Busy {
+            run,
+            same_message: true
+        }),
+        "a resend of the message in flight is told so"
     );
     let end = || ServerFrame::Error {
         seq: 0,
@@ -75,7 +90,7 @@ fn a_run_gets_one_terminal_frame_and_a_new_run_starts_a_fresh_replay() {
         "the last run replays"
     );
     session
-        .begin_run(Uuid::now_v7(), CancellationToken::new())
+        .begin_run(Uuid::now_v7(), CancellationToken::new(), None)
         .unwrap();
     assert!(session.subscribe(Some(0), 8).replay.is_empty());
 }
@@ -101,7 +116,7 @@ fn cancel_only_matches_the_run_in_flight() {
     let token = CancellationToken::new();
     let run = Uuid::now_v7();
     assert_eq!(session.cancel_run(None), None);
-    session.begin_run(run, token.clone()).unwrap();
+    session.begin_run(run, token.clone(), None).unwrap();
     assert_eq!(session.cancel_run(Some(Uuid::now_v7())), None);
     assert!(!token.is_cancelled());
     assert_eq!(session.cancel_run(Some(run)), Some(run));

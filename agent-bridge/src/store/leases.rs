@@ -80,14 +80,4 @@ impl Store {
         tx.commit().await?;
         Ok(reaped)
     }
-
-    /// Moves an interrupted run's terminal frame to the seq it was published at.
-    pub async fn set_terminal_seq(&self, run_id: Uuid, seq: u64) -> sqlx::Result<()> {
-        sqlx::query("UPDATE chat_runs SET terminal_seq = $2 WHERE id = $1")
-            .bind(run_id)
-            .bind(seq as i64)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
 }

@@ -16,50 +16,19 @@ pub struct StoredMessage {
     pub created_at: DateTime<Utc>,
 }
 
+/// One message of the conversation a run continues.
+#[derive(Debug, Clone)]
+pub struct ConversationRow {
+    pub id: Uuid,
+    pub role: String,
+    pub content: String,
+    /// On an assistant message: the AG-UI messages its run recorded.
+    pub agui_messages: Option<serde_json::Value>,
+    /// Whether those are the backend's whole conversation.
+    pub agui_snapshot: bool,
+}
+
 impl Store {
-    /// Records a new run, leased by `instance` for `lease`.
-    pub async fn insert_run(
-        &self,
-        run_id: Uuid,
-        session_id: &str,
-        backend: &str,
-        instance: Uuid,
-        lease: std::time::Duration,
-    ) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO chat_runs (id, session_id, backend, status, instance_id, lease_until)
-             VALUES ($1, $2, $3, 'running', $4, now() + make_interval(secs => $5))",
-        )
-        .bind(run_id)
-        .bind(session_id)
-        .bind(backend)
-        .bind(instance)
-        .bind(lease.as_secs_f64())
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// `status` is `completed`, `failed` or `cancelled`.
-    pub async fn finish_run(
-        &self,
-        run_id: Uuid,
-        status: &str,
-        error: Option<(&str, &str)>,
-    ) -> sqlx::Result<()> {
-        sqlx::query(
-            "UPDATE chat_runs SET status = $2, error_code = $3, error_message = $4, finished_at = now()
-             WHERE id = $1",
-        )
-        .bind(run_id)
-        .bind(status)
-        .bind(error.map(|e| e.0))
-        .bind(error.map(|e| e.1))
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     pub async fn insert_message(
         &self,
         session_id: &str,
@@ -82,6 +51,85 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(id)
+    }
+
+    /// Records the user message `id` of run `run_id`; `client_id` is the
+    /// client's `message_id`. Returns the id the message is stored under:
+    /// `id`, or that of the same client message stored first (by another
+    /// bridge, at the same moment).
+    pub async fn insert_user_message(
+        &self,
+        id: Uuid,
+        session_id: &str,
+        run_id: Uuid,
+        content: &str,
+        client_id: Option<&str>,
+    ) -> sqlx::Result<Uuid> {
+        let stored: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO chat_messages (id, session_id, run_id, role, content, client_id)
+             VALUES ($1, $2, $3, 'user', $4, $5)
+             ON CONFLICT (session_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
+             RETURNING id",
+        )
+        .bind(id)
+        .bind(session_id)
+        .bind(run_id)
+        .bind(content)
+        .bind(client_id)
+        .fetch_optional(self.pool())
+        .await?;
+        match stored {
+            Some(id) => Ok(id),
+            None => {
+                sqlx::query_scalar(
+                    "SELECT id FROM chat_messages WHERE session_id = $1 AND client_id = $2",
+                )
+                .bind(session_id)
+                .bind(client_id)
+                .fetch_one(self.pool())
+                .await
+            }
+        }
+    }
+
+    /// The last `limit` messages before message `before` (all, when it is
+    /// not stored), oldest first, each assistant message with the AG-UI
+    /// messages its run recorded.
+    pub async fn conversation_before(
+        &self,
+        session_id: &str,
+        before: Uuid,
+        limit: i64,
+    ) -> sqlx::Result<Vec<ConversationRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (
+                SELECT m.position, m.id, m.role, m.content, r.agui_messages,
+                       COALESCE(r.agui_snapshot, false) AS agui_snapshot
+                FROM chat_messages m
+                LEFT JOIN chat_runs r ON r.id = m.run_id AND m.role = 'assistant'
+                WHERE m.session_id = $1 AND m.position < COALESCE(
+                    (SELECT position FROM chat_messages WHERE id = $2), 9223372036854775807)
+                ORDER BY m.position DESC LIMIT $3
+             ) last ORDER BY position",
+        )
+        .bind(session_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConversationRow {
+                    id: row.try_get("id")?,
+                    role: row.try_get("role")?,
+                    content: row.try_get("content")?,
+                    agui_messages: row
+                        .try_get::<Option<Json<serde_json::Value>>, _>("agui_messages")?
+                        .map(|j| j.0),
+                    agui_snapshot: row.try_get("agui_snapshot")?,
+                })
+            })
+            .collect()
     }
 
     /// The session's last `limit` messages, oldest first.

@@ -3,13 +3,15 @@
 
 mod leases;
 mod messages;
+mod runs;
 mod sessions;
 mod tools;
 
 use sqlx::PgPool;
 
 pub use leases::Interrupted;
-pub use messages::StoredMessage;
+pub use messages::{ConversationRow, StoredMessage};
+pub use runs::{PriorMessage, RunRecord, Transcript};
 pub use sessions::{LoadedSession, SEQ_BLOCK, SessionRow};
 
 /// The migrations under `migrations/` at the workspace root. board-service

@@ -66,7 +66,7 @@ impl Store {
         let row = session_from_row(&row);
         let interrupted = sqlx::query(
             "SELECT id, COALESCE(error_message, ''), terminal_seq FROM chat_runs
-             WHERE session_id = $1 AND terminal_seq IS NOT NULL
+             WHERE session_id = $1 AND error_code = 'interrupted' AND terminal_seq IS NOT NULL
              ORDER BY terminal_seq DESC LIMIT 16",
         )
         .bind(id)

@@ -71,40 +71,58 @@ impl Store {
         &self,
         session_id: &str,
     ) -> sqlx::Result<HashMap<Uuid, Vec<ToolExecution>>> {
-        let rows = sqlx::query(
-            "SELECT run_id, tool_call_id, tool, status, input, output, error, started_at, ended_at
-             FROM chat_tool_executions WHERE session_id = $1 ORDER BY position",
-        )
+        let rows = sqlx::query(&format!(
+            "{TOOL_COLUMNS} WHERE session_id = $1 ORDER BY position"
+        ))
         .bind(session_id)
         .fetch_all(self.pool())
         .await?;
         let mut by_run: HashMap<Uuid, Vec<ToolExecution>> = HashMap::new();
         for row in rows {
-            let status = match row.try_get::<String, _>("status")?.as_str() {
-                "started" => ToolStatus::Started,
-                "running" => ToolStatus::Running,
-                "completed" => ToolStatus::Completed,
-                _ => ToolStatus::Failed,
-            };
-            let started: DateTime<chrono::Utc> = row.try_get("started_at")?;
-            let ended: Option<DateTime<chrono::Utc>> = row.try_get("ended_at")?;
             by_run
                 .entry(row.try_get("run_id")?)
                 .or_default()
-                .push(ToolExecution {
-                    id: row.try_get("tool_call_id")?,
-                    tool: row.try_get("tool")?,
-                    status,
-                    input: row.try_get::<Json<serde_json::Value>, _>("input")?.0,
-                    output: row
-                        .try_get::<Option<Json<serde_json::Value>>, _>("output")?
-                        .map(|j| j.0),
-                    error: row.try_get("error")?,
-                    progress: None,
-                    start_time: started.timestamp_millis(),
-                    end_time: ended.map(|t| t.timestamp_millis()),
-                });
+                .push(tool_from_row(&row)?);
         }
         Ok(by_run)
     }
+
+    /// The run's tool executions, in call order.
+    pub async fn run_tool_executions(&self, run_id: Uuid) -> sqlx::Result<Vec<ToolExecution>> {
+        let rows = sqlx::query(&format!(
+            "{TOOL_COLUMNS} WHERE run_id = $1 ORDER BY position"
+        ))
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(tool_from_row).collect()
+    }
+}
+
+const TOOL_COLUMNS: &str =
+    "SELECT run_id, tool_call_id, tool, status, input, output, error, started_at, ended_at
+     FROM chat_tool_executions";
+
+fn tool_from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<ToolExecution> {
+    let status = match row.try_get::<String, _>("status")?.as_str() {
+        "started" => ToolStatus::Started,
+        "running" => ToolStatus::Running,
+        "completed" => ToolStatus::Completed,
+        _ => ToolStatus::Failed,
+    };
+    let started: DateTime<chrono::Utc> = row.try_get("started_at")?;
+    let ended: Option<DateTime<chrono::Utc>> = row.try_get("ended_at")?;
+    Ok(ToolExecution {
+        id: row.try_get("tool_call_id")?,
+        tool: row.try_get("tool")?,
+        status,
+        input: row.try_get::<Json<serde_json::Value>, _>("input")?.0,
+        output: row
+            .try_get::<Option<Json<serde_json::Value>>, _>("output")?
+            .map(|j| j.0),
+        error: row.try_get("error")?,
+        progress: None,
+        start_time: started.timestamp_millis(),
+        end_time: ended.map(|t| t.timestamp_millis()),
+    })
 }

@@ -59,7 +59,7 @@ fn respond(input: RunAgentInput, counter: Arc<AtomicUsize>) -> Response {
     let said = input
         .messages
         .last()
-        .map(|m| m.content.clone())
+        .and_then(|m| m.content.clone())
         .unwrap_or_default();
     let sse = |body: Body| {
         Response::builder()
