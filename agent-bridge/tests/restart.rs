@@ -234,3 +234,161 @@ async fn another_bridge_on_the_same_database_ends_a_dead_bridges_run_and_only_th
     );
     stack.stop().await;
 }
+
+/// Everything one tab saw, across reconnects.
+#[derive(Default)]
+struct Tab {
+    frames: Vec<ServerFrame>,
+}
+
+impl Tab {
+    fn last_seq(&self) -> Option<u64> {
+        run_seqs(&self.frames).into_iter().max()
+    }
+
+    fn url(&self, addr: SocketAddr, session: &str) -> String {
+        match self.last_seq() {
+            Some(seq) => format!("ws://{addr}/ws/chat?session_id={session}&last_seq={seq}"),
+            None => format!("ws://{addr}/ws/chat?session_id={session}"),
+        }
+    }
+
+    /// Terminal frames per run, in the order seen.
+    fn terminals(&self) -> Vec<(String, ServerFrame)> {
+        self.frames
+            .iter()
+            .filter(|f| f.is_terminal())
+            .filter_map(|f| Some((f.run_id()?.to_owned(), f.clone())))
+            .collect()
+    }
+}
+
+async fn drain(ws: &mut Ws, tab: &mut Tab) {
+    while let Ok(frame) = ws.next_or_close().await {
+        tab.frames.push(frame);
+    }
+}
+
+#[tokio::test]
+async fn a_message_resent_after_each_kill_is_answered_once_with_no_seq_seen_twice() {
+    const SESSION: &str = "crash-loop";
+    const ROUNDS: usize = 3;
+    let stack = Stack::start_with(Options {
+        run_lease: Duration::from_secs(3600),
+        ..Options::default()
+    })
+    .await;
+    let (mut a, mut b) = (Tab::default(), Tab::default());
+    for round in 1..=ROUNDS {
+        let content = format!("Create a P1 story for crash round {round}");
+        let message_id = format!("m-{round}");
+
+        // A bridge is killed while the run streams, its tool already done.
+        let addr = closed_port();
+        let mut doomed = spawn_bridge(&stack, addr);
+        wait_healthy(addr).await;
+        let (mut ws_a, connected) = Ws::open(&a.url(addr, SESSION)).await;
+        a.frames.push(connected);
+        let (mut ws_b, connected) = Ws::open(&b.url(addr, SESSION)).await;
+        b.frames.push(connected);
+        ws_a.say_as(&content, &message_id).await;
+        loop {
+            let frame = ws_a.next().await;
+            let token = matches!(frame, ServerFrame::Token { .. });
+            a.frames.push(frame);
+            if token {
+                break;
+            }
+        }
+        doomed.kill();
+        drain(&mut ws_a, &mut a).await;
+        drain(&mut ws_b, &mut b).await;
+        let cut = a
+            .frames
+            .iter()
+            .rev()
+            .find_map(|f| f.run_id().map(str::to_owned));
+        let cut = cut.expect("the run had started");
+
+        // The next bridge tells both tabs; the user retries the same message.
+        let addr = closed_port();
+        let mut next = spawn_bridge(&stack, addr);
+        wait_healthy(addr).await;
+        let (mut ws_a, connected) = Ws::open(&a.url(addr, SESSION)).await;
+        a.frames.push(connected);
+        let (mut ws_b, connected) = Ws::open(&b.url(addr, SESSION)).await;
+        b.frames.push(connected);
+        a.frames.extend(until_interrupted(&mut ws_a, &cut).await);
+        b.frames.extend(until_interrupted(&mut ws_b, &cut).await);
+        ws_a.say_as(&content, &message_id).await;
+        a.frames.extend(ws_a.until_terminal().await);
+        b.frames.extend(ws_b.until_terminal().await);
+        let answer = a.frames.last().unwrap().clone();
+        assert!(matches!(answer, ServerFrame::Message { .. }), "{answer:?}");
+        assert_ne!(answer.run_id(), Some(cut.as_str()), "a new run answered");
+
+        // Sent once more, it is the same answer under the same seq, which
+        // the tab already has: chat-client.js drops it.
+        ws_a.say_as(&content, &message_id).await;
+        assert_eq!(ws_a.next().await, answer);
+        ws_a.close().await;
+        ws_b.close().await;
+        next.kill();
+    }
+
+    for (name, tab) in [("a", &a), ("b", &b)] {
+        // No seq twice, across every kill.
+        assert_rising(&run_seqs(&tab.frames));
+        // Each run ended once: ROUNDS interrupted, ROUNDS answered.
+        let terminals = tab.terminals();
+        let mut runs: Vec<&str> = terminals.iter().map(|(run, _)| run.as_str()).collect();
+        runs.dedup();
+        assert_eq!(runs.len(), terminals.len(), "tab {name}: a run ended twice");
+        assert_eq!(terminals.len(), 2 * ROUNDS, "tab {name}: {terminals:?}");
+    }
+    // No task twice, though each message's tool ran in two runs.
+    let board = stack.board().await;
+    for round in 1..=ROUNDS {
+        let title = format!("Crash round {round}");
+        let made = board.tasks.iter().filter(|t| t.title == title).count();
+        assert_eq!(made, 1, "{title}: {:?}", board.tasks);
+    }
+    // The stored history is what the tabs saw: one user message per round
+    // and each answer as streamed.
+    let history: serde_json::Value =
+        reqwest::get(stack.http_url(&format!("/api/sessions/{SESSION}/messages")))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let stored: Vec<(String, String)> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_owned(),
+                m["content"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for (round, (_, frame)) in a
+        .terminals()
+        .iter()
+        .filter(|(_, f)| matches!(f, ServerFrame::Message { .. }))
+        .enumerate()
+    {
+        let ServerFrame::Message { data, .. } = frame else {
+            unreachable!()
+        };
+        seen.push((
+            "user".to_owned(),
+            format!("Create a P1 story for crash round {}", round + 1),
+        ));
+        seen.push(("assistant".to_owned(), data.content.clone()));
+    }
+    assert_eq!(stored, seen);
+    stack.stop().await;
+}

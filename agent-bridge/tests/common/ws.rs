@@ -90,11 +90,20 @@ impl Ws {
     }
 
     pub async fn say(&mut self, content: &str) {
+        self.say_with_id(content, None).await;
+    }
+
+    /// Sends a message the way chat-client.js does: named by `message_id`.
+    pub async fn say_as(&mut self, content: &str, message_id: &str) {
+        self.say_with_id(content, Some(message_id)).await;
+    }
+
+    async fn say_with_id(&mut self, content: &str, message_id: Option<&str>) {
         self.send(&ClientFrame::Message {
             data: MessageData {
                 content: content.into(),
                 session_id: None,
-                message_id: None,
+                message_id: message_id.map(str::to_owned),
                 message_history: None,
             },
         })
