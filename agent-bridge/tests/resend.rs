@@ -86,6 +86,16 @@ async fn ws_resend_of_an_answered_message_gets_its_terminal_frame_under_its_seq(
 
     tab.say_as("Create a P3 task for the websocket resend", "m-1")
         .await;
+    let ServerFrame::Status {
+        run_id: None, data, ..
+    } = tab.next().await
+    else {
+        panic!("told which run answered it first");
+    };
+    assert_eq!(
+        (data.status, data.run_id.as_deref()),
+        (RunStatus::Idle, answer.run_id())
+    );
     let again = tab.next().await;
     assert_eq!(again, answer, "the same frame, seq included");
     // The next message continues above it: nothing was published between.

@@ -330,6 +330,12 @@ async fn a_message_resent_after_each_kill_is_answered_once_with_no_seq_seen_twic
         // Sent once more, it is the same answer under the same seq, which
         // the tab already has: chat-client.js drops it.
         ws_a.say_as(&content, &message_id).await;
+        let told = ws_a.next().await;
+        assert!(
+            matches!(&told, ServerFrame::Status { run_id: None, data, .. }
+                if data.run_id.as_deref() == answer.run_id()),
+            "{told:?}"
+        );
         assert_eq!(ws_a.next().await, answer);
         ws_a.close().await;
         ws_b.close().await;

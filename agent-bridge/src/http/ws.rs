@@ -19,7 +19,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{SinkExt, StreamExt, stream::SplitSink};
-use protocol::chat_frames::{ClientFrame, ErrorData, RunStatus, ServerFrame, StatusData};
+use protocol::chat_frames::{
+    ClientFrame, ErrorData, MessageData, RunStatus, ServerFrame, StatusData,
+};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -283,25 +285,25 @@ async fn read_loop(
                     format!("frame larger than {} bytes", limits.max_frame_bytes),
                 ));
             }
-            Message::Text(_) | Message::Binary(_) if !rate.allow() => Some(rejection(
+            Message::Text(_) | Message::Binary(_) if !rate.allow() => vec![rejection(
                 session,
                 "rate_limited",
                 &format!(
                     "more than {} frames per second; this one was dropped",
                     limits.max_messages_per_sec
                 ),
-            )),
+            )],
             Message::Text(text) => handle(&text, state, session, caller).await,
-            Message::Binary(_) => Some(rejection(
+            Message::Binary(_) => vec![rejection(
                 session,
                 "invalid_frame",
                 "frames must be JSON text",
-            )),
+            )],
             Message::Close(_) => return None,
-            Message::Ping(_) | Message::Pong(_) => None,
+            Message::Ping(_) | Message::Pong(_) => Vec::new(),
         };
         // A client that floods without reading loses replies, not memory.
-        if let Some(reply) = reply {
+        for reply in reply {
             let _ = direct.try_send(Direct::Frame(encode(&reply)));
         }
     }
@@ -367,85 +369,109 @@ async fn handle(
     state: &AppState,
     session: &Arc<Session>,
     caller: &Caller,
-) -> Option<ServerFrame> {
+) -> Vec<ServerFrame> {
     let frame = match decode(text) {
         Ok(frame) => frame,
-        Err(err) => return Some(rejection(session, "invalid_frame", &err)),
+        Err(err) => return vec![rejection(session, "invalid_frame", &err)],
     };
     match frame {
-        ClientFrame::Ping => Some(ServerFrame::Pong),
-        ClientFrame::Message { data } => {
-            let checked = validate::content(&data.content).and_then(|content| {
-                if let Some(id) = &data.message_id {
-                    validate::message_id(id)?;
-                }
-                if let Some(id) = &data.session_id {
-                    validate::session_id(id)?;
-                }
-                Ok(content)
-            });
-            let content = match checked {
-                Ok(content) => content,
-                Err(err) => return Some(rejection(session, "invalid_frame", &err.to_string())),
-            };
-            let message = UserMessage {
-                content,
-                token: caller.token.clone(),
-                message_id: data.message_id.clone(),
-            };
-            match state.runner.start(Arc::clone(session), message).await {
-                Ok(Started::New { .. }) => None,
-                // A resend: this socket follows the session, so it sees the
-                // run's frames; it is told which run answers it.
-                Ok(Started::InFlight(run)) => Some(ServerFrame::Status {
-                    seq: session.seq(),
-                    run_id: None,
-                    data: StatusData {
-                        status: RunStatus::Processing,
-                        message: "This message is already being answered".into(),
-                        run_id: Some(run.to_string()),
-                    },
-                }),
-                // The answer again, under its own seq: a tab that saw it
-                // drops it, one that missed it shows it.
-                Ok(Started::Answered(result, seq)) => {
-                    Some(result.terminal_frame(seq.unwrap_or_else(|| session.seq())))
-                }
-                Err(err @ StartError::Database(_)) => {
-                    tracing::error!(error = %err, "cannot start a run");
-                    Some(rejection(session, "internal", "internal error"))
-                }
-                Err(err @ StartError::Busy(_)) => {
-                    Some(rejection(session, "run_in_progress", &err.to_string()))
-                }
-                Err(err @ StartError::ShuttingDown) => {
-                    Some(rejection(session, "shutting_down", &err.to_string()))
-                }
-            }
+        ClientFrame::Ping => vec![ServerFrame::Pong],
+        ClientFrame::Message { data } => send_message(data, state, session, caller).await,
+        ClientFrame::Cancel { .. } => cancel(&frame, session).into_iter().collect(),
+    }
+}
+
+/// A user message: a new run, or what a resend of an earlier one gets.
+async fn send_message(
+    data: MessageData,
+    state: &AppState,
+    session: &Arc<Session>,
+    caller: &Caller,
+) -> Vec<ServerFrame> {
+    let checked = validate::content(&data.content).and_then(|content| {
+        if let Some(id) = &data.message_id {
+            validate::message_id(id)?;
         }
-        ClientFrame::Cancel { .. } => {
-            let wanted = match frame.cancel_run_id().map(validate::run_id) {
-                None => None,
-                Some(Ok(id)) => Some(id),
-                Some(Err(err)) => {
-                    return Some(rejection(session, "invalid_frame", &err.to_string()));
-                }
-            };
-            // The run itself publishes `status: cancelled` to every socket.
-            session
-                .cancel_run(wanted)
-                .is_none()
-                .then(|| ServerFrame::Status {
-                    seq: session.seq(),
-                    run_id: None,
-                    data: StatusData {
-                        status: RunStatus::Idle,
-                        message: "No run to cancel".into(),
-                        run_id: None,
-                    },
-                })
+        if let Some(id) = &data.session_id {
+            validate::session_id(id)?;
+        }
+        Ok(content)
+    });
+    let content = match checked {
+        Ok(content) => content,
+        Err(err) => return vec![rejection(session, "invalid_frame", &err.to_string())],
+    };
+    let message = UserMessage {
+        content,
+        token: caller.token.clone(),
+        message_id: data.message_id.clone(),
+    };
+    // Frames for this socket alone carry the seq it has seen
+    // (`session.seq()`) and no top-level `runId`.
+    let told = |status, message: &str, run: uuid::Uuid| ServerFrame::Status {
+        seq: session.seq(),
+        run_id: None,
+        data: StatusData {
+            status,
+            message: message.into(),
+            run_id: Some(run.to_string()),
+        },
+    };
+    match state.runner.start(Arc::clone(session), message).await {
+        Ok(Started::New { .. }) => Vec::new(),
+        // A resend: this socket follows the session, so it sees the
+        // run's frames; it is told which run answers it.
+        Ok(Started::InFlight(run)) => vec![told(
+            RunStatus::Processing,
+            "This message is already being answered",
+            run,
+        )],
+        // Which run answered it, then that answer again under its
+        // own seq: a tab that saw it drops it, one that missed it
+        // shows it.
+        Ok(Started::Answered(result, seq)) => vec![
+            told(
+                RunStatus::Idle,
+                "This message was answered already",
+                result.run_id,
+            ),
+            result.terminal_frame(seq.unwrap_or_else(|| session.seq())),
+        ],
+        Err(err @ StartError::Database(_)) => {
+            tracing::error!(error = %err, "cannot start a run");
+            vec![rejection(session, "internal", "internal error")]
+        }
+        Err(err @ StartError::Busy(_)) => {
+            vec![rejection(session, "run_in_progress", &err.to_string())]
+        }
+        Err(err @ StartError::ShuttingDown) => {
+            vec![rejection(session, "shutting_down", &err.to_string())]
         }
     }
+}
+
+/// `cancel`: the reply for this socket, if any.
+fn cancel(frame: &ClientFrame, session: &Session) -> Option<ServerFrame> {
+    let wanted = match frame.cancel_run_id().map(validate::run_id) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(err)) => {
+            return Some(rejection(session, "invalid_frame", &err.to_string()));
+        }
+    };
+    // The run itself publishes `status: cancelled` to every socket.
+    session
+        .cancel_run(wanted)
+        .is_none()
+        .then(|| ServerFrame::Status {
+            seq: session.seq(),
+            run_id: None,
+            data: StatusData {
+                status: RunStatus::Idle,
+                message: "No run to cancel".into(),
+                run_id: None,
+            },
+        })
 }
 
 /// An error for this socket only; it ends no run.
