@@ -1,5 +1,6 @@
-//! One connected client (WebSocket or SSE): its bounded outbox and the
-//! signals its connection task waits on.
+//! One connected client (WebSocket or SSE): its bounded outbox, written
+//! by whoever queues (see `outbox`), and the signals its connection task
+//! waits on.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -9,13 +10,11 @@ use std::{
     },
 };
 
-use axum::extract::ws::Utf8Bytes;
-use protocol::board_frames::ServerFrame;
-use tokio::sync::Notify;
+use protocol::{board_frames::ServerFrame, time::now_ms};
+use tokio::{net::TcpStream, sync::Notify};
 
-use protocol::time::now_ms;
-
-use crate::hub::Frame;
+pub use crate::outbox::Outgoing;
+use crate::{hub::Frame, metrics::Metrics, outbox::Outbox};
 
 /// Why the gateway closes a connection, as a WebSocket close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,30 +68,9 @@ impl CloseReason {
     }
 }
 
-/// An entry of the outbox.
-#[derive(Debug, Clone)]
-pub enum Outgoing {
-    /// A board frame, encoded once and shared by every subscriber.
-    Board(Frame),
-    /// A frame for this client only (ack, error, pong, connected), with its
-    /// `type` for SSE's `event:` line.
-    Direct(&'static str, Utf8Bytes),
-    /// A WebSocket ping from the heartbeat.
-    Ping,
-}
-
 /// The outbox was full; the caller drops this board's frames for the client.
 #[derive(Debug)]
 pub struct Full;
-
-#[derive(Default)]
-struct Outbox {
-    queue: VecDeque<Outgoing>,
-    /// Boards whose frames were dropped: each gets a fresh `board.sync` once
-    /// the outbox drains.
-    lagging: bool,
-    closing: Option<CloseReason>,
-}
 
 /// A connected client, shared by its connection task, the board feeds it
 /// watches and the heartbeat.
@@ -100,6 +78,7 @@ pub struct Client {
     pub id: u64,
     limit: usize,
     outbox: Mutex<Outbox>,
+    metrics: Arc<Metrics>,
     wake: Notify,
     last_seen_ms: AtomicU64,
     /// Token expiry in ms since the epoch; 0 for none.
@@ -111,13 +90,21 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(id: u64, limit: usize, sse: bool) -> Self {
+    /// A WebSocket client writing to `socket`, or (`None`) an SSE client
+    /// whose stream takes frames from the outbox.
+    pub fn new(
+        id: u64,
+        limit: usize,
+        metrics: Arc<Metrics>,
+        socket: Option<Arc<TcpStream>>,
+    ) -> Self {
         Self {
-            sse,
+            sse: socket.is_none(),
             auth_deadline_ms: AtomicU64::new(0),
             id,
             limit,
-            outbox: Mutex::default(),
+            outbox: Mutex::new(Outbox::new(socket)),
+            metrics,
             wake: Notify::new(),
             last_seen_ms: AtomicU64::new(now_ms()),
             expires_ms: AtomicU64::new(0),
@@ -128,16 +115,31 @@ impl Client {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a board frame unless the outbox is at its limit.
-    pub fn push_board(&self, frame: &Frame) -> Result<(), Full> {
-        {
-            let mut outbox = self.outbox();
-            if outbox.queue.len() >= self.limit {
-                return Err(Full);
+    /// Writes what the socket takes now; wakes the connection task for the
+    /// rest, or when there is something only it can do.
+    fn send(&self, mut outbox: std::sync::MutexGuard<'_, Outbox>) {
+        if outbox.writable_now() {
+            outbox.write(&self.metrics);
+            if outbox.queue.is_empty() && !outbox.failed && !outbox.lagging {
+                return;
             }
-            outbox.queue.push_back(Outgoing::Board(frame.clone()));
         }
+        drop(outbox);
         self.wake.notify_one();
+    }
+
+    /// Queues (and if possible writes) a board frame unless the outbox is
+    /// at its limit.
+    pub fn push_board(&self, frame: &Frame) -> Result<(), Full> {
+        let mut outbox = self.outbox();
+        if outbox.sealed || outbox.failed {
+            return Ok(());
+        }
+        if outbox.queue.len() >= self.limit {
+            return Err(Full);
+        }
+        outbox.queue.push_back(Outgoing::Board(frame.clone()));
+        self.send(outbox);
         Ok(())
     }
 
@@ -145,10 +147,16 @@ impl Client {
     /// fresh `board.sync` once it drains.
     pub fn drop_board(&self, board_id: &str) {
         let mut outbox = self.outbox();
-        outbox
-            .queue
-            .retain(|o| !matches!(o, Outgoing::Board(f) if &*f.board_id == board_id));
+        // A partly written frame stays: the stream must stay well framed.
+        let partial = usize::from(outbox.written() > 0);
+        let mut index = 0;
+        outbox.queue.retain(|o| {
+            index += 1;
+            index <= partial || !matches!(o, Outgoing::Board(f) if &*f.board_id == board_id)
+        });
         outbox.lagging = true;
+        drop(outbox);
+        self.wake.notify_one();
     }
 
     /// Queues a frame for this client only; never refused, as these are
@@ -158,8 +166,12 @@ impl Client {
     }
 
     pub fn push(&self, outgoing: Outgoing) {
-        self.outbox().queue.push_back(outgoing);
-        self.wake.notify_one();
+        let mut outbox = self.outbox();
+        if outbox.sealed || outbox.failed {
+            return;
+        }
+        outbox.queue.push_back(outgoing);
+        self.send(outbox);
     }
 
     /// Asks the connection task to close with `reason`.
@@ -168,14 +180,57 @@ impl Client {
         self.wake.notify_one();
     }
 
+    /// Queues the close frame after what is queued (board frames dropped);
+    /// nothing is accepted after it.
+    pub fn seal(&self, close: bytes::Bytes) {
+        let mut outbox = self.outbox();
+        if !outbox.sealed {
+            outbox.seal(close);
+        }
+    }
+
+    /// Forgets the socket, so the connection closes once its task ends
+    /// even while a feed or replay still holds this client.
+    pub fn detach_socket(&self) {
+        let mut outbox = self.outbox();
+        outbox.socket = None;
+        outbox.sealed = true;
+        outbox.queue.clear();
+    }
+
     /// Waits until there is something to send or a close to do.
     pub async fn woken(&self) {
         self.wake.notified().await;
     }
 
-    /// Moves up to `max` queued entries into `batch`. Returns the close
-    /// reason once the queue is empty and a close was asked for, and whether
-    /// the client was lagging and has now drained.
+    /// The connection task's turn: writes what the socket takes and says
+    /// what is left to do.
+    pub fn flush(&self) -> Flush {
+        let mut outbox = self.outbox();
+        if let Some(reason) = outbox.closing.filter(|_| !outbox.sealed) {
+            return Flush::Close(reason);
+        }
+        outbox.blocked = false;
+        outbox.write(&self.metrics);
+        if outbox.failed {
+            return Flush::Failed;
+        }
+        if outbox.blocked {
+            return Flush::Blocked;
+        }
+        // Keep idle clients small after a burst.
+        if outbox.queue.capacity() > 64 {
+            outbox.queue = VecDeque::new();
+        }
+        if std::mem::take(&mut outbox.lagging) {
+            return Flush::Drained;
+        }
+        Flush::Idle
+    }
+
+    /// For SSE: moves up to `max` queued entries into `batch`. Returns the
+    /// close reason once the queue is empty and a close was asked for, and
+    /// whether the client was lagging and has now drained.
     pub fn take(&self, batch: &mut Vec<Outgoing>, max: usize) -> Taken {
         let mut outbox = self.outbox();
         if let Some(reason) = outbox.closing {
@@ -195,7 +250,6 @@ impl Client {
         let n = outbox.queue.len().min(max);
         batch.extend(outbox.queue.drain(..n));
         if outbox.queue.is_empty() {
-            // Keep idle clients small after a burst.
             if outbox.queue.capacity() > 64 {
                 outbox.queue = VecDeque::new();
             }
@@ -233,6 +287,20 @@ impl Client {
     pub fn expiry_ms(&self) -> u64 {
         self.expires_ms.load(Ordering::Relaxed)
     }
+}
+
+/// What [`Client::flush`] left to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// Everything is written.
+    Idle,
+    /// The socket would block: wait until it is writable, then flush again.
+    Blocked,
+    /// The client had lagged and its outbox is now empty: resync its boards.
+    Drained,
+    /// A close was asked for: seal the outbox, then flush it.
+    Close(CloseReason),
+    Failed,
 }
 
 /// What [`Client::take`] found.

@@ -11,10 +11,12 @@
 mod auth;
 mod client;
 mod config;
+mod framing;
 mod heartbeat;
 mod http;
 mod hub;
 mod metrics;
+mod outbox;
 mod session;
 mod socket;
 mod sse;

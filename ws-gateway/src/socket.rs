@@ -1,50 +1,129 @@
-//! One WebSocket connection: reads client frames through tungstenite and
-//! writes the outbox straight to the socket. Board frames are shared,
-//! already-encoded bytes: each write is a `writev` of small headers and
-//! those shared payloads, so no connection copies or keeps a frame.
+//! One WebSocket connection. Client frames are read through tungstenite;
+//! everything the gateway sends goes through the client's outbox, the one
+//! writer of the socket (see `outbox`), which most of the time has already
+//! written it before this task hears of it. This task writes only what
+//! would have blocked, closes, and answers what it reads.
 
 use protocol::time::now_ms;
 use std::{
-    io::IoSlice, net::SocketAddr, sync::Arc, sync::atomic::Ordering::Relaxed, time::Duration,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    sync::atomic::Ordering::Relaxed,
+    task::{Context, Poll, ready},
+    time::Duration,
 };
 
-use futures::{SinkExt, StreamExt};
-use hyper_util::rt::TokioIo;
+use bytes::Bytes;
+use futures::StreamExt;
+use hyper_util::{rt::TokioIo, server::conn::auto::upgrade};
 use protocol::board_frames::{ErrorCode, ErrorFrame, ServerFrame};
-use tokio::io::AsyncWriteExt;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
         self, Message,
-        protocol::{CloseFrame, Role, WebSocketConfig},
+        protocol::{Role, WebSocketConfig},
     },
 };
 
 use crate::{
     auth::Grant,
-    client::{Client, CloseReason, Outgoing, Taken},
+    client::{Client, CloseReason, Flush, Outgoing},
+    framing,
     session::Session,
     state::Shared,
 };
 
-pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// The read side of a WebSocket's TCP stream, for tungstenite. Its writes
+/// go nowhere: tungstenite's own replies (pongs, the close echo) are
+/// written by the outbox instead, in order with every other frame.
+struct ReadSide(Arc<TcpStream>);
+
+impl AsyncRead for ReadSide {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ReadSide {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+type Socket = WebSocketStream<ReadSide>;
 
 /// Bytes read from a socket at once; small, because tungstenite zero-fills
 /// this much per connection and idle sockets should cost little.
 const READ_BUFFER: usize = 256;
-/// How long a closing socket waits for the client's close frame.
+/// How long a closing socket waits for its close frame to leave and the
+/// client's to arrive.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// Outbox entries written per `writev`.
-const BATCH: usize = 64;
 
-/// Sends a close frame and waits (briefly) for the client's.
-pub async fn close(mut socket: Socket, reason: CloseReason) {
-    let frame = CloseFrame {
-        code: reason.code().into(),
-        reason: reason.text().into(),
-    };
+/// The socket failed while writing.
+struct Failed;
+
+/// Writes what the outbox holds, waiting for the socket when it would
+/// block; a close reason if one was asked for.
+async fn write_out(
+    socket: &Socket,
+    client: &Client,
+    session: Option<&Session>,
+) -> Result<Option<CloseReason>, Failed> {
+    loop {
+        match client.flush() {
+            Flush::Idle => return Ok(None),
+            Flush::Drained => {
+                if let Some(session) = session {
+                    session.resync();
+                }
+            }
+            Flush::Blocked => socket.get_ref().0.writable().await.map_err(|_| Failed)?,
+            Flush::Close(reason) => return Ok(Some(reason)),
+            Flush::Failed => return Err(Failed),
+        }
+    }
+}
+
+/// Sends a close frame after what says why, and waits (briefly) for the
+/// client's.
+async fn close(socket: &mut Socket, client: &Client, reason: CloseReason) {
+    client.seal(framing::close_payload(reason.code(), reason.text()).into());
     let _ = tokio::time::timeout(CLOSE_WAIT, async {
-        socket.send(Message::Close(Some(frame))).await?;
+        if write_out(socket, client, None).await.is_err() {
+            return;
+        }
         // Reading until the client's close also drains unread input, so the
         // kernel does not answer with a reset that destroys the close frame.
         while let Some(Ok(message)) = socket.next().await {
@@ -52,7 +131,6 @@ pub async fn close(mut socket: Socket, reason: CloseReason) {
                 break;
             }
         }
-        Ok::<_, tungstenite::Error>(())
     })
     .await;
 }
@@ -67,25 +145,44 @@ pub async fn accept(
     let Ok(upgraded) = on_upgrade.await else {
         return;
     };
+    // The outbox writes the TCP stream itself, next to tungstenite reading it.
+    let parts = match upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
+        Ok(parts) => parts,
+        Err(_) => {
+            tracing::error!(%addr, "upgraded connection is not a TCP stream; closed");
+            return;
+        }
+    };
+    let stream = Arc::new(parts.io.into_inner());
     let max = shared.config.max_frame_bytes;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
-    // The socket is created here and only borrowed below, so this future
-    // (which every open connection pays for) holds it exactly once.
-    let mut socket =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-    let access = match verdict {
-        Ok(access) => access,
-        Err(reason) => return Box::pin(close(socket, reason)).await,
-    };
     let client = Arc::new(Client::new(
         shared.clients.next_id(),
         shared.config.client_queue,
-        false,
+        shared.metrics.clone(),
+        Some(stream.clone()),
     ));
+    // The socket is created here and only borrowed below, so this future
+    // (which every open connection pays for) holds it exactly once.
+    let mut socket = WebSocketStream::from_partially_read(
+        ReadSide(stream),
+        parts.read_buf.to_vec(),
+        Role::Server,
+        Some(config),
+    )
+    .await;
+    let access = match verdict {
+        Ok(access) => access,
+        Err(reason) => {
+            Box::pin(close(&mut socket, &client, reason)).await;
+            client.detach_socket();
+            return;
+        }
+    };
     if access.is_none() {
         client.set_auth_deadline_ms(now_ms() + shared.config.auth_timeout_ms);
     }
@@ -100,9 +197,10 @@ pub async fn accept(
     let mut session = Session::new(client.clone(), shared.clone(), access);
     let reason = serve(&mut socket, &mut session, &shared).await;
     if let Some(reason) = reason {
-        Box::pin(close(socket, reason)).await;
+        Box::pin(close(&mut socket, &client, reason)).await;
     }
     session.leave();
+    client.detach_socket();
     shared.clients.remove(client.id);
     shared.metrics.connections_active.fetch_sub(1, Relaxed);
     tracing::info!(client = client.id, ?reason, "websocket closed");
@@ -144,20 +242,20 @@ impl RateLimit {
     }
 }
 
-/// Reads and writes until the client leaves (`None`) or must be closed.
+/// Reads, and writes what would have blocked, until the client leaves
+/// (`None`) or must be closed.
 async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> Option<CloseReason> {
     let client = session.client.clone();
     let mut limit = RateLimit::new(shared.config.max_messages_per_sec);
-    let mut control = false;
     loop {
         tokio::select! {
             biased;
             () = client.woken() => {
-                let written = tokio::time::timeout(shared.config.stuck_timeout(), drain(socket, session, shared, &mut control));
+                let written = tokio::time::timeout(shared.config.stuck_timeout(), write_out(socket, &client, Some(session)));
                 match written.await {
                     Ok(Ok(None)) => {}
                     Ok(Ok(Some(reason))) => return Some(reason),
-                    Ok(Err(_)) => return None,
+                    Ok(Err(Failed)) => return None,
                     Err(_) => return Some(CloseReason::SlowConsumer),
                 }
             }
@@ -179,15 +277,17 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
                         reject(shared, &client, ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text".into());
                         continue;
                     }
-                    Message::Close(_) => {
-                        // tungstenite has queued the echo of the client's close;
-                        // send it, so the browser sees a clean close with its code.
-                        let _ = tokio::time::timeout(CLOSE_WAIT, socket.flush()).await;
+                    Message::Close(frame) => {
+                        // Echo the client's code, so it sees a clean close.
+                        let echo = frame.map_or_else(Bytes::new, |f| {
+                            framing::close_payload(f.code.into(), &f.reason).into()
+                        });
+                        client.seal(echo);
+                        let _ = tokio::time::timeout(CLOSE_WAIT, write_out(socket, &client, None)).await;
                         return None;
                     }
-                    Message::Ping(_) => {
-                        // tungstenite answers with a pong it writes itself.
-                        control = true;
+                    Message::Ping(payload) => {
+                        client.push(Outgoing::Pong(payload));
                         continue;
                     }
                     _ => continue,
@@ -215,99 +315,4 @@ fn reject(shared: &Shared, client: &Client, code: ErrorCode, message: String) {
         id: None,
         board_id: None,
     }));
-}
-
-/// Writes the outbox until it is empty; a close reason if one was asked for.
-async fn drain(
-    socket: &mut Socket,
-    session: &Session,
-    shared: &Shared,
-    control: &mut bool,
-) -> Result<Option<CloseReason>, std::io::Error> {
-    let mut batch = Vec::new();
-    loop {
-        match session.client.take(&mut batch, BATCH) {
-            Taken::Close(reason) => return Ok(Some(reason)),
-            Taken::Drained => session.resync(),
-            Taken::More => {}
-        }
-        if batch.is_empty() {
-            return Ok(None);
-        }
-        write(socket, &mut batch, shared, control).await?;
-    }
-}
-
-/// An unmasked server frame header: FIN + opcode, then the payload length.
-fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
-    let mut header = [0u8; 10];
-    header[0] = 0x80 | opcode;
-    let size = if len < 126 {
-        header[1] = len as u8;
-        2
-    } else if len <= usize::from(u16::MAX) {
-        header[1] = 126;
-        header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        4
-    } else {
-        header[1] = 127;
-        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        10
-    };
-    (header, size)
-}
-
-async fn write(
-    socket: &mut Socket,
-    batch: &mut Vec<Outgoing>,
-    shared: &Shared,
-    control: &mut bool,
-) -> Result<(), std::io::Error> {
-    // A pong tungstenite queued itself goes first, so our frames never
-    // interleave with a partly written one of its own.
-    if std::mem::take(control) {
-        socket.flush().await.map_err(std::io::Error::other)?;
-    }
-    let now = now_ms() as i64;
-    let mut headers = Vec::with_capacity(batch.len());
-    for outgoing in batch.iter() {
-        let (opcode, len) = match outgoing {
-            Outgoing::Board(frame) => {
-                shared
-                    .metrics
-                    .record_sent(now.saturating_sub(frame.ts).max(0) as u64, 1);
-                (0x1, frame.json.len())
-            }
-            Outgoing::Direct(_, text) => (0x1, text.len()),
-            Outgoing::Ping => (0x9, 0),
-        };
-        headers.push(frame_header(opcode, len));
-    }
-    let mut slices = Vec::with_capacity(batch.len() * 2);
-    for (outgoing, (header, size)) in batch.iter().zip(&headers) {
-        slices.push(IoSlice::new(&header[..*size]));
-        let payload: &[u8] = match outgoing {
-            Outgoing::Board(frame) => frame.json.as_bytes(),
-            Outgoing::Direct(_, text) => text.as_bytes(),
-            Outgoing::Ping => &[],
-        };
-        if !payload.is_empty() {
-            slices.push(IoSlice::new(payload));
-        }
-    }
-    let io = socket.get_mut();
-    let mut remaining: &mut [IoSlice<'_>] = &mut slices;
-    while !remaining.is_empty() {
-        let n = io.write_vectored(remaining).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut remaining, n);
-    }
-    shared
-        .metrics
-        .frames_sent
-        .fetch_add(batch.len() as u64, Relaxed);
-    batch.clear();
-    Ok(())
 }

@@ -84,7 +84,8 @@ pub async fn events(
     let client = Arc::new(Client::new(
         shared.clients.next_id(),
         shared.config.client_queue,
-        true,
+        shared.metrics.clone(),
+        None,
     ));
     shared.clients.insert(client.clone());
     shared.metrics.connections_active.fetch_add(1, Relaxed);
@@ -143,6 +144,6 @@ fn to_event(outgoing: Outgoing) -> Option<Event> {
                 .data(&*frame.json),
         ),
         Outgoing::Direct(kind, text) => Some(Event::default().event(kind).data(&*text)),
-        Outgoing::Ping => None,
+        Outgoing::Ping | Outgoing::Pong(_) | Outgoing::Close(_) => None,
     }
 }

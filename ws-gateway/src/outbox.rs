@@ -1,0 +1,166 @@
+//! A client's bounded outbox and the one writer of its WebSocket. Whoever
+//! queues a frame (the board feed fanning out, the session answering, the
+//! heartbeat) writes it straight to the socket while the socket takes it,
+//! with one non-blocking `writev` under the outbox lock, so the common case
+//! wakes no task. Only what would block stays queued, for the connection
+//! task to write once the socket is writable. Every byte the gateway sends
+//! on a WebSocket goes through here, in queue order: board frames, acks,
+//! pings, pongs and the close frame.
+
+use std::{collections::VecDeque, io::IoSlice, sync::Arc};
+
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use protocol::time::now_ms;
+use tokio::net::TcpStream;
+
+use crate::{
+    client::CloseReason,
+    framing::{self, Header},
+    hub::Frame,
+    metrics::Metrics,
+};
+
+/// Entries written per `writev`.
+const BATCH: usize = 64;
+
+/// An entry of the outbox.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A board frame, encoded once and shared by every subscriber.
+    Board(Frame),
+    /// A frame for this client only (ack, error, connected), with its
+    /// `type` for SSE's `event:` line.
+    Direct(&'static str, Utf8Bytes),
+    /// A WebSocket ping from the heartbeat.
+    Ping,
+    /// The answer to a client's ping, with its payload.
+    Pong(Bytes),
+    /// A close frame's payload; the last entry a socket gets.
+    Close(Bytes),
+}
+
+impl Outgoing {
+    fn frame(&self) -> (u8, &[u8]) {
+        match self {
+            Self::Board(frame) => (framing::TEXT, frame.json.as_bytes()),
+            Self::Direct(_, text) => (framing::TEXT, text.as_bytes()),
+            Self::Ping => (framing::PING, &[]),
+            Self::Pong(payload) => (framing::PONG, payload),
+            Self::Close(payload) => (framing::CLOSE, payload),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Outbox {
+    pub queue: VecDeque<Outgoing>,
+    /// Bytes of the front entry already on the wire.
+    written: usize,
+    /// Boards whose frames were dropped: each gets a fresh `board.sync` once
+    /// the outbox drains.
+    pub lagging: bool,
+    pub closing: Option<CloseReason>,
+    /// The close frame is queued: nothing more is accepted.
+    pub sealed: bool,
+    /// The last write would have blocked: until the connection task has
+    /// seen the socket writable again, frames only queue.
+    pub blocked: bool,
+    /// The socket failed; the connection task ends it.
+    pub failed: bool,
+    /// The WebSocket's stream; `None` for SSE and once the connection ends.
+    pub socket: Option<Arc<TcpStream>>,
+}
+
+impl Outbox {
+    pub fn new(socket: Option<Arc<TcpStream>>) -> Self {
+        Self {
+            socket,
+            ..Self::default()
+        }
+    }
+
+    /// Bytes of the front entry already on the wire.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Whoever queues may write now: a WebSocket that is not blocked,
+    /// failed or closing (closing drops board frames, so it is the task's).
+    pub fn writable_now(&self) -> bool {
+        self.socket.is_some() && !self.blocked && !self.failed && self.closing.is_none()
+    }
+
+    /// Writes queued entries until the queue is empty or the socket would
+    /// block (`blocked`) or fails (`failed`).
+    pub fn write(&mut self, metrics: &Metrics) {
+        let Some(socket) = self.socket.clone() else {
+            return;
+        };
+        let now = now_ms() as i64;
+        while !self.queue.is_empty() && !self.blocked && !self.failed {
+            let n = self.queue.len().min(BATCH);
+            let mut headers = [Header::new(0, 0); BATCH];
+            for (header, entry) in headers.iter_mut().zip(&self.queue) {
+                let (opcode, payload) = entry.frame();
+                *header = Header::new(opcode, payload.len());
+            }
+            let mut slices = [IoSlice::new(&[]); 2 * BATCH];
+            let mut count = 0;
+            for (header, entry) in headers.iter().zip(&self.queue).take(n) {
+                slices[count] = IoSlice::new(header.as_bytes());
+                let payload = entry.frame().1;
+                slices[count + 1] = IoSlice::new(payload);
+                count += if payload.is_empty() { 1 } else { 2 };
+            }
+            let mut pending = &mut slices[..count];
+            IoSlice::advance_slices(&mut pending, self.written);
+            match socket.try_write_vectored(pending) {
+                Ok(0) => self.failed = true,
+                Ok(wrote) => {
+                    let mut done = self.written + wrote;
+                    for header in &headers[..n] {
+                        let len = header.as_bytes().len() + self.queue[0].frame().1.len();
+                        if done < len {
+                            break;
+                        }
+                        done -= len;
+                        let entry = self.queue.pop_front().expect("counted above");
+                        record(metrics, &entry, now);
+                    }
+                    self.written = done;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.blocked = true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => self.failed = true,
+            }
+        }
+        if self.failed {
+            self.queue.clear();
+            self.written = 0;
+        }
+    }
+
+    /// Drops board frames (the client resumes after a reconnect) but keeps
+    /// what says why, then queues the close frame last. A partly written
+    /// entry is finished first, so the stream stays well framed.
+    pub fn seal(&mut self, close: Bytes) {
+        let partial = usize::from(self.written > 0);
+        let mut index = 0;
+        self.queue.retain(|entry| {
+            index += 1;
+            index <= partial || !matches!(entry, Outgoing::Board(_) | Outgoing::Ping)
+        });
+        self.queue.push_back(Outgoing::Close(close));
+        self.sealed = true;
+    }
+}
+
+fn record(metrics: &Metrics, entry: &Outgoing, now: i64) {
+    metrics
+        .frames_sent
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Outgoing::Board(frame) = entry {
+        metrics.record_sent(now.saturating_sub(frame.ts).max(0) as u64, 1);
+    }
+}
