@@ -115,11 +115,14 @@ impl Client {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes what the socket takes now; wakes the connection task for the
-    /// rest, or when there is something only it can do.
-    fn send(&self, mut outbox: std::sync::MutexGuard<'_, Outbox>) {
-        if outbox.writable_now() {
-            outbox.write(&self.metrics);
+    /// Queues `entry` and writes what the socket takes now; wakes the
+    /// connection task for the rest, or when there is something only it
+    /// can do.
+    fn send(&self, mut outbox: std::sync::MutexGuard<'_, Outbox>, entry: Outgoing) {
+        if !outbox.writable_now() {
+            outbox.queue.push_back(entry);
+        } else {
+            outbox.push_and_write(entry, &self.metrics);
             if outbox.queue.is_empty() && !outbox.failed && !outbox.lagging {
                 return;
             }
@@ -131,15 +134,14 @@ impl Client {
     /// Queues (and if possible writes) a board frame unless the outbox is
     /// at its limit.
     pub fn push_board(&self, frame: &Frame) -> Result<(), Full> {
-        let mut outbox = self.outbox();
+        let outbox = self.outbox();
         if outbox.sealed || outbox.failed {
             return Ok(());
         }
         if outbox.queue.len() >= self.limit {
             return Err(Full);
         }
-        outbox.queue.push_back(Outgoing::Board(frame.clone()));
-        self.send(outbox);
+        self.send(outbox, Outgoing::Board(frame.clone()));
         Ok(())
     }
 
@@ -166,12 +168,11 @@ impl Client {
     }
 
     pub fn push(&self, outgoing: Outgoing) {
-        let mut outbox = self.outbox();
+        let outbox = self.outbox();
         if outbox.sealed || outbox.failed {
             return;
         }
-        outbox.queue.push_back(outgoing);
-        self.send(outbox);
+        self.send(outbox, outgoing);
     }
 
     /// Asks the connection task to close with `reason`.

@@ -154,6 +154,10 @@ pub async fn accept(
         }
     };
     let stream = Arc::new(parts.io.into_inner());
+    // What the client sent after its upgrade request, copied: the bytes
+    // hyper hands over share its whole read buffer, kilobytes per socket.
+    let early = parts.read_buf.to_vec();
+    drop(parts.read_buf);
     let max = shared.config.max_frame_bytes;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
@@ -168,13 +172,9 @@ pub async fn accept(
     ));
     // The socket is created here and only borrowed below, so this future
     // (which every open connection pays for) holds it exactly once.
-    let mut socket = WebSocketStream::from_partially_read(
-        ReadSide(stream),
-        parts.read_buf.to_vec(),
-        Role::Server,
-        Some(config),
-    )
-    .await;
+    let mut socket =
+        WebSocketStream::from_partially_read(ReadSide(stream), early, Role::Server, Some(config))
+            .await;
     let access = match verdict {
         Ok(access) => access,
         Err(reason) => {
