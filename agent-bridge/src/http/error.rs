@@ -87,10 +87,7 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let body = Body {
-            error: ErrorData {
-                code: code.into(),
-                message,
-            },
+            error: ErrorData::new(code, message),
         };
         (status, Json(body)).into_response()
     }

@@ -479,10 +479,7 @@ fn rejection(session: &Session, code: &str, message: &str) -> ServerFrame {
     ServerFrame::Error {
         seq: session.seq(),
         run_id: None,
-        data: ErrorData {
-            code: code.into(),
-            message: message.into(),
-        },
+        data: ErrorData::new(code, message),
     }
 }
 

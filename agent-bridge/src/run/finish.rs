@@ -116,10 +116,7 @@ impl Drop for EndsRun {
         let frame = ServerFrame::Error {
             seq: 0,
             run_id: Some(self.run_id.to_string()),
-            data: ErrorData {
-                code: "internal".into(),
-                message: "internal error".into(),
-            },
+            data: ErrorData::new("internal", "internal error"),
         };
         // A no-op when the run already published its terminal frame.
         if self.session.publish_terminal(self.run_id, frame).is_some() {

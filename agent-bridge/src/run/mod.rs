@@ -279,10 +279,7 @@ async fn drive(run: Run) -> RunResult {
     let ended = match prepared.await {
         Err(err) => {
             tracing::error!(error = %err, "cannot record the run");
-            Err(ErrorData {
-                code: "internal".into(),
-                message: "internal error".into(),
-            })
+            Err(ErrorData::new("internal", "internal error"))
         }
         Ok((stored_id, history)) => {
             let request = RunRequest {
@@ -314,19 +311,13 @@ async fn drive(run: Run) -> RunResult {
                         .unwrap_or_default();
                     tracing::error!(panic = %what, "the agent panicked");
                     out.fail_unfinished_tools("internal error").await;
-                    Err(ErrorData {
-                        code: "internal".into(),
-                        message: "internal error".into(),
-                    })
+                    Err(ErrorData::new("internal", "internal error"))
                 }
                 Ok(Ok(outcome)) => Ok(outcome),
                 Ok(Err(err)) => {
                     tracing::warn!(error = %err, "run failed");
                     out.fail_unfinished_tools(&err.to_string()).await;
-                    Err(ErrorData {
-                        code: err.code().to_owned(),
-                        message: user_message(&err),
-                    })
+                    Err(ErrorData::new(err.code().to_owned(), user_message(&err)))
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! A message sent again: the client names each message with a
 //! `message_id`, and a resend finds the run that answered it instead of
 //! starting another. Only a run that was cut short before it could finish
-//! is run again, for the same stored message; its tool calls carry request
+//! ([`ErrorData::CUT_SHORT`]) is run again, for the same stored message; its tool calls carry request
 //! ids derived from the message, so board-service writes nothing twice.
 
 use protocol::chat_frames::{ErrorData, FinalMessage};
@@ -12,19 +12,6 @@ use crate::{
     session::Session,
     store::{RunRecord, Store},
 };
-
-/// Failure codes of runs that did not get to finish: the bridge died
-/// (`interrupted`), the agent backend or board-service could not be
-/// reached or timed out, or a bug stopped it. Sending the message again
-/// retries it. Any other end (an answer, a cancel, an agent that reported
-/// an error itself) is the message's result, returned to every resend.
-const CUT_SHORT: &[&str] = &[
-    "interrupted",
-    "agent_unavailable",
-    "agent_timeout",
-    "board_service_unavailable",
-    "internal",
-];
 
 /// What is known of a client message before it starts a run.
 pub(super) enum Prior {
@@ -52,7 +39,9 @@ pub(super) async fn prior(
         // On this bridge, or leased by another; a dead bridge's run is
         // reaped within a lease, and its tabs are told.
         "running" => Prior::InFlight(run.id),
-        "failed" if CUT_SHORT.contains(&run.error_code.as_deref().unwrap_or("internal")) => {
+        "failed"
+            if ErrorData::CUT_SHORT.contains(&run.error_code.as_deref().unwrap_or("internal")) =>
+        {
             Prior::Retry(message.id)
         }
         _ => Prior::Answered(stored_result(store, &run).await?, run.terminal_seq),
@@ -68,10 +57,10 @@ pub(super) async fn stored_result(store: &Store, run: &RunRecord) -> sqlx::Resul
         "cancelled" => ("cancelled", None),
         _ => (
             "failed",
-            Some(ErrorData {
-                code: run.error_code.clone().unwrap_or_else(|| "internal".into()),
-                message: run.error_message.clone().unwrap_or_default(),
-            }),
+            Some(ErrorData::new(
+                run.error_code.clone().unwrap_or_else(|| "internal".into()),
+                run.error_message.clone().unwrap_or_default(),
+            )),
         ),
     };
     Ok(RunResult {

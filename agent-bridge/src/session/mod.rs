@@ -375,10 +375,7 @@ pub fn interrupted_frame(run_id: Uuid, message: &str, seq: u64) -> ServerFrame {
     ServerFrame::Error {
         seq,
         run_id: Some(run_id.to_string()),
-        data: ErrorData {
-            code: "interrupted".into(),
-            message: message.into(),
-        },
+        data: ErrorData::new("interrupted", message),
     }
 }
 

@@ -69,10 +69,7 @@ fn a_run_gets_one_terminal_frame_and_a_new_run_starts_a_fresh_replay() {
     let end = || ServerFrame::Error {
         seq: 0,
         run_id: Some(run.to_string()),
-        data: ErrorData {
-            code: "x".into(),
-            message: "y".into(),
-        },
+        data: ErrorData::new("x", "y"),
     };
     assert_eq!(session.publish_terminal(run, end()), Some(1));
     assert_eq!(

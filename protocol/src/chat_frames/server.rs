@@ -207,6 +207,36 @@ pub enum Artifact {
 pub struct ErrorData {
     pub code: String,
     pub message: String,
+    /// The run was cut short before it could finish: sending the message
+    /// again, with the same `message_id`, retries it without doing any of
+    /// its work twice. Absent (false) for every other error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
+}
+
+impl ErrorData {
+    /// Codes of runs that did not get to finish: the bridge died
+    /// (`interrupted`), the agent backend or board-service could not be
+    /// reached or timed out, or a bug stopped the run. Any other end (an
+    /// answer, a cancel, an agent that reported an error itself) is the
+    /// message's result.
+    pub const CUT_SHORT: &[&str] = &[
+        "interrupted",
+        "agent_unavailable",
+        "agent_timeout",
+        "board_service_unavailable",
+        "internal",
+    ];
+
+    /// An error, `retryable` when `code` is one of [`Self::CUT_SHORT`].
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        let code = code.into();
+        Self {
+            retryable: Self::CUT_SHORT.contains(&code.as_str()),
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -309,12 +339,22 @@ mod tests {
         let error = |run_id: Option<&str>| ServerFrame::Error {
             seq: 1,
             run_id: run_id.map(Into::into),
-            data: ErrorData {
-                code: "x".into(),
-                message: "y".into(),
-            },
+            data: ErrorData::new("x", "y"),
         };
         assert!(error(Some("r")).is_terminal());
+        assert_eq!(
+            to_value(&error(None))["data"],
+            json!({"code":"x","message":"y"}),
+            "retryable appears only when true"
+        );
+        assert_eq!(
+            to_value(&ServerFrame::Error {
+                seq: 2,
+                run_id: Some("r".into()),
+                data: ErrorData::new("interrupted", "z")
+            })["data"]["retryable"],
+            json!(true)
+        );
         assert!(!error(None).is_terminal(), "a rejected request ends no run");
         let cancelled = ServerFrame::Status {
             seq: 1,
