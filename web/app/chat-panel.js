@@ -216,18 +216,40 @@ export class ChatPanel {
     this._endRun();
   }
 
-  _onRunError({ runId, code, message }) {
+  _onRunError({ runId, code, message, retryable }) {
     const turn = this._turn(runId);
     turn.data.status = 'error';
-    turn.data.error = { code, message };
+    turn.data.error = { code, message, retryable };
     this._setText(turn, turn.data.text, false);
     this._turnError(turn, turn.data.error);
     this._endRun();
   }
 
-  _turnError(turn, { code, message }) {
+  _turnError(turn, { code, message, retryable }) {
     turn.el.querySelector('.turn-error')?.remove();
-    turn.el.append(h(`div.turn-error${code === 'cancelled' ? '.turn-cancelled' : ''}`, { 'data-testid': 'run-error' }, message || code));
+    const prompt = retryable ? this._promptOf(turn.data) : null;
+    const retry = prompt && h('button.btn.btn-sm.btn-ghost.turn-retry', {
+      type: 'button', 'data-testid': 'run-retry', onclick: () => this._retry(turn, prompt),
+    }, 'Retry');
+    turn.el.append(h(`div.turn-error${code === 'cancelled' ? '.turn-cancelled' : ''}`, { 'data-testid': 'run-error' },
+      h('span', message || code), retry));
+  }
+
+  /** The user message a turn answers: the last one before it. */
+  _promptOf(turnData) {
+    const i = this.items.indexOf(turnData);
+    return this.items.slice(0, i < 0 ? this.items.length : i).reverse().find((it) => it.type === 'user' && it.id) || null;
+  }
+
+  /**
+   * Sends the turn's message again under its own id: the bridge runs it
+   * again without repeating work the cut-short run already did.
+   */
+  _retry(turn, prompt) {
+    turn.el.querySelector('.turn-retry')?.remove();
+    turn.data.error = { ...turn.data.error, retryable: false };
+    this.chat.send(prompt.content, { messageId: prompt.id });
+    this._persist();
   }
 
   _endRun() {

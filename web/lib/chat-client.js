@@ -32,7 +32,8 @@ export class RunError extends Error {
  * - `session` `{sessionId, boardId}` once the bridge named them.
  * - `run` `{runId, status, message}`: `processing`, `idle` or `cancelled`.
  * - `token` `{runId, token, done}`; `tool` (the `tool_execution` data plus `runId`);
- *   `message` `{runId, content, artifacts}`; `run-error` `{runId, code, message}`.
+ *   `message` `{runId, content, artifacts}`; `run-error` `{runId, code, message, retryable}`
+ *   (`retryable`: the run was cut short; `send(content, {messageId})` retries it).
  * - `rejected` `{code, message}`: an error for this socket only (no run).
  * - `queue` (array of `{id, content, state}`) whenever the outbox changes.
  * - `latency` (ms), `frame` (every frame, raw).
@@ -81,6 +82,7 @@ export class ChatClient extends Emitter {
     this._awaiting = null; // the message sent, waiting for its run to start
     this._runs = new Map(); // runId → message entry (null: another tab's run)
     this._ended = new Set();
+    this._endings = new Map(); // runId → how it settled, for resends it answers
   }
 
   connect() {
@@ -108,10 +110,13 @@ export class ChatClient extends Emitter {
    * Queues `content` and sends it as soon as the socket is up and no run is
    * in flight. Resolves with `{runId, content, artifacts}` when its run ends
    * with `message`; rejects with a RunError on `error` or cancellation.
-   * The returned promise has `.id`, the queue entry's id.
+   * The returned promise has `.id`, the queue entry's id, which goes out as
+   * the message's `message_id`. Pass `opts.messageId` to send a message
+   * again (Retry after an `error` with `retryable`): the bridge then runs it
+   * again without repeating work already done, or returns its answer.
    */
-  send(content) {
-    const entry = { id: newId(), content, state: 'queued' };
+  send(content, { messageId } = {}) {
+    const entry = { id: messageId || newId(), content, state: 'queued' };
     const promise = new Promise((resolve, reject) => {
       entry.resolve = resolve;
       entry.reject = reject;
@@ -186,14 +191,16 @@ export class ChatClient extends Emitter {
     }
     if (frame.type === 'connected') return this._onConnected(frame);
     const runId = frame.runId || frame.data?.runId || null;
-    // Run frames take a new seq each; frames for this socket alone (rejections,
-    // "no run to cancel") repeat the latest one and must not be deduplicated.
-    if (runId && typeof frame.seq === 'number') {
+    // Run frames carry a top-level runId and take a new seq each; frames for
+    // this socket alone (rejections, "no run to cancel", "already answered")
+    // have none, repeat the latest seq and must not be deduplicated.
+    if (frame.runId && typeof frame.seq === 'number') {
       if (this.lastSeq != null && frame.seq <= this.lastSeq) return;
       this.lastSeq = frame.seq;
     }
     this.emit('frame', frame);
     const d = frame.data || {};
+    if (frame.type === 'status' && !frame.runId && runId) return this._onResendAnswered(runId);
     switch (frame.type) {
       case 'status':
         if (d.status === 'processing' && runId) this._onRunStarted(runId);
@@ -214,7 +221,7 @@ export class ChatClient extends Emitter {
         break;
       case 'error':
         if (runId) {
-          this.emit('run-error', { runId, code: d.code, message: d.message });
+          this.emit('run-error', { runId, code: d.code, message: d.message, retryable: !!d.retryable });
           this._onRunEnded(runId, (e) => e.reject(new RunError(d.code, d.message, runId)));
         } else {
           this._onRejected(d);
@@ -265,11 +272,38 @@ export class ChatClient extends Emitter {
     }
   }
 
+  /**
+   * The bridge says the message just sent again (same message_id) is
+   * answered by `runId`, in flight or already ended: bind the entry to it.
+   * An ended run's answer is the one this client saw (the bridge repeats it
+   * next, under its seq, and that copy is dropped), so it settles now.
+   */
+  _onResendAnswered(runId) {
+    const entry = this._awaiting;
+    if (!entry) return;
+    const ending = this._endings.get(runId);
+    if (!ending) {
+      this._ended.delete(runId);
+      this._onRunStarted(runId);
+      return;
+    }
+    this._awaiting = null;
+    this.queued = this.queued.filter((e) => e !== entry);
+    ending(entry);
+    this._emitQueue();
+    this._pump();
+  }
+
   _onRunEnded(runId, settle) {
     const entry = this._runs.get(runId);
     if (entry) settle(entry);
     this._runs.delete(runId);
-    if (runId) this._ended.add(runId);
+    if (runId) {
+      this._ended.add(runId);
+      // Kept for a resend that turns out to be answered by this run.
+      this._endings.set(runId, settle);
+      if (this._endings.size > 64) this._endings.delete(this._endings.keys().next().value);
+    }
     if (!runId || this.activeRunId === runId) this.activeRunId = null;
     this._pump();
   }

@@ -228,6 +228,31 @@ describe('ChatClient', () => {
     chat.close();
   });
 
+  it('settles a resent message with the run the bridge says answers it', async () => {
+    const { chat, ws } = chatClient();
+    ws.push({ type: 'connected', seq: 0, sessionId: 's1', boardId: 'B' });
+    // Answered already: told the run (for this socket alone, no top-level
+    // runId, the latest seq), then its terminal frame under its own seq.
+    const answered = chat.send('Create a P1 story for login');
+    ws.push({ type: 'status', seq: 0, data: { status: 'idle', message: 'answered', runId: 'r1' } });
+    ws.push({ type: 'message', seq: 3, runId: 'r1', data: { content: 'Done.', artifacts: [] } });
+    assert.deepEqual(await answered, { runId: 'r1', content: 'Done.', artifacts: [] });
+    // An answer this tab saw already settles at once; its repeat is dropped.
+    const again = chat.send('Create a P1 story for login', { messageId: answered.id });
+    assert.equal(ws.last('message').data.message_id, answered.id, 'sent under the same id');
+    ws.push({ type: 'status', seq: 3, data: { status: 'idle', message: 'answered', runId: 'r1' } });
+    assert.deepEqual(await again, { runId: 'r1', content: 'Done.', artifacts: [] });
+    ws.push({ type: 'message', seq: 3, runId: 'r1', data: { content: 'Done.', artifacts: [] } });
+    // In flight: bound to that run, settled by its end.
+    const inFlight = chat.send('what is in progress?');
+    ws.push({ type: 'status', seq: 3, data: { status: 'processing', message: 'in flight', runId: 'r2' } });
+    ws.push({ type: 'token', seq: 4, runId: 'r2', data: { token: 'x', done: false } });
+    ws.push({ type: 'error', seq: 5, runId: 'r2', data: { code: 'interrupted', message: 'cut', retryable: true } });
+    await assert.rejects(inFlight, { name: 'RunError', code: 'interrupted' });
+    assert.deepEqual(chat.queued, []);
+    chat.close();
+  });
+
   it('stops reconnecting when the bridge refuses the token or the session', async () => {
     for (const code of [4001, 4002, 4003]) {
       const { chat, ws } = chatClient();

@@ -185,6 +185,8 @@ export class MockBridge {
     this.sockets = new Set();
     this.ring = [];
     this.running = null;
+    this.received = []; // every message frame's data, in order
+    this.interruptNext = false; // end the next run as a bridge crash would
   }
 
   async route(context) {
@@ -222,6 +224,7 @@ export class MockBridge {
       return;
     }
     if (frame.type !== 'message') return;
+    this.received.push(frame.data);
     if (this.running) {
       return ws.send(JSON.stringify({ type: 'error', seq: this.seq, data: { code: 'run_in_progress', message: 'a run is in progress' } }));
     }
@@ -234,6 +237,14 @@ export class MockBridge {
     this.ring = [];
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
     this._publish({ type: 'status', runId, data: { status: 'processing', message: 'Understanding your request…', runId } });
+    if (this.interruptNext) {
+      // What a restarted agent-bridge publishes for a run its predecessor left.
+      this.interruptNext = false;
+      await sleep(this.tokenDelayMs);
+      this.running = null;
+      this._publish({ type: 'error', runId, data: { code: 'interrupted', message: 'The run was interrupted.', retryable: true } });
+      return;
+    }
     const m = /create an? (?:p([0-3]) )?(story|bug|task|epic) for (.+)/i.exec(content);
     const say = async (text) => {
       for (const piece of text.match(/\S+\s*/g)) {

@@ -262,6 +262,25 @@ describe('Boardwire page (mocked services)', () => {
     await page.waitForSelector('[data-task-id]:has-text("The changelog")', { timeout: TIMEOUT });
   });
 
+  it('offers Retry on a run cut short, and retries the same message under its message_id', async () => {
+    const page = await open();
+    await page.waitForSelector('[data-testid="chat-status"][data-state="connected"]', { timeout: TIMEOUT });
+    bridge.interruptNext = true;
+    const before = bridge.received.length;
+    await page.fill('[data-testid="chat-input"]', 'Create a P2 task for the retry check');
+    await page.click('[data-testid="chat-send"]');
+    await page.waitForSelector('[data-testid="run-error"]:has-text("interrupted")', { timeout: TIMEOUT });
+    await screenshot(page, 'ui-chat-interrupted');
+    await page.click('[data-testid="run-retry"]');
+    await page.waitForSelector('[data-testid="tool-card"][data-status="completed"]', { timeout: TIMEOUT });
+    const sent = bridge.received.slice(before);
+    assert.equal(sent.length, 2, JSON.stringify(sent));
+    assert.equal(sent[1].message_id, sent[0].message_id, 'the retry names the same message');
+    assert.equal(sent[1].content, sent[0].content);
+    assert.equal(await page.locator('[data-testid="user-message"]:has-text("retry check")').count(), 1, 'the prompt is not shown twice');
+    assert.equal(await page.locator('[data-testid="run-retry"]').count(), 0, 'Retry is gone once used');
+  });
+
   it('cancels a run in flight', async () => {
     bridge.toolDelayMs = 3000;
     const page = await open();
