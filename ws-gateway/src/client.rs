@@ -145,6 +145,38 @@ impl Client {
         Ok(())
     }
 
+    /// Queues a board frame, to be written by [`Client::uncork`], unless the
+    /// outbox is at its limit.
+    pub fn queue_board(&self, frame: &Frame) -> Result<(), Full> {
+        let mut outbox = self.outbox();
+        if outbox.sealed || outbox.failed {
+            return Ok(());
+        }
+        if outbox.queue.len() >= self.limit {
+            return Err(Full);
+        }
+        outbox.queue.push_back(Outgoing::Board(frame.clone()));
+        if !outbox.writable_now() {
+            drop(outbox);
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Writes what [`Client::queue_board`] queued, as far as the socket takes it.
+    pub fn uncork(&self) {
+        let mut outbox = self.outbox();
+        if outbox.queue.is_empty() || !outbox.writable_now() {
+            return;
+        }
+        outbox.write(&self.metrics);
+        if outbox.queue.is_empty() && !outbox.failed && !outbox.lagging {
+            return;
+        }
+        drop(outbox);
+        self.wake.notify_one();
+    }
+
     /// Drops every queued frame of `board_id` and flags the client for a
     /// fresh `board.sync` once it drains.
     pub fn drop_board(&self, board_id: &str) {

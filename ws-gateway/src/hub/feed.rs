@@ -255,18 +255,42 @@ impl Feed {
         state.subscribers = subscribers;
     }
 
-    /// Applies the next event and sends its frame to every subscriber.
-    /// Returns `false` when the event does not follow the feed's version
-    /// (the caller then re-reads a snapshot).
-    pub fn publish(&self, event: &BoardEvent) -> bool {
+    /// Applies the next events and sends their frames to every subscriber,
+    /// each event inside the span `span` makes for it. Several events (a
+    /// backlog) are queued first and then written with one `writev` per
+    /// client. Returns `false` when an event does not follow the feed's
+    /// version (the caller then re-reads a snapshot).
+    pub fn publish(
+        &self,
+        events: &[BoardEvent],
+        span: impl Fn(&BoardEvent) -> tracing::Span,
+    ) -> bool {
         let mut state = self.state();
+        let corked = events.len() > 1;
+        let mut followed = true;
+        for event in events {
+            let _span = span(event).entered();
+            if !self.publish_one(&mut state, event, corked) {
+                followed = false;
+                break;
+            }
+        }
+        if corked {
+            for sub in &state.subscribers {
+                sub.client.uncork();
+            }
+        }
+        followed
+    }
+
+    fn publish_one(&self, state: &mut State, event: &BoardEvent, corked: bool) -> bool {
         if event.version <= state.version {
             return true;
         }
         if event.version != state.version + 1 || state.board.is_none() {
             return false;
         }
-        apply(&mut state, event);
+        apply(state, event);
         state.version = event.version;
         state.sync = None;
         let Some(frame) = ServerFrame::from_event(event) else {
@@ -296,7 +320,12 @@ impl Feed {
                 }
                 continue;
             }
-            if sub.client.push_board(&frame).is_ok() {
+            let queued = if corked {
+                sub.client.queue_board(&frame)
+            } else {
+                sub.client.push_board(&frame)
+            };
+            if queued.is_ok() {
                 sub.last = frame.version;
                 delivered += 1;
             } else {

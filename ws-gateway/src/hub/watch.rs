@@ -4,13 +4,19 @@
 
 use std::{sync::Arc, time::Duration};
 
-use protocol::{event_type, v1::WatchBoardRequest};
+use futures::FutureExt;
+use protocol::{
+    event_type,
+    v1::{BoardEvent, WatchBoardRequest},
+};
 
 use super::Feed;
 use crate::{metrics::Metrics, upstream::Upstream};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Events published together at most.
+const BATCH: usize = 64;
 
 pub fn spawn(upstream: Upstream, metrics: Arc<Metrics>, feed: Arc<Feed>) {
     tokio::spawn(async move {
@@ -78,22 +84,36 @@ async fn watch(upstream: &Upstream, feed: &Feed, after: u64, backoff: &mut Durat
         }
     };
     upstream.set_serving(true);
+    let mut carried = None;
     loop {
-        match stream.message().await {
+        let next = match carried.take() {
+            Some(next) => next,
+            None => stream.message().await,
+        };
+        match next {
             Ok(Some(event)) => {
                 *backoff = BACKOFF_MIN;
                 if event.r#type == event_type::BOARD_RESYNC {
                     tracing::info!(board = %feed.board_id, "board log moved past this feed; re-reading snapshot");
                     return Ended::Resync;
                 }
-                // The frames of this event join the trace of the change behind it.
-                let span = tracing::info_span!("deliver", board = %feed.board_id, version = event.version, kind = %event.r#type);
-                service_kit::telemetry::propagation::set_parent_from_map(
-                    &span,
-                    &event.trace_context,
-                );
-                if !span.in_scope(|| feed.publish(&event)) {
-                    tracing::warn!(board = %feed.board_id, version = event.version, "gap in board events; re-reading snapshot");
+                // Events already here go out together: behind a backlog,
+                // one write per client carries several frames.
+                let mut events = vec![event];
+                while events.len() < BATCH {
+                    match stream.message().now_or_never() {
+                        Some(Ok(Some(event))) if event.r#type != event_type::BOARD_RESYNC => {
+                            events.push(event);
+                        }
+                        Some(other) => {
+                            carried = Some(other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                if !feed.publish(&events, |event| deliver_span(feed, event)) {
+                    tracing::warn!(board = %feed.board_id, "gap in board events; re-reading snapshot");
                     return Ended::Resync;
                 }
             }
@@ -110,6 +130,13 @@ async fn watch(upstream: &Upstream, feed: &Feed, after: u64, backoff: &mut Durat
             }
         }
     }
+}
+
+/// The frames of an event join the trace of the change behind it.
+fn deliver_span(feed: &Feed, event: &BoardEvent) -> tracing::Span {
+    let span = tracing::info_span!("deliver", board = %feed.board_id, version = event.version, kind = %event.r#type);
+    service_kit::telemetry::propagation::set_parent_from_map(&span, &event.trace_context);
+    span
 }
 
 async fn sleep_backoff(backoff: &mut Duration) {
