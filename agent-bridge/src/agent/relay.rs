@@ -36,7 +36,10 @@ impl Relay {
     ) -> Option<Result<Outcome, AgentError>> {
         record(&event, out);
         match event {
-            Event::Other | Event::RunStarted { .. } | Event::MessagesSnapshot { .. } => {
+            Event::Other
+            | Event::RunStarted { .. }
+            | Event::MessagesSnapshot { .. }
+            | Event::StateSnapshot { .. } => {
                 return None;
             }
             Event::RunError { message, code } => {
@@ -168,6 +171,7 @@ fn record(event: &Event, out: &mut RunOutput) {
             message_id,
             tool_call_id,
             content,
+            ..
         } => transcript.tool_result(message_id, tool_call_id, content),
         Event::MessagesSnapshot { messages } => transcript.snapshot(messages.clone()),
         _ => {}

@@ -37,7 +37,7 @@ pub struct ChatRequest {
 /// `?token=` for clients that cannot set headers.
 #[derive(Debug, Default, Deserialize)]
 pub struct TokenQuery {
-    token: Option<String>,
+    pub token: Option<String>,
 }
 
 /// The session `id` (or a new one) for `caller`: its board must be readable
@@ -66,7 +66,7 @@ pub(super) async fn open_for(
 }
 
 /// Maps a body rejection: too large is 413, the rest 400 naming the problem.
-fn body_error(rejection: JsonRejection) -> ApiError {
+pub(super) fn body_error(rejection: JsonRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::TooLarge("the request body is larger than CHAT_MAX_FRAME_BYTES".into())
     } else {
@@ -157,7 +157,7 @@ pub async fn chat(
     Ok((status, Json(body)).into_response())
 }
 
-fn start_error(err: StartError) -> ApiError {
+pub(super) fn start_error(err: StartError) -> ApiError {
     match err {
         StartError::Busy(_) => ApiError::Busy(err.to_string()),
         StartError::ShuttingDown => ApiError::ShuttingDown,

@@ -35,6 +35,11 @@ impl Gate {
         Self { auth, boards }
     }
 
+    /// board-service, for reads on a caller's behalf.
+    pub fn boards(&self) -> &BoardTools {
+        &self.boards
+    }
+
     /// Whether tokens are required (and sessions have owners).
     pub fn enabled(&self) -> bool {
         self.auth.is_some()

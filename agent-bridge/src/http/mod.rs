@@ -1,8 +1,10 @@
-//! The HTTP surface: `/ws/chat`, the HTTP fallback under `/api` and `/health`.
+//! The HTTP surface: `/ws/chat`, the HTTP fallback under `/api`, the AG-UI
+//! endpoint `/agui` and `/health`.
 //!
 //! With auth on, everything but `/health` needs a bearer token. Browsers
 //! from origins off the allowlist get 403; allowed ones get CORS headers.
 
+mod agui;
 mod api;
 mod auth;
 mod error;
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/ws/chat", get(ws::upgrade))
         .route("/api/chat", post(api::chat))
+        .route("/agui", post(agui::run))
         .route("/api/sessions/{id}/messages", get(api::messages))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(cors(&state.allowed_origins))

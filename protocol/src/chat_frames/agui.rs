@@ -11,10 +11,14 @@ use serde_json::Value;
 pub struct RunAgentInput {
     pub thread_id: String,
     pub run_id: String,
+    #[serde(default)]
     pub state: Value,
     pub messages: Vec<Message>,
+    #[serde(default)]
     pub tools: Vec<Value>,
+    #[serde(default)]
     pub context: Vec<Value>,
+    #[serde(default)]
     pub forwarded_props: Value,
 }
 
@@ -178,7 +182,11 @@ pub enum Event {
         message_id: String,
         tool_call_id: String,
         content: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<String>,
     },
+    /// The agent's whole state (for Boardwire: the board it works on).
+    StateSnapshot { snapshot: Value },
     /// The whole conversation as the backend holds it. Kept as JSON here:
     /// one message this crate cannot model must not fail the run.
     MessagesSnapshot { messages: Vec<Value> },

@@ -135,6 +135,20 @@ impl BoardTools {
         Ok(snapshot.tasks)
     }
 
+    /// The board as a client shows it: `{boardId, version, board}`, where
+    /// `board` is what a `board.sync` frame carries.
+    pub async fn snapshot_json(&self, board: &str) -> Result<Value, ToolError> {
+        let mut client = self.client.clone();
+        let snapshot = self
+            .call(client.get_board(self.request(GetBoardRequest {
+                board_id: board.into(),
+            })))
+            .await?;
+        let info = snapshot.board.unwrap_or_default();
+        let data = protocol::board_frames::BoardSyncData::from_parts(&info, &snapshot.tasks);
+        Ok(json!({"boardId": info.id, "version": snapshot.version, "board": data}))
+    }
+
     /// The board's id and slug, if the caller may read it.
     pub async fn board_names(&self, board: &str) -> Result<(String, String), ToolError> {
         let mut client = self.client.clone();
