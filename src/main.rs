@@ -1,4 +1,6 @@
 //! `boardwire`: the whole stack in one process, for a laptop or a demo.
+//! `boardwire mcp` is instead an MCP server on stdin/stdout, for clients
+//! that launch a command; it talks to a running board-service.
 //!
 //! With `DATABASE_URL` unset it runs a private PostgreSQL from the installed
 //! binaries, keeping its data in `BOARDWIRE_DATA_DIR` (default `.boardwire/`)
@@ -12,7 +14,7 @@ use std::{
 
 use anyhow::Context;
 use boardwire::{Stack, StackConfig};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use service_kit::local_postgres::{LocalPostgres, Options};
 
 #[derive(Parser, Debug)]
@@ -28,6 +30,15 @@ struct Args {
     /// Unset: their defaults with auth on, 127.0.0.1 with auth off.
     #[arg(long, env = "BOARDWIRE_BIND")]
     bind: Option<IpAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the board as an MCP server on stdin/stdout (Claude Desktop,
+    /// Cursor, ...), talking to board-service at BOARD_SERVICE_URL.
+    Mcp(agent_bridge::mcp::StdioOptions),
 }
 
 /// ws-gateway's settings, read from the environment as the gateway reads them.
@@ -46,8 +57,13 @@ struct BridgeEnv {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let telemetry = service_kit::telemetry::init("boardwire");
     let args = Args::parse();
+    if let Some(Command::Mcp(options)) = args.command {
+        // stdout carries the protocol: logs go to stderr.
+        agent_bridge::mcp::init_stderr_logging();
+        return agent_bridge::mcp::serve_stdio(options).await;
+    }
+    let telemetry = service_kit::telemetry::init("boardwire");
 
     // Kept alive until the end of main: dropping it stops PostgreSQL.
     let (database_url, postgres) = match args.database_url {

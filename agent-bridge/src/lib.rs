@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod config;
 pub mod http;
+pub mod mcp;
 pub mod run;
 pub mod session;
 pub mod store;
@@ -57,6 +58,14 @@ impl App {
             .context("run database migrations")?;
         let auth = service_kit::auth::Authenticator::from_config(&config.auth, "agent-bridge")
             .context("read the auth settings")?;
+        let stop = CancellationToken::new();
+        let mcp = mcp::McpHttp::new(
+            &config.board_service_url,
+            config.agent_timeout,
+            auth.is_some(),
+            stop.child_token(),
+        )
+        .context("build the MCP endpoint")?;
         if auth.is_none() {
             tracing::warn!(
                 "auth is off (no JWT_SECRET or JWT_JWKS_URL): every chat session is open to anyone who can reach agent-bridge"
@@ -75,7 +84,6 @@ impl App {
             .await
             .with_context(|| format!("bind HTTP listener on {}", config.listen_addr))?;
         let store = Store::new(pool);
-        let stop = CancellationToken::new();
         tracing::info!(backend = backend.name(), "agent backend chosen");
         let sessions = Sessions::new(
             store.clone(),
@@ -99,6 +107,7 @@ impl App {
             gate: Gate::new(auth, tools),
             admission: Admission::new(config.limits),
             allowed_origins: config.allowed_origins.clone().into(),
+            mcp,
         };
         Ok(Self {
             listener,

@@ -45,6 +45,8 @@ pub struct AppState {
     pub admission: Admission,
     /// Browser origins allowed; empty allows any.
     pub allowed_origins: Arc<[String]>,
+    /// The MCP server at `/mcp`.
+    pub mcp: crate::mcp::McpHttp,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), check_origin));
     Router::new()
         .merge(api)
+        .merge(crate::mcp::router(&state))
         .route("/health", get(|| async { "ok" }))
         .with_state(state)
 }
