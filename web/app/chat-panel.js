@@ -71,6 +71,7 @@ export class ChatPanel {
     chat.on('run-error', (e) => this._onRunError(e));
     chat.on('rejected', (e) => this._note(`${e.message}`, 'error'));
     chat.on('queue', (q) => this._onQueue(q));
+    chat.on('dropped', ({ id, content }) => this._onDropped(id, content));
     setInterval(() => tickDurations(this.log), 250);
   }
 
@@ -112,6 +113,20 @@ export class ChatPanel {
         note.textContent = state === 'queued' ? 'Queued — will send when connected' : 'Sending…';
       }
     }
+  }
+
+  /** The offline queue was full: its oldest message was dropped. */
+  _onDropped(id, content) {
+    const el = this.log.querySelector(`.msg-user[data-queue-id="${CSS.escape(id)}"]`);
+    if (el) {
+      el.dataset.state = 'dropped';
+      const note = el.querySelector('.msg-state');
+      if (note) note.textContent = 'Not sent — the offline queue was full';
+      delete el.dataset.queueId;
+    }
+    this.items = this.items.filter((i) => !(i.type === 'user' && i.id === id));
+    this._note(`Dropped a queued message (the queue holds ${this.chat.maxQueued}): “${content.slice(0, 60)}”`, 'error');
+    this._persist();
   }
 
   _turn(runId) {

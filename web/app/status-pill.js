@@ -26,6 +26,11 @@ export function statusPill({ label, testid, onRetry, showLabel = true }) {
     switch (state) {
       case 'connected':
         text.textContent = 'Live';
+        if (transport === 'http') {
+          fill(detail, 'over HTTP');
+          el.title = `${label}: WebSocket is blocked on this network, so messages go over HTTP; replies arrive whole`;
+          break;
+        }
         if (transport === 'sse') {
           fill(detail, 'read-only');
           el.title = `${label}: live updates over SSE; WebSocket is blocked on this network, so changes cannot be sent`;

@@ -45,6 +45,19 @@ const FATAL_CLOSE = new Map([
   [4003, 'this chat session belongs to someone else'],
 ]);
 
+/** `ws(s)://host/…/ws/chat` → `http(s)://host/…/api/chat`. */
+function httpUrlOf(url) {
+  try {
+    const u = new URL(url);
+    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    u.pathname = u.pathname.replace(/\/ws\/chat\/?$/, '/api/chat');
+    u.search = '';
+    return u.toString();
+  } catch {
+    return null;
+  }
+}
+
 export class ChatClient extends Emitter {
   /**
    * @param {object} opts
@@ -58,6 +71,12 @@ export class ChatClient extends Emitter {
    * @param {number} [opts.baseDelayMs=500] @param {number} [opts.maxDelayMs=10000]
    * @param {number} [opts.maxAttempts=12]
    * @param {typeof WebSocket} [opts.WebSocket]
+   * @param {string} [opts.httpUrl] `POST /api/chat` of the same bridge (derived from `url`).
+   * @param {number} [opts.fallbackAfter=2] WebSocket attempts that fail in a row before
+   *   messages go over HTTP instead (the socket keeps being retried behind it).
+   * @param {number} [opts.maxQueued=100] Messages the offline queue holds; the oldest
+   *   is dropped (and `dropped` emitted) past that.
+   * @param {typeof fetch} [opts.fetch]
    */
   constructor(opts) {
     super();
@@ -70,6 +89,12 @@ export class ChatClient extends Emitter {
     this.pingIntervalMs = opts.pingIntervalMs ?? 5000;
     this.backoff = new Backoff(opts.baseDelayMs ?? 500, opts.maxDelayMs ?? 10000);
     this.maxAttempts = opts.maxAttempts ?? 12;
+    this.httpUrl = opts.httpUrl || httpUrlOf(opts.url);
+    this.fallbackAfter = opts.fallbackAfter ?? 2;
+    this.maxQueued = opts.maxQueued ?? 100;
+    this.fetch = opts.fetch || globalThis.fetch?.bind(globalThis);
+    /** Whether messages go over HTTP because the WebSocket cannot connect. */
+    this.httpFallback = false;
     this.state = 'idle';
     this.latencyMs = null;
     /** The run in flight on the session, if any. */
@@ -123,6 +148,14 @@ export class ChatClient extends Emitter {
     });
     promise.id = entry.id;
     promise.catch(() => {}); // callers that ignore the outcome see no unhandled rejection
+    const waiting = this.queued.filter((e) => e.state === 'queued');
+    if (waiting.length >= this.maxQueued) {
+      // Full: the oldest unsent message goes, and the user is told.
+      const oldest = waiting[0];
+      this.queued = this.queued.filter((e) => e !== oldest);
+      oldest.reject(new RunError('dropped', `the offline queue holds ${this.maxQueued} messages`));
+      this.emit('dropped', { id: oldest.id, content: oldest.content });
+    }
     this.queued.push(entry);
     this._emitQueue();
     this._pump();
@@ -155,7 +188,8 @@ export class ChatClient extends Emitter {
 
   _open() {
     clearTimeout(this._timers.reconnect);
-    this._setState(this.backoff.attempt ? 'reconnecting' : 'connecting', { attempt: this.backoff.attempt });
+    // Behind the HTTP fallback, socket attempts go on without a word.
+    if (!this.httpFallback) this._setState(this.backoff.attempt ? 'reconnecting' : 'connecting', { attempt: this.backoff.attempt });
     const params = new URLSearchParams();
     if (this.sessionId) params.set('session_id', this.sessionId);
     if (this.boardId) params.set('board_id', this.boardId);
@@ -233,12 +267,13 @@ export class ChatClient extends Emitter {
   }
 
   _onConnected(frame) {
+    this.httpFallback = false;
     this.sessionId = frame.sessionId;
     if (frame.boardId) this.boardId = frame.boardId;
     this.activeRunId = frame.runId || null;
     this.backoff.reset();
     this.emit('session', { sessionId: this.sessionId, boardId: this.boardId });
-    this._setState('connected', { latencyMs: this.latencyMs });
+    this._setState('connected', { latencyMs: this.latencyMs, transport: 'websocket' });
     this._startPing();
     if (this._awaiting) {
       // It went out before the socket dropped. If the bridge got it, its run
@@ -328,9 +363,13 @@ export class ChatClient extends Emitter {
   }
 
   _pump() {
-    if (this.state !== 'connected' || this.activeRunId || this._awaiting) return;
+    if (this.activeRunId || this._awaiting) return;
     const entry = this.queued.find((e) => e.state === 'queued');
     if (!entry) return;
+    if (this.state !== 'connected') {
+      if (this.httpFallback) this._postMessage(entry);
+      return;
+    }
     const sent = this._send({
       type: 'message',
       // The entry's id goes with every retry, so a resend starts no second run.
@@ -341,6 +380,75 @@ export class ChatClient extends Emitter {
     entry.state = 'sent';
     this._awaiting = entry;
     this._emitQueue();
+  }
+
+  /**
+   * The HTTP fallback: one `POST /api/chat` per message, answered with the
+   * whole run, which is then told as the socket would have told it. The
+   * message keeps its id, so a resend over either path starts no second run.
+   */
+  async _postMessage(entry) {
+    entry.state = 'sent';
+    this._awaiting = entry;
+    this._emitQueue();
+    const requeue = (delayMs) => {
+      if (this._awaiting === entry) this._awaiting = null;
+      entry.state = 'queued';
+      this._emitQueue();
+      clearTimeout(this._timers.httpRetry);
+      this._timers.httpRetry = setTimeout(() => this._pump(), delayMs);
+    };
+    let response;
+    let body;
+    try {
+      response = await this.fetch(this.httpUrl, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json',
+          ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}),
+        },
+        body: JSON.stringify({
+          content: entry.content,
+          session_id: this.sessionId || undefined,
+          board_id: this.boardId || undefined,
+          message_id: entry.id,
+        }),
+      });
+      body = await response.json().catch(() => ({}));
+    } catch {
+      return requeue(2000); // the bridge is unreachable over HTTP too
+    }
+    if (this._awaiting !== entry) return; // the socket came back and took over
+    if (response.status === 409) return requeue(1000); // another tab's run holds the session
+    if (!body.runId) {
+      this._awaiting = null;
+      this.queued = this.queued.filter((e) => e !== entry);
+      const error = body.error || { code: `http_${response.status}`, message: response.statusText };
+      entry.reject(new RunError(error.code, error.message));
+      this.emit('rejected', error);
+      this._emitQueue();
+      return this._pump();
+    }
+    if (body.sessionId && body.sessionId !== this.sessionId) {
+      this.sessionId = body.sessionId;
+      this.emit('session', { sessionId: this.sessionId, boardId: this.boardId });
+    }
+    const runId = body.runId;
+    this._onRunStarted(runId);
+    this.emit('run', { runId, status: 'processing', message: 'Working…' });
+    for (const tool of body.toolExecutions || []) this.emit('tool', { ...tool, runId });
+    if (body.error) {
+      const { code, message, retryable } = body.error;
+      this.emit('run-error', { runId, code, message, retryable: !!retryable });
+      this._onRunEnded(runId, (e) => e.reject(new RunError(code, message, runId)));
+    } else if (body.status === 'cancelled') {
+      this.emit('run', { runId, status: 'cancelled', message: 'Run cancelled' });
+      this._onRunEnded(runId, (e) => e.reject(new RunError('cancelled', 'Run cancelled', runId)));
+    } else {
+      const { content, artifacts = [] } = body.message || {};
+      this.emit('message', { runId, content, artifacts });
+      this._onRunEnded(runId, (e) => e.resolve({ runId, content, artifacts }));
+    }
   }
 
   _emitQueue() {
@@ -398,6 +506,18 @@ export class ChatClient extends Emitter {
 
   _scheduleReconnect(reason) {
     this.activeRunId = null;
+    if (!this.httpFallback && this.fetch && this.httpUrl && this.backoff.attempt + 1 >= this.fallbackAfter) {
+      // The socket cannot get through (a proxy, a firewall): chat over HTTP
+      // meanwhile, and keep trying the socket behind it.
+      this.httpFallback = true;
+      queueMicrotask(() => this._pump());
+    }
+    if (this.httpFallback) {
+      const delayMs = this.backoff.next();
+      this._timers.reconnect = setTimeout(() => this._open(), delayMs);
+      this.emit('status', { state: 'connected', transport: 'http', reason });
+      return;
+    }
     if (this.backoff.attempt >= this.maxAttempts) {
       this._setState('disconnected', { reason, attempt: this.backoff.attempt });
       return;

@@ -253,6 +253,56 @@ describe('ChatClient', () => {
     chat.close();
   });
 
+  it('keeps at most maxQueued messages offline and says which one it dropped', async () => {
+    const { chat } = chatClient({ maxQueued: 3, fetch: null });
+    const dropped = [];
+    chat.on('dropped', (d) => dropped.push(d.content));
+    const first = chat.send('one');
+    for (const text of ['two', 'three', 'four']) chat.send(text);
+    await assert.rejects(first, { name: 'RunError', code: 'dropped' });
+    assert.deepEqual(dropped, ['one']);
+    assert.deepEqual(chat.queued.map((e) => e.content), ['two', 'three', 'four']);
+    chat.close();
+  });
+
+  it('falls back to POST /api/chat when the socket cannot connect, and tells the run', async () => {
+    const posted = [];
+    const fetch = async (url, init) => {
+      posted.push({ url, body: JSON.parse(init.body) });
+      return {
+        status: 200,
+        json: async () => ({
+          sessionId: 's-http', runId: 'r-http', status: 'completed',
+          message: { content: 'Created it.', artifacts: [] },
+          toolExecutions: [{ id: 'c1', tool: 'create_task', status: 'completed', input: {}, output: { id: 't1' }, startTime: 0 }],
+        }),
+      };
+    };
+    const { chat, ws } = chatClient({ url: 'wss://bridge.example/ws/chat', fetch, fallbackAfter: 2 });
+    const statuses = [];
+    const tools = [];
+    chat.on('status', (s) => statuses.push(s));
+    chat.on('tool', (t) => tools.push(t));
+    const reply = chat.send('Create a P1 story for login');
+    ws.drop();
+    for (let i = 0; i < 3 && !posted.length; i++) {
+      await tick(20);
+      FakeSocket.latest().drop();
+    }
+    assert.deepEqual(await reply, { runId: 'r-http', content: 'Created it.', artifacts: [] });
+    assert.equal(posted[0].url, 'https://bridge.example/api/chat');
+    assert.equal(posted[0].body.message_id, reply.id, 'the message keeps its id over HTTP');
+    assert.equal(tools[0].runId, 'r-http');
+    assert.ok(statuses.some((s) => s.state === 'connected' && s.transport === 'http'), JSON.stringify(statuses));
+    assert.equal(chat.sessionId, 's-http');
+    // The socket comes back: it takes over again.
+    await tick(20);
+    FakeSocket.latest().push({ type: 'connected', seq: 0, sessionId: 's-http', boardId: 'B' });
+    assert.equal(chat.httpFallback, false);
+    assert.equal(statuses.at(-1).transport, 'websocket');
+    chat.close();
+  });
+
   it('stops reconnecting when the bridge refuses the token or the session', async () => {
     for (const code of [4001, 4002, 4003]) {
       const { chat, ws } = chatClient();

@@ -177,6 +177,24 @@ describe('Boardwire in the browser against the real stack', { skip: !GRPC && 'BO
     await screenshot(one, 'e2e-chat');
   });
 
+  it('chats over HTTP when the WebSocket is blocked, with the tool card shown', async () => {
+    const page = await browser.context.newPage();
+    errors.push(watchErrors(page));
+    // Blocked at the page level, as a proxy that refuses upgrades would.
+    await page.routeWebSocket(/\/ws\/chat/, (ws) => ws.close({ code: 1008, reason: 'blocked by the test' }));
+    await page.goto(pageUrl);
+    await page.waitForSelector('[data-testid="chat-status"][data-transport="http"][data-state="connected"]', { timeout: TIMEOUT });
+    const before = await page.locator('[data-testid="tool-card"][data-status="completed"]').count();
+    await page.fill('[data-testid="chat-input"]', 'Create a P3 task for the http fallback');
+    await page.click('[data-testid="chat-send"]');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="tool-card"][data-status="completed"]').length > n, before, { timeout: TIMEOUT });
+    await page.waitForFunction(() => /fallback/i.test([...document.querySelectorAll('[data-testid="assistant-message"]')].at(-1)?.textContent || ''), null, { timeout: TIMEOUT });
+    await page.waitForSelector('[data-task-id]:has-text("The http fallback")', { timeout: TIMEOUT });
+    assert.match(await page.locator('[data-testid="chat-status"]').innerText(), /over HTTP/);
+    await screenshot(page, 'e2e-chat-http-fallback');
+    await page.close();
+  });
+
   it('survives a gateway restart: reconnecting, then connected, no card lost or duplicated', { skip: !gatewayControl() && 'no gateway control (BOARDWIRE_GATEWAY_CONTROL=stdio or BOARDWIRE_*_GATEWAY_CMD)' }, async () => {
     const control = gatewayControl();
     await control.stop();
