@@ -112,6 +112,10 @@ async fn main() -> anyhow::Result<()> {
         stack.bridge_addr.port()
     );
     println!(
+        "  MCP (HTTP)          http://localhost:{}/mcp   (stdio: boardwire mcp)",
+        stack.bridge_addr.port()
+    );
+    println!(
         "  board-service gRPC  localhost:{}",
         stack.board_addr.port()
     );
