@@ -19,7 +19,6 @@ use rmcp::{
     },
     service::{RequestContext, SubscriptionContext},
 };
-use service_kit::auth::Access;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
@@ -64,18 +63,18 @@ impl BoardwireMcp {
     }
 
     /// Who sent the request: the HTTP layer's caller, else the fixed one.
-    /// An HTTP request without one cannot happen (the layer refuses it),
-    /// and would be read-only.
-    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+    /// The `/mcp` layer gives every HTTP request one, so a request without
+    /// is a bug, answered as an internal error rather than served.
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
         context
             .extensions
             .get::<axum::http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<Caller>())
             .or(self.fixed.as_ref())
             .cloned()
-            .unwrap_or_else(|| Caller {
-                access: read_nothing(),
-                token: None,
+            .ok_or_else(|| {
+                tracing::error!("an MCP request reached the handler without a caller");
+                McpError::internal_error("internal error", None)
             })
     }
 
@@ -130,16 +129,6 @@ impl BoardwireMcp {
     }
 }
 
-/// No grants at all.
-fn read_nothing() -> Access {
-    // An `Access` with no claims is only made by verifying a token; a
-    // read-only one is the safe stand-in: writes are hidden and refused,
-    // and board-service refuses the reads for want of a token.
-    let mut access = Access::open();
-    access.subject = None;
-    access
-}
-
 impl ServerHandler for BoardwireMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
@@ -165,7 +154,7 @@ impl ServerHandler for BoardwireMcp {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let caller = self.caller(&context);
+        let caller = self.caller(&context)?;
         let writes = caller.access.can_write_any();
         let tools = tools::TOOLS
             .iter()
@@ -180,7 +169,7 @@ impl ServerHandler for BoardwireMcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let caller = self.caller(&context);
+        let caller = self.caller(&context)?;
         let name = request.name.as_ref();
         if !tools::TOOLS.iter().any(|t| t.name == name) {
             return Err(McpError::invalid_params(
@@ -206,7 +195,7 @@ impl ServerHandler for BoardwireMcp {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let caller = self.caller(&context);
+        let caller = self.caller(&context)?;
         let boards = self
             .board_for(&caller)
             .list_boards()
@@ -245,7 +234,7 @@ impl ServerHandler for BoardwireMcp {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let caller = self.caller(&context);
+        let caller = self.caller(&context)?;
         let snapshot = self.snapshot(&caller, &request.uri).await?;
         let text = serde_json::to_string(&SnapshotView::from(&snapshot))
             .map_err(|e| McpError::internal_error(e.to_string(), None))?;
@@ -263,7 +252,7 @@ impl ServerHandler for BoardwireMcp {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let caller = self.caller(&context);
+        let caller = self.caller(&context)?;
         let snapshot = self.snapshot(&caller, &request.uri).await?;
         let peer = context.peer.clone();
         let uri = request.uri.clone();
@@ -310,7 +299,7 @@ impl ServerHandler for BoardwireMcp {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
-        let caller = self.caller(context.request_context());
+        let caller = self.caller(context.request_context())?;
         let uris = context
             .accepted()
             .resource_subscriptions
