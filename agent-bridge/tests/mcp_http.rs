@@ -271,3 +271,40 @@ async fn a_read_only_token_gets_read_only_tools_and_is_refused_a_write() {
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn browsers_from_allowed_origins_get_cors_and_others_are_refused() {
+    let stack = Stack::start_with(Options {
+        allowed_origins: vec!["http://app.example".into()],
+        ..Options::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, mcp_url(&stack))
+        .header("origin", "http://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type, mcp-protocol-version",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "http://app.example");
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap();
+    assert!(allowed.contains("mcp-protocol-version"), "{allowed}");
+
+    let foreign = client
+        .post(mcp_url(&stack))
+        .header("origin", "http://evil.example")
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    stack.stop().await;
+}

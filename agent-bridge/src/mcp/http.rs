@@ -1,14 +1,14 @@
 //! `/mcp`: the streamable HTTP transport, behind the bridge's own checks.
-//! A browser's Origin must be on the allowlist; with auth on every request
-//! needs a bearer token, and the verified caller rides along in the
-//! request's extensions to the tool handlers.
+//! A browser's Origin must be on the allowlist (and gets CORS headers);
+//! with auth on every request needs a bearer token, and the verified caller
+//! rides along in the request's extensions to the tool handlers.
 
 use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
     extract::{Request, State},
-    http::{HeaderValue, header},
+    http::{HeaderName, HeaderValue, Method, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
@@ -17,6 +17,7 @@ use rmcp::transport::{
     streamable_http_server::session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::{BoardClient, BoardwireMcp};
 use crate::{
@@ -61,6 +62,33 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: &AppState) -> Router<S> {
     Router::new()
         .route_service("/mcp", state.mcp.service.clone())
         .layer(middleware::from_fn_with_state(state.clone(), admit))
+        .layer(cors(&state.allowed_origins))
+}
+
+/// Browser MCP clients (the MCP Inspector, web agents) from allowed
+/// origins may call `/mcp` and read its session header.
+fn cors(allowed: &Arc<[String]>) -> CorsLayer {
+    let allowed = Arc::clone(allowed);
+    let mcp_headers = [
+        HeaderName::from_static("mcp-session-id"),
+        HeaderName::from_static("mcp-protocol-version"),
+        HeaderName::from_static("last-event-id"),
+    ];
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin
+                .to_str()
+                .is_ok_and(|o| origin_allowed(&allowed, Some(o)))
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers(
+            [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]
+                .into_iter()
+                .chain(mcp_headers.clone())
+                .collect::<Vec<_>>(),
+        )
+        .expose_headers(mcp_headers)
+        .max_age(Duration::from_secs(600))
 }
 
 /// Refuses foreign browser origins (403) and, with auth on, requests
