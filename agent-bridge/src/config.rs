@@ -2,6 +2,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use crate::agent::approvals::ApprovalMode;
+
 /// Everything agent-bridge needs to start. [`Config::new`] gives the
 /// defaults; [`ConfigArgs`] reads them from the environment.
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct Config {
     /// How long a run stays `running` in PostgreSQL without its bridge
     /// renewing it; after that any bridge marks it interrupted.
     pub run_lease: Duration,
+    /// Which of the built-in agent's tool calls wait for a person's yes.
+    pub approvals: crate::agent::approvals::Approvals,
 }
 
 /// The limits a chat client meets, named like ws-gateway's.
@@ -97,6 +101,7 @@ impl Config {
             allowed_origins: Vec::new(),
             limits: Limits::default(),
             run_lease: Duration::from_secs(15),
+            approvals: crate::agent::approvals::Approvals::default(),
         }
     }
 
@@ -195,6 +200,13 @@ pub struct ConfigArgs {
     /// then another (or a restarted) bridge marks it interrupted.
     #[arg(long, env = "CHAT_RUN_LEASE_MS", default_value_t = 15_000)]
     pub run_lease_ms: u64,
+    /// Tool calls that wait for a person's yes: off, destructive (deleting a
+    /// task or lane, moving or deleting several tasks at once) or all.
+    #[arg(long, env = "AGENT_APPROVALS", value_enum, default_value_t = ApprovalMode::Destructive)]
+    pub approvals: ApprovalMode,
+    /// Seconds to wait for an approval; no answer counts as a rejection.
+    #[arg(long, env = "AGENT_APPROVAL_TIMEOUT", default_value_t = 600)]
+    pub approval_timeout_secs: u64,
 }
 
 impl From<ConfigArgs> for Config {
@@ -224,6 +236,10 @@ impl From<ConfigArgs> for Config {
                 max_pending_connections: args.max_pending_connections.max(1),
             },
             run_lease: Duration::from_millis(args.run_lease_ms.max(100)),
+            approvals: crate::agent::approvals::Approvals {
+                mode: args.approvals,
+                timeout: Duration::from_secs(args.approval_timeout_secs.max(1)),
+            },
         }
     }
 }

@@ -78,7 +78,10 @@ impl App {
                 AgUiClient::new(url.clone(), config.agent_timeout)
                     .context("build the AG-UI client")?,
             ),
-            None => Backend::BuiltIn(PmAgent::new(tools.clone(), config.builtin_token_delay)),
+            None => Backend::BuiltIn(
+                PmAgent::new(tools.clone(), config.builtin_token_delay)
+                    .with_approvals(config.approvals),
+            ),
         };
         let listener = TcpListener::bind(config.listen_addr)
             .await

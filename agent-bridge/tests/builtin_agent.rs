@@ -125,7 +125,10 @@ async fn moves_lists_and_deletes_tasks_by_title() {
     assert_eq!(listing["tasks"][0]["title"], "Checkout crashes");
     assert!(streamed_text(&frames).contains("Checkout crashes"));
 
+    // Deleting waits for a yes (AGENT_APPROVALS=destructive by default).
     ws.say("delete Checkout crashes").await;
+    let asked = ws.until_awaiting_approval().await;
+    ws.approve(&asked.id, true, None).await;
     ws.until_terminal().await;
     assert!(
         stack

@@ -3,6 +3,7 @@
 //! [`AgentError`]; the run driver turns that into the one terminal frame.
 
 pub mod agui;
+pub mod approvals;
 pub mod builtin;
 pub mod conversation;
 mod relay;

@@ -61,6 +61,25 @@ pub fn message_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// An approval names a tool call of the run, with an optional reason.
+pub fn approval(tool_call_id: &str, reason: Option<&str>) -> Result<(), ApiError> {
+    if !(1..=128).contains(&tool_call_id.chars().count())
+        || tool_call_id.chars().any(char::is_control)
+    {
+        return Err(ApiError::BadRequest(
+            "data.toolCallId must be 1–128 characters without control characters".into(),
+        ));
+    }
+    if reason
+        .is_some_and(|r| r.chars().count() > 1000 || r.chars().any(|c| c.is_control() && c != '\n'))
+    {
+        return Err(ApiError::BadRequest(
+            "data.reason must be at most 1000 characters without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A run id names a run: a UUID.
 pub fn run_id(id: &str) -> Result<uuid::Uuid, ApiError> {
     id.parse()

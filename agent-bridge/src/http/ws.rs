@@ -20,7 +20,7 @@ use axum::{
 };
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use protocol::chat_frames::{
-    ClientFrame, ErrorData, MessageData, RunStatus, ServerFrame, StatusData,
+    ApprovalData, ClientFrame, ErrorData, MessageData, RunStatus, ServerFrame, StatusData,
 };
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -34,7 +34,7 @@ use super::{
 };
 use crate::{
     run::{StartError, Started, UserMessage},
-    session::Session,
+    session::{Decision, Session},
 };
 
 /// The query of `/ws/chat`.
@@ -352,6 +352,10 @@ fn failing_field(value: &serde_json::Value) -> Option<(String, String)> {
             None => Some(("data".into(), "missing field".into())),
             Some(data) => path_of::<MessageData>(data, "data"),
         },
+        "approval" => match value.get("data") {
+            None => Some(("data".into(), "missing field".into())),
+            Some(data) => path_of::<ApprovalData>(data, "data"),
+        },
         "cancel" => match (value.get("runId"), value.get("data")) {
             (Some(id), _) if !id.is_string() && !id.is_null() => {
                 Some(("runId".into(), "must be a string".into()))
@@ -378,7 +382,36 @@ async fn handle(
         ClientFrame::Ping => vec![ServerFrame::Pong],
         ClientFrame::Message { data } => send_message(data, state, session, caller).await,
         ClientFrame::Cancel { .. } => cancel(&frame, session).into_iter().collect(),
+        ClientFrame::Approval { data } => approval(&data, session, caller).into_iter().collect(),
     }
+}
+
+/// `approval`: answers a tool call that waits for one. The run publishes the
+/// call's next frame, with the answer, to every tab; only a stale or unknown
+/// call gets a reply here.
+fn approval(data: &ApprovalData, session: &Session, caller: &Caller) -> Option<ServerFrame> {
+    if let Err(err) = validate::approval(&data.tool_call_id, data.reason.as_deref()) {
+        return Some(rejection(session, "invalid_frame", &err.to_string()));
+    }
+    let decision = Decision {
+        approved: data.approved,
+        by: caller
+            .access
+            .subject
+            .clone()
+            .unwrap_or_else(|| "anonymous".into()),
+        reason: data.reason.clone().filter(|r| !r.trim().is_empty()),
+    };
+    (!session.answer_approval(&data.tool_call_id, decision)).then(|| {
+        rejection(
+            session,
+            "unknown_approval",
+            &format!(
+                "no tool call {} is waiting for approval (answered already, timed out, or never asked)",
+                data.tool_call_id
+            ),
+        )
+    })
 }
 
 /// A user message: a new run, or what a resend of an earlier one gets.

@@ -3,11 +3,19 @@
 
 use std::sync::Arc;
 
-use protocol::chat_frames::{Artifact, ServerFrame, TokenData, ToolExecution, ToolStatus};
+use std::time::Duration;
+
+use protocol::chat_frames::{
+    Approval, Artifact, ServerFrame, TokenData, ToolExecution, ToolStatus,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{agent::transcript::TranscriptBuilder, session::Session, store::Store};
+use crate::{
+    agent::transcript::TranscriptBuilder,
+    session::{Decision, Session},
+    store::Store,
+};
 
 /// The sink of one run.
 pub struct RunOutput {
@@ -90,6 +98,45 @@ impl RunOutput {
         self.emit(id, Some("failed")).await;
     }
 
+    /// Pauses the call until a tab of the session answers, or `timeout`
+    /// passes (a rejection). Every tab sees the call `awaiting_approval` with
+    /// `description`, and the answer on the call's next frame.
+    pub async fn await_approval(
+        &mut self,
+        id: &str,
+        description: String,
+        timeout: Duration,
+    ) -> Decision {
+        let answer = self.session.await_approval(id);
+        let call = self.call(id, "unknown");
+        call.status = ToolStatus::AwaitingApproval;
+        call.approval = Some(Box::new(Approval {
+            description,
+            approved: None,
+            decided_by: None,
+            reason: None,
+            decided_at: None,
+        }));
+        self.emit(id, None).await;
+        let decision = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(decision)) => decision,
+            // Timed out, or the session forgot it: either way, not a yes.
+            _ => Decision {
+                approved: false,
+                by: "timeout".into(),
+                reason: Some(format!("no answer within {} s", timeout.as_secs())),
+            },
+        };
+        self.session.forget_approval(id);
+        if let Some(approval) = &mut self.call(id, "unknown").approval {
+            approval.approved = Some(decision.approved);
+            approval.decided_by = Some(decision.by.clone());
+            approval.reason = decision.reason.clone();
+            approval.decided_at = Some(now_ms());
+        }
+        decision
+    }
+
     /// Fails every call without a result (the run ended or was cancelled).
     pub async fn fail_unfinished_tools(&mut self, reason: &str) {
         self.close_unfinished(reason, "failed").await;
@@ -99,7 +146,12 @@ impl RunOutput {
         let open: Vec<String> = self
             .tools
             .iter()
-            .filter(|t| matches!(t.status, ToolStatus::Started | ToolStatus::Running))
+            .filter(|t| {
+                matches!(
+                    t.status,
+                    ToolStatus::Started | ToolStatus::AwaitingApproval | ToolStatus::Running
+                )
+            })
             .map(|t| t.id.clone())
             .collect();
         for id in open {
@@ -125,6 +177,7 @@ impl RunOutput {
                     progress: None,
                     start_time: now_ms(),
                     end_time: None,
+                    approval: None,
                 });
                 self.tools.len() - 1
             }

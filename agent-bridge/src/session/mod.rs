@@ -13,7 +13,7 @@ use std::{
 
 use axum::extract::ws::Utf8Bytes;
 use protocol::chat_frames::{ErrorData, ServerFrame};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -52,6 +52,17 @@ struct State {
     subscribers: Vec<(u64, mpsc::Sender<Utf8Bytes>)>,
     next_subscriber: u64,
     active: Option<ActiveRun>,
+    /// Tool calls of the run in flight that wait for a person's answer.
+    approvals: std::collections::HashMap<String, oneshot::Sender<Decision>>,
+}
+
+/// A person's answer to a tool call awaiting approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub approved: bool,
+    /// The answering token's `sub` (`anonymous` with auth off), or `timeout`.
+    pub by: String,
+    pub reason: Option<String>,
 }
 
 /// The run in flight.
@@ -126,6 +137,7 @@ impl Session {
                 subscribers: Vec::new(),
                 next_subscriber: 0,
                 active: None,
+                approvals: Default::default(),
             }),
             seqs: None,
             ended: watch::Sender::new(0),
@@ -261,6 +273,24 @@ impl Session {
         Ok(())
     }
 
+    /// Registers a tool call of the run in flight as awaiting approval.
+    pub fn await_approval(&self, tool_call_id: &str) -> oneshot::Receiver<Decision> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().approvals.insert(tool_call_id.to_owned(), tx);
+        rx
+    }
+
+    /// Answers a waiting tool call; `false` when none waits under that id
+    /// (answered already, timed out, or never asked).
+    pub fn answer_approval(&self, tool_call_id: &str, decision: Decision) -> bool {
+        let waiting = self.lock().approvals.remove(tool_call_id);
+        waiting.is_some_and(|tx| tx.send(decision).is_ok())
+    }
+
+    pub fn forget_approval(&self, tool_call_id: &str) {
+        self.lock().approvals.remove(tool_call_id);
+    }
+
     /// Whether `run_id` is in flight on this session.
     pub fn is_running(&self, run_id: Uuid) -> bool {
         self.lock()
@@ -335,6 +365,8 @@ impl Session {
         });
         if terminal {
             state.active = None;
+            // A cancelled run leaves no question open.
+            state.approvals.clear();
             self.ended.send_modify(|n| *n += 1);
         }
         seq

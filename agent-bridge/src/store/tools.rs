@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use chrono::DateTime;
-use protocol::chat_frames::{ToolExecution, ToolStatus};
+use protocol::chat_frames::{Approval, ToolExecution, ToolStatus};
 use sqlx::{Row, types::Json};
 use uuid::Uuid;
 
@@ -17,11 +17,12 @@ impl Store {
     ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO chat_tool_executions
-                (run_id, tool_call_id, session_id, tool, status, input, output, error, started_at, ended_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                (run_id, tool_call_id, session_id, tool, status, input, output, error, started_at, ended_at, approval)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (run_id, tool_call_id) DO UPDATE SET
                 tool = EXCLUDED.tool, status = EXCLUDED.status, input = EXCLUDED.input,
-                output = EXCLUDED.output, error = EXCLUDED.error, ended_at = EXCLUDED.ended_at",
+                output = EXCLUDED.output, error = EXCLUDED.error, ended_at = EXCLUDED.ended_at,
+                approval = EXCLUDED.approval",
         )
         .bind(run_id)
         .bind(&tool.id)
@@ -33,6 +34,7 @@ impl Store {
         .bind(&tool.error)
         .bind(DateTime::from_timestamp_millis(tool.start_time))
         .bind(tool.end_time.and_then(DateTime::from_timestamp_millis))
+        .bind(tool.approval.as_ref().map(Json))
         .execute(self.pool())
         .await?;
         Ok(())
@@ -48,10 +50,12 @@ impl Store {
         outcome: &str,
     ) -> sqlx::Result<()> {
         let duration_ms = tool.end_time.unwrap_or(tool.start_time) - tool.start_time;
+        let approval = tool.approval.as_deref();
         sqlx::query(
             "INSERT INTO chat_tool_audit
-                (session_id, run_id, tool_call_id, tool, input, outcome, error, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                (session_id, run_id, tool_call_id, tool, input, outcome, error, duration_ms,
+                 approved, approved_by, approved_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(session_id)
         .bind(run_id)
@@ -61,6 +65,13 @@ impl Store {
         .bind(outcome)
         .bind(&tool.error)
         .bind(duration_ms.max(0))
+        .bind(approval.and_then(|a| a.approved))
+        .bind(approval.and_then(|a| a.decided_by.as_deref()))
+        .bind(
+            approval
+                .and_then(|a| a.decided_at)
+                .and_then(DateTime::from_timestamp_millis),
+        )
         .execute(self.pool())
         .await?;
         Ok(())
@@ -100,12 +111,13 @@ impl Store {
 }
 
 const TOOL_COLUMNS: &str =
-    "SELECT run_id, tool_call_id, tool, status, input, output, error, started_at, ended_at
+    "SELECT run_id, tool_call_id, tool, status, input, output, error, started_at, ended_at, approval
      FROM chat_tool_executions";
 
 fn tool_from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<ToolExecution> {
     let status = match row.try_get::<String, _>("status")?.as_str() {
         "started" => ToolStatus::Started,
+        "awaiting_approval" => ToolStatus::AwaitingApproval,
         "running" => ToolStatus::Running,
         "completed" => ToolStatus::Completed,
         _ => ToolStatus::Failed,
@@ -124,5 +136,8 @@ fn tool_from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<ToolExecution> {
         progress: None,
         start_time: started.timestamp_millis(),
         end_time: ended.map(|t| t.timestamp_millis()),
+        approval: row
+            .try_get::<Option<Json<Box<Approval>>>, _>("approval")?
+            .map(|j| j.0),
     })
 }

@@ -38,6 +38,7 @@ pub struct Options {
     pub allowed_origins: Vec<String>,
     pub limits: agent_bridge::config::Limits,
     pub run_lease: Duration,
+    pub approvals: agent_bridge::agent::approvals::Approvals,
 }
 
 impl Default for Options {
@@ -53,6 +54,7 @@ impl Default for Options {
             allowed_origins: Vec::new(),
             limits: agent_bridge::config::Limits::default(),
             run_lease: Duration::from_secs(15),
+            approvals: Default::default(),
         }
     }
 }
@@ -204,6 +206,7 @@ async fn start_bridge(
     config.allowed_origins = options.allowed_origins.clone();
     config.limits = options.limits;
     config.run_lease = options.run_lease;
+    config.approvals = options.approvals;
     let app = agent_bridge::App::build(config)
         .await
         .expect("agent-bridge starts");

@@ -110,6 +110,29 @@ impl Ws {
         .await;
     }
 
+    /// Answers a tool call awaiting approval.
+    pub async fn approve(&mut self, tool_call_id: &str, approved: bool, reason: Option<&str>) {
+        self.send(&ClientFrame::Approval {
+            data: protocol::chat_frames::ApprovalData {
+                tool_call_id: tool_call_id.into(),
+                approved,
+                reason: reason.map(str::to_owned),
+            },
+        })
+        .await;
+    }
+
+    /// Reads up to the first tool call that awaits approval, and returns it.
+    pub async fn until_awaiting_approval(&mut self) -> protocol::chat_frames::ToolExecution {
+        loop {
+            if let ServerFrame::ToolExecution { data, .. } = self.next().await
+                && data.status == protocol::chat_frames::ToolStatus::AwaitingApproval
+            {
+                return data;
+            }
+        }
+    }
+
     /// The next frame; panics on close.
     pub async fn next(&mut self) -> ServerFrame {
         loop {

@@ -19,6 +19,8 @@ pub enum ClientFrame {
     },
     /// Heartbeat; answered with `pong` on the same socket only.
     Ping,
+    /// Answers a tool call that awaits approval; any tab of the session may.
+    Approval { data: ApprovalData },
 }
 
 impl ClientFrame {
@@ -55,6 +57,16 @@ pub struct HistoryEntry {
     pub role: String,
     #[serde(default)]
     pub content: String,
+}
+
+/// `approval.data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalData {
+    #[serde(rename = "toolCallId")]
+    pub tool_call_id: String,
+    pub approved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `cancel.data`, for clients that nest the run id.

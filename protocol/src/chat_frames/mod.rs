@@ -12,8 +12,8 @@ pub mod agui;
 pub mod client;
 pub mod server;
 
-pub use client::{CancelData, ClientFrame, HistoryEntry, MessageData};
+pub use client::{ApprovalData, CancelData, ClientFrame, HistoryEntry, MessageData};
 pub use server::{
-    Artifact, ErrorData, FinalMessage, RunStatus, ServerFrame, StatusData, TokenData,
+    Approval, Artifact, ErrorData, FinalMessage, RunStatus, ServerFrame, StatusData, TokenData,
     ToolExecution, ToolStatus,
 };

@@ -156,6 +156,27 @@ pub struct ToolExecution {
     pub start_time: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<i64>,
+    /// Set on a call that needs a person's yes before it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Box<Approval>>,
+}
+
+/// A tool call's approval: what it will do, and once answered, the answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    /// What the call will do, in words, for the person asked.
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<bool>,
+    /// Who answered (the token's `sub`), or `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<i64>,
 }
 
 /// Where a tool call is.
@@ -163,6 +184,8 @@ pub struct ToolExecution {
 #[serde(rename_all = "snake_case")]
 pub enum ToolStatus {
     Started,
+    /// Paused until a tab of the session approves or rejects it.
+    AwaitingApproval,
     Running,
     Completed,
     Failed,
@@ -173,6 +196,7 @@ impl ToolStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Started => "started",
+            Self::AwaitingApproval => "awaiting_approval",
             Self::Running => "running",
             Self::Completed => "completed",
             Self::Failed => "failed",
@@ -305,6 +329,7 @@ mod tests {
                 progress: None,
                 start_time: 10,
                 end_time: Some(12),
+                approval: None,
             },
         };
         let value = to_value(&frame);

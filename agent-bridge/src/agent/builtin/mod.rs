@@ -13,7 +13,7 @@ use self::{
     intent::Intent,
     tools::{BoardTools, ToolError, kind_label, lane_words, priority_label, task_json},
 };
-use super::{AgentError, Outcome, RunRequest};
+use super::{AgentError, Outcome, RunRequest, approvals::Approvals};
 use crate::run::RunOutput;
 
 const HELP: &str = "I can manage the board for you. Try:\n\
@@ -26,11 +26,22 @@ const HELP: &str = "I can manage the board for you. Try:\n\
 pub struct PmAgent {
     tools: BoardTools,
     token_delay: Duration,
+    approvals: Approvals,
 }
 
 impl PmAgent {
     pub fn new(tools: BoardTools, token_delay: Duration) -> Self {
-        Self { tools, token_delay }
+        Self {
+            tools,
+            token_delay,
+            approvals: Approvals::default(),
+        }
+    }
+
+    /// Tool calls the policy names wait for a person's yes.
+    pub fn with_approvals(mut self, approvals: Approvals) -> Self {
+        self.approvals = approvals;
+        self
     }
 
     pub async fn run(
@@ -42,7 +53,7 @@ impl PmAgent {
         let reply = match intent::parse(&request.content) {
             Intent::Help(None) => HELP.to_owned(),
             Intent::Help(Some(hint)) => format!("{hint}\n\n{HELP}"),
-            intent => act(&tools, intent, request, out).await?,
+            intent => act(&tools, &self.approvals, intent, request, out).await?,
         };
         self.stream(&reply, out).await;
         Ok(Outcome::Finished)
@@ -69,6 +80,7 @@ fn tool_call_id(request: &RunRequest) -> String {
 /// Runs the one tool `intent` needs, as the user (`tools` carry their token).
 async fn act(
     tools: &BoardTools,
+    approvals: &Approvals,
     intent: Intent,
     request: &RunRequest,
     out: &mut RunOutput,
@@ -85,7 +97,16 @@ async fn act(
             let input = json!({"board": board, "title": title, "priority": priority_label(priority),
                                    "kind": kind_label(kind), "lane": lane});
             let call = tools.create_task(board, &lane, &title, priority, kind, call_id.clone());
-            let done = tool(out, &call_id, "create_task", input, async {
+            let asked = Ask {
+                approvals,
+                what: format!(
+                    "Create {} \"{title}\" with {} priority in {}",
+                    kind_label(kind),
+                    priority_label(priority),
+                    lane_words(&lane)
+                ),
+            };
+            let done = tool(out, &call_id, "create_task", input, asked, async {
                 call.await.map(|t| task_json(&t))
             })
             .await?;
@@ -107,28 +128,56 @@ async fn act(
                 let moved = tools.move_task(&task.id, &lane, call_id.clone()).await?;
                 Ok(task_json(&moved))
             };
-            Ok(match tool(out, &call_id, "move_task", input, work).await? {
-                Ok(task) => format!(
-                    "Moved \"{}\" to {}.",
-                    task["title"].as_str().unwrap_or(&title),
-                    lane_words(&lane)
-                ),
-                Err(reason) => format!("I could not move \"{title}\": {reason}."),
-            })
-        }
-        Intent::Delete { title } => {
-            let input = json!({"board": board, "title": title});
-            let work = async {
-                let task = tools.find_task(board, &title).await?;
-                tools.delete_task(&task.id, call_id.clone()).await?;
-                Ok(json!({"deleted": task_json(&task)}))
+            let asked = Ask {
+                approvals,
+                what: format!("Move \"{title}\" to {}", lane_words(&lane)),
             };
             Ok(
-                match tool(out, &call_id, "delete_task", input, work).await? {
-                    Ok(_) => format!("Deleted \"{title}\"."),
-                    Err(reason) => format!("I could not delete \"{title}\": {reason}."),
+                match tool(out, &call_id, "move_task", input, asked, work).await? {
+                    Ok(task) => format!(
+                        "Moved \"{}\" to {}.",
+                        task["title"].as_str().unwrap_or(&title),
+                        lane_words(&lane)
+                    ),
+                    Err(reason) => format!("I could not move \"{title}\": {reason}."),
                 },
             )
+        }
+        Intent::Delete { title } => {
+            // Found first, so the person asked sees which task goes, and a
+            // task that is not there fails without asking anyone.
+            let input = json!({"board": board, "title": title});
+            out.tool_started(&call_id, "delete_task", input).await;
+            let task = match tools.find_task(board, &title).await {
+                Ok(task) => task,
+                Err(err) => {
+                    let reason = failed(out, &call_id, err).await?;
+                    return Ok(format!("I could not delete \"{title}\": {reason}."));
+                }
+            };
+            let what = format!(
+                "Delete {} \"{}\" from {}",
+                kind_label(task.kind()),
+                task.title,
+                lane_words(&task.lane_key)
+            );
+            if let Some(refusal) =
+                approve(out, &call_id, "delete_task", Ask { approvals, what }).await
+            {
+                return Ok(format!("I did not delete \"{}\": {refusal}.", task.title));
+            }
+            out.tool_running(&call_id, None).await;
+            Ok(match tools.delete_task(&task.id, call_id.clone()).await {
+                Ok(()) => {
+                    out.tool_completed(&call_id, json!({"deleted": task_json(&task)}))
+                        .await;
+                    format!("Deleted \"{}\".", task.title)
+                }
+                Err(err) => {
+                    let reason = failed(out, &call_id, err).await?;
+                    format!("I could not delete \"{title}\": {reason}.")
+                }
+            })
         }
         Intent::List { lane } => {
             let input = json!({"board": board, "lane": lane});
@@ -141,8 +190,16 @@ async fn act(
                     .collect();
                 Ok(json!({"lane": lane, "tasks": tasks}))
             };
+            let asked = Ask {
+                approvals,
+                what: format!(
+                    "Read the tasks {}",
+                    lane.as_deref()
+                        .map_or("on the board".into(), |l| format!("in {}", lane_words(l)))
+                ),
+            };
             Ok(
-                match tool(out, &call_id, "list_tasks", input, work).await? {
+                match tool(out, &call_id, "list_tasks", input, asked, work).await? {
                     Ok(listing) => describe_listing(lane.as_deref(), &listing["tasks"]),
                     Err(reason) => format!("I could not read the board: {reason}."),
                 },
@@ -166,27 +223,67 @@ impl PmAgent {
     }
 }
 
-/// Runs one tool with its `tool_execution` frames. A refusal is the tool's
-/// failure and the run goes on; board-service being down ends the run.
+/// A tool call, in words, for the approval policy.
+struct Ask<'a> {
+    approvals: &'a Approvals,
+    what: String,
+}
+
+/// Asks for approval when the policy wants it; `Some(why)` when the answer
+/// was no (or none came), after failing the call with it.
+async fn approve(out: &mut RunOutput, id: &str, name: &str, ask: Ask<'_>) -> Option<String> {
+    if !ask.approvals.needed(name, 1) {
+        return None;
+    }
+    let decision = out
+        .await_approval(id, ask.what, ask.approvals.timeout)
+        .await;
+    if decision.approved {
+        return None;
+    }
+    let why = match (decision.by.as_str(), &decision.reason) {
+        ("timeout", _) => "nobody approved it in time".to_owned(),
+        (by, Some(reason)) => format!("{by} rejected it ({reason})"),
+        (by, None) => format!("{by} rejected it"),
+    };
+    out.tool_failed(id, why.clone(), None).await;
+    Some(why)
+}
+
+/// Runs one tool with its `tool_execution` frames, after its approval when
+/// the policy asks for one. A refusal (board-service's or a person's) is
+/// the tool's failure and the run goes on; board-service being down ends
+/// the run.
 async fn tool(
     out: &mut RunOutput,
     id: &str,
     name: &str,
     input: Value,
+    ask: Ask<'_>,
     work: impl std::future::Future<Output = Result<Value, ToolError>>,
 ) -> Result<Result<Value, String>, AgentError> {
     out.tool_started(id, name, input).await;
+    if let Some(refusal) = approve(out, id, name, ask).await {
+        return Ok(Err(refusal));
+    }
     out.tool_running(id, None).await;
     match work.await {
         Ok(output) => {
             out.tool_completed(id, output.clone()).await;
             Ok(Ok(output))
         }
-        Err(ToolError::Refused(reason)) => {
+        Err(err) => failed(out, id, err).await.map(Err),
+    }
+}
+
+/// Fails the call: a refusal gives its reason, board-service down ends the run.
+async fn failed(out: &mut RunOutput, id: &str, err: ToolError) -> Result<String, AgentError> {
+    match err {
+        ToolError::Refused(reason) => {
             out.tool_failed(id, reason.clone(), None).await;
-            Ok(Err(reason))
+            Ok(reason)
         }
-        Err(err @ ToolError::Unavailable(_)) => {
+        err @ ToolError::Unavailable(_) => {
             out.tool_failed(id, err.to_string(), None).await;
             Err(AgentError::BoardUnavailable(err.to_string()))
         }

@@ -205,6 +205,7 @@ mod tests {
                 progress: None,
                 start_time: 0,
                 end_time: None,
+                approval: None,
             },
         }
     }
