@@ -220,7 +220,7 @@ export class ChatPanel {
       turn.toolEls.set(tool.id, el);
       turn.tools.append(el);
     }
-    drawToolCard(el, tool);
+    drawToolCard(el, tool, { onAnswer: (approved) => this.chat.approve(tool.id, approved) });
   }
 
   _onMessage({ runId, content }) {

@@ -1,10 +1,14 @@
-// A card per tool execution: name, status (started → running → completed
-// or failed), a one-line summary, duration, input and output.
+// A card per tool execution: name, status (started → awaiting approval →
+// running → completed or failed), a one-line summary, duration, input and
+// output, and Approve / Reject while the call waits for a person's yes.
 
 import { h, fill } from './dom.js';
 
-/** Fills `el` for the latest state of a `tool_execution`. */
-export function drawToolCard(el, tool) {
+/**
+ * Fills `el` for the latest state of a `tool_execution`. `onAnswer(approved)`
+ * answers a call that awaits approval.
+ */
+export function drawToolCard(el, tool, { onAnswer } = {}) {
   el.dataset.tool = tool.tool;
   el.dataset.status = tool.status;
   el._tool = tool;
@@ -19,6 +23,7 @@ export function drawToolCard(el, tool) {
     tool.progress != null && tool.status !== 'completed'
       ? h('div.tool-progress', h('i', { style: `width:${Math.round(tool.progress * 100)}%` })) : null,
     summary(tool) ? h('div.tool-summary', summary(tool)) : null,
+    approvalBlock(tool, onAnswer),
     h('details', { open: !!open },
       h('summary', 'Input and output'),
       h('div.tool-io-label', 'Input'), h('pre.tool-io', { 'data-testid': 'tool-input' }, pretty(tool.input)),
@@ -35,7 +40,28 @@ export function tickDurations(root) {
 }
 
 function statusWord(s) {
-  return { started: 'Started', running: 'Running', completed: 'Completed', failed: 'Failed' }[s] || s;
+  return { started: 'Started', awaiting_approval: 'Needs approval', running: 'Running', completed: 'Completed', failed: 'Failed' }[s] || s;
+}
+
+/** What the call will do, and the buttons (waiting) or the answer (after). */
+function approvalBlock(tool, onAnswer) {
+  const a = tool.approval;
+  if (!a) return null;
+  if (a.approved == null) {
+    const answer = (approved) => (ev) => {
+      for (const b of ev.target.closest('.tool-approval').querySelectorAll('button')) b.disabled = true;
+      onAnswer?.(approved);
+    };
+    return h('div.tool-approval', { 'data-testid': 'tool-approval' },
+      h('div.tool-approval-what', a.description),
+      h('div.tool-approval-actions',
+        h('button.btn.btn-sm.btn-primary', { type: 'button', 'data-testid': 'tool-approve', onclick: answer(true) }, 'Approve'),
+        h('button.btn.btn-sm.btn-ghost', { type: 'button', 'data-testid': 'tool-reject', onclick: answer(false) }, 'Reject')));
+  }
+  const who = a.decidedBy === 'timeout' ? 'No answer in time' : `${a.approved ? 'Approved' : 'Rejected'} by ${a.decidedBy}`;
+  return h('div.tool-approval.tool-approval-done', { 'data-testid': 'tool-approval', dataset: { approved: String(a.approved) } },
+    h('div.tool-approval-what', a.description),
+    h('div.tool-approval-answer', a.reason ? `${who}: ${a.reason}` : who));
 }
 
 function duration(tool) {

@@ -177,6 +177,17 @@ export class ChatClient extends Emitter {
     return !!this._runs.get(runId);
   }
 
+  /**
+   * Answers a tool call that awaits approval (`tool_execution` with status
+   * `awaiting_approval`); any tab of the session may. The run's next frame
+   * for the call, with the answer, reaches every tab.
+   */
+  approve(toolCallId, approved, reason) {
+    const data = { toolCallId, approved: !!approved };
+    if (reason) data.reason = reason;
+    return this._send({ type: 'approval', data });
+  }
+
   /** Asks the bridge to stop the run in flight (or `runId`). */
   cancel(runId = this.activeRunId) {
     const frame = { type: 'cancel' };

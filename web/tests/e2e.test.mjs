@@ -177,6 +177,25 @@ describe('Boardwire in the browser against the real stack', { skip: !GRPC && 'BO
     await screenshot(one, 'e2e-chat');
   });
 
+  it('asks before deleting: Approve in the other page runs the delete, and both pages see the answer', async () => {
+    const [one, two] = pages;
+    await one.waitForSelector('[data-testid="chat-status"][data-state="connected"]', { timeout: TIMEOUT });
+    await one.fill('[data-testid="chat-input"]', `delete ${seeded.c.title}`);
+    await one.click('[data-testid="chat-send"]');
+    for (const page of [one, two]) {
+      await page.waitForSelector('[data-testid="tool-card"][data-status="awaiting_approval"] [data-testid="tool-approve"]', { timeout: TIMEOUT });
+    }
+    assert.match(await one.locator('[data-testid="tool-approval"]').last().innerText(), new RegExp(seeded.c.title));
+    assert.equal(await one.locator(`[data-task-id="${seeded.c.id}"]`).count(), 1, 'nothing is deleted before the yes');
+    await screenshot(one, 'e2e-chat-approval');
+    await two.locator('[data-testid="tool-approve"]').last().click();
+    for (const page of [one, two]) {
+      await page.waitForSelector('[data-testid="tool-card"][data-status="completed"] [data-testid="tool-approval"][data-approved="true"]', { timeout: TIMEOUT });
+      await page.waitForFunction((id) => !document.querySelector(`[data-task-id="${id}"]`), seeded.c.id, { timeout: TIMEOUT });
+    }
+    assert.match(await one.locator('[data-testid="tool-approval"]').last().innerText(), /Approved by/);
+  });
+
   it('chats over HTTP when the WebSocket is blocked, with the tool card shown', async () => {
     const page = await browser.context.newPage();
     errors.push(watchErrors(page));
