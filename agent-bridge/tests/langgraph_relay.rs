@@ -149,3 +149,43 @@ fn outline(messages: &[Value]) -> Vec<String> {
         })
         .collect()
 }
+
+/// `POST /agui` in front of the relay: the page's declared tools and its
+/// message reach the backend, and the AG-UI client gets the backend's run.
+#[tokio::test]
+async fn agui_clients_reach_the_backend_with_their_frontend_tools() {
+    let agent = AgUiServer::start_langgraph().await;
+    let stack = Stack::start_with(Options {
+        agent_url: Some(agent.url.clone()),
+        ..Options::default()
+    })
+    .await;
+    let confirm = json!({"name": "confirm", "description": "Ask the user to confirm",
+                         "parameters": {"type": "object", "properties": {}}});
+    let response = reqwest::Client::new()
+        .post(stack.http_url("/agui"))
+        .json(&json!({
+            "threadId": "agui-relay-1",
+            "runId": "client-run-1",
+            "messages": [{"id": "m-1", "role": "user", "content": TURN_1}],
+            "tools": [confirm],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("\"type\":\"TOOL_CALL_START\""), "{body}");
+    assert!(
+        body.trim_end().ends_with(r#""runId":"client-run-1"}"#),
+        "{body}"
+    );
+    let received: Value = agent.get_json("/received").await;
+    let input = received.as_array().unwrap().last().unwrap();
+    assert_eq!(input["tools"], json!([confirm]), "{input}");
+    assert_eq!(
+        input["messages"][0]["id"], "m-1",
+        "the client's id for its message is kept"
+    );
+    stack.stop().await;
+}

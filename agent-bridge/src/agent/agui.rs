@@ -102,20 +102,22 @@ impl AgUiClient {
     }
 }
 
-/// The whole conversation under stable ids, then the new message.
+/// The whole conversation under stable ids, then the new message (under
+/// its client's id, as [`conversation`](super::conversation) sends it on
+/// later turns).
 fn run_input(request: &RunRequest) -> RunAgentInput {
     let mut messages = request.history.clone();
-    messages.push(Message::text(
-        request.stored_id.to_string(),
-        Role::User,
-        &request.content,
-    ));
+    let id = request
+        .message_id
+        .clone()
+        .unwrap_or_else(|| request.stored_id.to_string());
+    messages.push(Message::text(id, Role::User, &request.content));
     RunAgentInput {
         thread_id: request.session_id.clone(),
         run_id: request.run_id.to_string(),
         state: serde_json::Value::Null,
         messages,
-        tools: Vec::new(),
+        tools: request.frontend_tools.clone(),
         context: Vec::new(),
         forwarded_props: serde_json::Value::Null,
     }

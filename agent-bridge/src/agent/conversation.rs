@@ -25,12 +25,18 @@ pub fn from_rows(rows: &[ConversationRow]) -> Vec<Message> {
     };
     for row in rest {
         match row.role.as_str() {
-            "user" => out.push(Message::text(row.id.to_string(), Role::User, &row.content)),
+            "user" => out.push(Message::text(upstream_id(row), Role::User, &row.content)),
             "assistant" => out.extend(run_messages(row)),
             _ => {}
         }
     }
     out
+}
+
+/// A user message goes upstream under its client's id when it has one (an
+/// AG-UI frontend's own id for it), else under the id it is stored under.
+fn upstream_id(row: &ConversationRow) -> String {
+    row.client_id.clone().unwrap_or_else(|| row.id.to_string())
 }
 
 /// A reply's messages: its run's transcript, or the stored text.
@@ -65,6 +71,7 @@ mod tests {
     ) -> ConversationRow {
         ConversationRow {
             id: Uuid::now_v7(),
+            client_id: None,
             role: role.into(),
             content: content.into(),
             agui_messages: agui,

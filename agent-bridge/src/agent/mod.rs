@@ -27,10 +27,13 @@ pub struct RunRequest {
     pub token: Option<String>,
     /// The client's id for the message, the same on every resend of it.
     pub message_id: Option<String>,
-    /// The id the message is stored under: the same on every turn.
+    /// The id the message is stored under. Upstream it goes under
+    /// `message_id` when the client gave one, else under this.
     pub stored_id: Uuid,
     /// The conversation before the message, oldest first.
     pub history: Vec<Message>,
+    /// Tools the client's page declares, for a relayed backend to call.
+    pub frontend_tools: Vec<serde_json::Value>,
 }
 
 /// How a run that did not fail ended.

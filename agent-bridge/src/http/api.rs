@@ -116,6 +116,7 @@ pub async fn chat(
         content,
         token: caller.token.clone(),
         message_id: request.message_id.clone(),
+        frontend_tools: Vec::new(),
     };
     let started = state
         .runner

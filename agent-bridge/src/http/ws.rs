@@ -438,6 +438,7 @@ async fn send_message(
         content,
         token: caller.token.clone(),
         message_id: data.message_id.clone(),
+        frontend_tools: Vec::new(),
     };
     // Frames for this socket alone carry the seq it has seen
     // (`session.seq()`) and no top-level `runId`.

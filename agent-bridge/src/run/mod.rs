@@ -54,6 +54,9 @@ pub struct UserMessage {
     pub token: Option<String>,
     /// The client's id for the message, the same on every resend of it.
     pub message_id: Option<String>,
+    /// Tools the client's page declares (AG-UI `tools`), passed on to a
+    /// relayed backend.
+    pub frontend_tools: Vec<serde_json::Value>,
 }
 
 /// What sending a message did.
@@ -241,6 +244,7 @@ async fn drive(run: Run) -> RunResult {
                 content,
                 token,
                 message_id,
+                frontend_tools,
             },
         stored,
         cancel,
@@ -291,6 +295,7 @@ async fn drive(run: Run) -> RunResult {
                 message_id,
                 stored_id,
                 history,
+                frontend_tools,
             };
             // Losing the race drops the backend's future, which closes its
             // HTTP stream or stops the built-in agent where it is.
@@ -356,6 +361,7 @@ mod tests {
                 content: "boom".into(),
                 token: None,
                 message_id: None,
+                frontend_tools: Vec::new(),
             };
             let Ok(Started::New { run_id, done }) =
                 runner.start(Arc::clone(&session), message).await

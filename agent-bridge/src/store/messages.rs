@@ -20,6 +20,8 @@ pub struct StoredMessage {
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
     pub id: Uuid,
+    /// The client's `message_id` of a user message.
+    pub client_id: Option<String>,
     pub role: String,
     pub content: String,
     /// On an assistant message: the AG-UI messages its run recorded.
@@ -103,7 +105,7 @@ impl Store {
     ) -> sqlx::Result<Vec<ConversationRow>> {
         let rows = sqlx::query(
             "SELECT * FROM (
-                SELECT m.position, m.id, m.role, m.content, r.agui_messages,
+                SELECT m.position, m.id, m.client_id, m.role, m.content, r.agui_messages,
                        COALESCE(r.agui_snapshot, false) AS agui_snapshot
                 FROM chat_messages m
                 LEFT JOIN chat_runs r ON r.id = m.run_id AND m.role = 'assistant'
@@ -121,6 +123,7 @@ impl Store {
             .map(|row| {
                 Ok(ConversationRow {
                     id: row.try_get("id")?,
+                    client_id: row.try_get("client_id")?,
                     role: row.try_get("role")?,
                     content: row.try_get("content")?,
                     agui_messages: row

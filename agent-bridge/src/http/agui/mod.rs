@@ -74,6 +74,7 @@ pub async fn run(
         content,
         token: caller.token.clone(),
         message_id: Some(last.id.clone()),
+        frontend_tools: input.tools.clone(),
     };
     let started = state
         .runner
