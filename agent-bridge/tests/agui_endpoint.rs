@@ -8,7 +8,7 @@ mod common;
 use std::{path::PathBuf, time::Duration};
 
 use common::{Options, PATIENCE, Stack};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn web() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
@@ -172,5 +172,67 @@ async fn aborting_the_client_cancels_the_run() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    stack.stop().await;
+}
+
+/// A delete waits for approval: the first request ends with an `interrupt`
+/// outcome naming the tool call, and the client's `resume` answers it; the
+/// resumed request carries the rest of the run.
+#[tokio::test]
+async fn an_approval_is_an_interrupt_that_the_client_resumes() {
+    let stack = Stack::start().await;
+    let made = client_turn(
+        &stack,
+        "agui-approve",
+        "Create a P2 task for the interrupt check",
+        "",
+    )
+    .await;
+    assert_eq!(made["error"], Value::Null, "{made}");
+    let seen = client_turn(
+        &stack,
+        "agui-approve-2",
+        "delete The interrupt check",
+        "approve",
+    )
+    .await;
+    assert_eq!(seen["error"], Value::Null, "{seen}");
+    let first = seen["events"].as_array().unwrap();
+    let finished = first.last().unwrap();
+    assert_eq!(
+        (finished["type"].as_str(), finished["outcome"].as_str()),
+        (Some("RUN_FINISHED"), Some("interrupt")),
+        "{seen}"
+    );
+    let interrupt = &seen["interrupts"][0];
+    assert_eq!(interrupt["reason"], "tool_approval");
+    assert!(
+        interrupt["message"]
+            .as_str()
+            .unwrap()
+            .contains("The interrupt check")
+    );
+    // The first request ran nothing: the call's result only comes on resume.
+    assert!(
+        first.iter().all(|e| e["type"] != "TOOL_CALL_RESULT"),
+        "{first:?}"
+    );
+    let resumed = types(&json!({"events": seen["resumed"]}));
+    println!("HttpAgent resumed: {}", resumed.join(" "));
+    assert_eq!(resumed.first().map(String::as_str), Some("RUN_STARTED"));
+    assert!(
+        resumed.contains(&"TOOL_CALL_RESULT".to_owned()),
+        "{resumed:?}"
+    );
+    assert_eq!(resumed.last().map(String::as_str), Some("RUN_FINISHED"));
+    assert!(
+        stack
+            .board()
+            .await
+            .tasks
+            .iter()
+            .all(|t| t.title != "The interrupt check"),
+        "the approved delete ran"
+    );
     stack.stop().await;
 }

@@ -120,6 +120,7 @@ fn run_input(request: &RunRequest) -> RunAgentInput {
         tools: request.frontend_tools.clone(),
         context: Vec::new(),
         forwarded_props: serde_json::Value::Null,
+        resume: Vec::new(),
     }
 }
 

@@ -22,6 +22,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Busy(String),
+    /// An answer to an approval nobody waits for (409, `unknown_approval`).
+    #[error("{0}")]
+    NotPending(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -48,6 +51,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Busy(_) => (StatusCode::CONFLICT, "run_in_progress"),
+            Self::NotPending(_) => (StatusCode::CONFLICT, "unknown_approval"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -62,7 +66,7 @@ impl ApiError {
             Self::Unauthorized(_) => 4001,
             Self::Expired => 4002,
             Self::Forbidden(_) => 4003,
-            Self::BadRequest(_) | Self::NotFound(_) => 4000,
+            Self::BadRequest(_) | Self::NotFound(_) | Self::NotPending(_) => 4000,
             Self::RateLimited(_) | Self::Unavailable(_) | Self::Busy(_) => 1013,
             Self::ShuttingDown => 1001,
             Self::TooLarge(_) => 1009,

@@ -20,6 +20,21 @@ pub struct RunAgentInput {
     pub context: Vec<Value>,
     #[serde(default)]
     pub forwarded_props: Value,
+    /// Answers to the interrupts that ended the previous run, when this
+    /// run continues from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resume: Vec<ResumeEntry>,
+}
+
+/// An answer to one interrupt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeEntry {
+    pub interrupt_id: String,
+    /// `resolved` (answered) or `cancelled` (abandoned).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
 }
 
 /// A message of the thread. Ids are the conversation's memory: a backend
@@ -278,6 +293,7 @@ mod tests {
             tools: vec![],
             context: vec![],
             forwarded_props: Value::Null,
+            resume: vec![],
         };
         assert_eq!(
             serde_json::to_value(&input).unwrap(),

@@ -6,7 +6,10 @@
 
 use std::collections::HashSet;
 
-use protocol::chat_frames::{ServerFrame, ToolExecution, ToolStatus, agui::Event};
+use protocol::chat_frames::{
+    ServerFrame, ToolExecution, ToolStatus,
+    agui::{Event, Outcome},
+};
 use serde_json::{Value, json};
 
 /// The AG-UI stream of one run, built frame by frame.
@@ -28,6 +31,9 @@ pub struct RunEvents {
 pub enum End {
     Finished,
     Failed,
+    /// A tool call waits for approval: the run goes on in the bridge, and
+    /// a request with `resume` answers it and follows the rest.
+    Interrupted,
 }
 
 impl RunEvents {
@@ -42,6 +48,13 @@ impl RunEvents {
             ended: HashSet::new(),
             resulted: HashSet::new(),
         }
+    }
+
+    /// A run resumed after `tool_call_id`'s approval: the client has its
+    /// start, arguments and end from the interrupted run already.
+    pub fn resumed(&mut self, tool_call_id: &str) {
+        self.started.insert(tool_call_id.to_owned());
+        self.ended.insert(tool_call_id.to_owned());
     }
 
     pub fn started(&self) -> Event {
@@ -71,7 +84,31 @@ impl RunEvents {
             ServerFrame::ToolExecution { data, .. } => {
                 self.close_text(out);
                 self.tool(data, out);
-                None
+                if data.status != ToolStatus::AwaitingApproval {
+                    return None;
+                }
+                let what = data.approval.as_ref().map(|a| a.description.clone());
+                out.push(Event::RunFinished {
+                    thread_id: self.thread_id.clone(),
+                    run_id: self.run_id.clone(),
+                    outcome: Some(Outcome::Interrupt {
+                        interrupts: vec![json!({
+                            "id": data.id,
+                            "reason": "tool_approval",
+                            "message": what,
+                            "toolCallId": data.id,
+                            "responseSchema": {
+                                "type": "object",
+                                "properties": {
+                                    "approved": {"type": "boolean"},
+                                    "reason": {"type": "string"},
+                                },
+                                "required": ["approved"],
+                            },
+                        })],
+                    }),
+                });
+                Some(End::Interrupted)
             }
             ServerFrame::Message { data, .. } => {
                 self.close_text(out);

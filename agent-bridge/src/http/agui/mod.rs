@@ -3,7 +3,10 @@
 //! as the chat: `threadId` is the chat session, the last message is the new
 //! user message (its `id` is the message's `message_id`), and the reply is
 //! the run's AG-UI events over SSE. A client that closes the request
-//! cancels the run it started; that is how AG-UI clients abort.
+//! cancels the run it started; that is how AG-UI clients abort. A tool call
+//! that needs approval ends the request with an `interrupt` outcome while
+//! the run waits in the bridge; a request whose `resume` answers it follows
+//! the rest of the run.
 
 mod events;
 
@@ -34,7 +37,7 @@ use super::{
 };
 use crate::{
     run::{Started, UserMessage},
-    session::{Session, SubscriberGuard},
+    session::{Decision, Session, SubscriberGuard},
 };
 
 /// An SSE comment this often keeps proxies from closing a quiet stream.
@@ -51,6 +54,9 @@ pub async fn run(
     let Json(input) = body.map_err(body_error)?;
     validate::session_id(&input.thread_id)
         .map_err(|_| ApiError::BadRequest("threadId must be a valid session id".into()))?;
+    if !input.resume.is_empty() {
+        return resume(state, caller, input).await;
+    }
     let last = input
         .messages
         .last()
@@ -108,20 +114,65 @@ pub async fn run(
         caller,
         state,
     };
-    let (tx, rx) = mpsc::channel::<String>(64);
-    tokio::spawn(stream.relay(backlog, frames, guard, tx));
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|text| (Ok::<_, Infallible>(text), rx))
-    });
-    let mut response = Body::from_stream(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    Ok(stream.respond(backlog, frames, guard))
+}
+
+/// A run that ended in an interrupt (a tool call awaiting approval) goes on:
+/// `resume` answers it, and the rest of the run streams on this request.
+async fn resume(
+    state: AppState,
+    caller: Caller,
+    input: RunAgentInput,
+) -> Result<Response, ApiError> {
+    let session = open_for(&state, &caller, Some(&input.thread_id), None).await?;
+    // Following before answering: none of what the answer sets off is missed.
+    let following = session.subscribe(None, state.socket_queue);
+    let run_id = following
+        .active_run
+        .ok_or_else(|| ApiError::NotPending("no run of this thread waits for an answer".into()))?;
+    let (frames, _replay, guard) = following.into_parts();
+    let mut events = RunEvents::new(input.thread_id.clone(), input.run_id.clone());
+    let by = caller
+        .access
+        .subject
+        .clone()
+        .unwrap_or_else(|| "anonymous".into());
+    for entry in &input.resume {
+        let payload = entry.payload.as_ref();
+        let reason = payload
+            .and_then(|p| p.get("reason"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        validate::approval(&entry.interrupt_id, reason.as_deref())?;
+        // A yes is `{"approved": true}` (or plain `true`) on a resolved entry.
+        let approved = entry.status == "resolved"
+            && payload.is_some_and(|p| {
+                p.as_bool()
+                    .or_else(|| p.get("approved").and_then(serde_json::Value::as_bool))
+                    == Some(true)
+            });
+        let decision = Decision {
+            approved,
+            by: by.clone(),
+            reason,
+        };
+        if !session.answer_approval(&entry.interrupt_id, decision) {
+            return Err(ApiError::NotPending(format!(
+                "interrupt {} is not pending (answered already, timed out, or never asked)",
+                entry.interrupt_id
+            )));
+        }
+        events.resumed(&entry.interrupt_id);
+    }
+    let stream = Stream {
+        events,
+        session,
+        run_id,
+        owned: true,
+        caller,
+        state,
+    };
+    Ok(stream.respond(Vec::new(), frames, guard))
 }
 
 /// One request's run, relayed as AG-UI events.
@@ -136,6 +187,29 @@ struct Stream {
 }
 
 impl Stream {
+    /// The SSE response; a task relays the run into it.
+    fn respond(
+        self,
+        backlog: Vec<ServerFrame>,
+        frames: mpsc::Receiver<axum::extract::ws::Utf8Bytes>,
+        guard: SubscriberGuard,
+    ) -> Response {
+        let (tx, rx) = mpsc::channel::<String>(64);
+        tokio::spawn(self.relay(backlog, frames, guard, tx));
+        let body = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|text| (Ok::<_, Infallible>(text), rx))
+        });
+        let mut response = Body::from_stream(body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        response
+    }
+
     async fn relay(
         mut self,
         backlog: Vec<ServerFrame>,
@@ -196,7 +270,7 @@ impl Stream {
     async fn apply(&mut self, frame: &ServerFrame, out: &mut Vec<Event>) -> bool {
         match self.events.frame(frame, out) {
             None => false,
-            Some(End::Failed) => true,
+            Some(End::Failed | End::Interrupted) => true,
             Some(End::Finished) => {
                 if let Some(snapshot) = self.board_snapshot().await {
                     let at = out.len().saturating_sub(1);
