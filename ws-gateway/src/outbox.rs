@@ -205,3 +205,92 @@ fn record(metrics: &Metrics, entry: &Outgoing, now: i64) {
         metrics.record_sent(now.saturating_sub(frame.ts).max(0) as u64, 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::board_frames::ServerFrame;
+    use tokio::io::AsyncReadExt;
+
+    fn board(n: usize) -> Outgoing {
+        let frame = ServerFrame::Connected {
+            client_id: "x".repeat(n),
+            heartbeat_ms: 0,
+        };
+        Outgoing::Board(Frame::encode(&Arc::from("b"), 1, &frame))
+    }
+
+    #[test]
+    fn sealing_drops_board_frames_but_finishes_a_partly_written_one() {
+        let mut outbox = Outbox::new(None);
+        outbox.queue.extend([
+            board(1),
+            Outgoing::Direct("error", "e".into()),
+            board(2),
+            Outgoing::Ping,
+        ]);
+        outbox.written = 3;
+        outbox.seal(Bytes::from_static(b"\x03\xe9"));
+        let kinds: Vec<_> = outbox.queue.iter().map(|o| o.frame().0).collect();
+        assert_eq!(kinds, [framing::TEXT, framing::TEXT, framing::CLOSE]);
+        assert!(matches!(outbox.queue[0], Outgoing::Board(_)));
+        assert!(outbox.sealed);
+    }
+
+    /// Frames larger than the socket buffers: writes stop part-way through
+    /// one, and the reader still sees every frame whole and in order.
+    #[tokio::test]
+    async fn partial_writes_resume_where_they_stopped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let socket = Arc::new(listener.accept().await.unwrap().0);
+        let metrics = Metrics::default();
+        // Small kernel buffers, so writes block well before the end.
+        socket2::SockRef::from(&*socket)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        socket2::SockRef::from(&peer)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        let mut outbox = Outbox::new(Some(socket.clone()));
+        let sizes = [100_000, 10, 200_000, 70_000, 1];
+        for size in sizes {
+            outbox.push_and_write(board(size), &metrics);
+        }
+        assert!(outbox.blocked, "the peer reads nothing yet");
+        let reader = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            peer.read_to_end(&mut bytes).await.unwrap();
+            bytes
+        });
+        while !outbox.queue.is_empty() {
+            socket.writable().await.unwrap();
+            outbox.blocked = false;
+            outbox.write(&metrics);
+        }
+        drop(outbox);
+        drop(socket);
+        let bytes = reader.await.unwrap();
+        let mut at = 0;
+        for size in sizes {
+            let (len, start) = match bytes[at + 1] {
+                126 => (
+                    usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]])),
+                    at + 4,
+                ),
+                127 => (
+                    u64::from_be_bytes(bytes[at + 2..at + 10].try_into().unwrap()) as usize,
+                    at + 10,
+                ),
+                n => (usize::from(n), at + 2),
+            };
+            assert_eq!(bytes[at], 0x81);
+            let text = std::str::from_utf8(&bytes[start..start + len]).unwrap();
+            assert_eq!(text.matches('x').count(), size);
+            at = start + len;
+        }
+        assert_eq!(at, bytes.len());
+    }
+}
