@@ -10,6 +10,7 @@ pub mod agent;
 pub mod config;
 pub mod http;
 pub mod mcp;
+pub mod metrics;
 pub mod run;
 pub mod session;
 pub mod store;

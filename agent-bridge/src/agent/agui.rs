@@ -91,10 +91,15 @@ impl AgUiClient {
                 .push(&chunk, &mut events)
                 .map_err(|e| AgentError::Protocol(e.to_string()))?;
             for data in events.drain(..) {
+                let read = std::time::Instant::now();
                 let event: Event = serde_json::from_str(&data).map_err(|e| {
                     AgentError::Protocol(format!("invalid event ({e}): {}", preview(&data)))
                 })?;
-                if let Some(end) = relay.apply(event, out).await {
+                let end = relay.apply(event, out).await;
+                crate::metrics::METRICS
+                    .relay_seconds
+                    .observe(read.elapsed().as_secs_f64());
+                if let Some(end) = end {
                     return end;
                 }
             }

@@ -41,6 +41,11 @@ impl Admission {
         }
     }
 
+    /// Chat sockets open now.
+    pub fn open_sockets(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

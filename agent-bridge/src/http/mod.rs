@@ -1,7 +1,7 @@
 //! The HTTP surface: `/ws/chat`, the HTTP fallback under `/api`, the AG-UI
 //! endpoint `/agui` and `/health`.
 //!
-//! With auth on, everything but `/health` needs a bearer token. Browsers
+//! With auth on, everything but `/health` and `/metrics` needs a bearer token. Browsers
 //! from origins off the allowlist get 403; allowed ones get CORS headers.
 
 mod agui;
@@ -63,7 +63,24 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(crate::mcp::router(&state))
         .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// `GET /metrics`: the Prometheus text format. Open like `/health`: it
+/// says how busy the bridge is, nothing of any session.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let metrics = &crate::metrics::METRICS;
+    metrics.sessions.set(state.sessions.len() as i64);
+    metrics.sockets.set(state.admission.open_sockets() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
 }
 
 /// Browsers send `Origin`; one off the allowlist gets 403 before anything

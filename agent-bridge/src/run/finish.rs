@@ -65,6 +65,9 @@ pub(super) async fn finish(
         tool_executions: out.tools().to_vec(),
         error,
     };
+    // Counted before the terminal frame goes out, so whoever sees it sees
+    // the count too.
+    crate::metrics::METRICS.run_ended(status);
     // Its seq is recorded so a resend of the message can be answered with
     // this very frame, which tabs that saw it drop.
     if let Some(seq) = session.publish_terminal(run_id, result.terminal_frame(0)) {
@@ -121,6 +124,7 @@ impl Drop for EndsRun {
         // A no-op when the run already published its terminal frame.
         if self.session.publish_terminal(self.run_id, frame).is_some() {
             tracing::error!(run = %self.run_id, "run stopped without a terminal frame");
+            crate::metrics::METRICS.run_ended("failed");
             let (store, run_id) = (self.store.clone(), self.run_id);
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {

@@ -14,6 +14,7 @@ pub async fn reap_interrupted(store: &Store, sessions: &Sessions) -> sqlx::Resul
     let reaped = store.reap_interrupted().await?;
     for run in &reaped {
         tracing::warn!(run = %run.run_id, session = %run.session_id, "run interrupted: its bridge is gone");
+        crate::metrics::METRICS.run_ended("interrupted");
         if let Some(session) = sessions.in_memory(&run.session_id) {
             let seq = session.publish_interrupted(run.run_id, &run.message, run.seq);
             if seq != run.seq {

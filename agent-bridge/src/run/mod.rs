@@ -162,6 +162,7 @@ impl Runner {
                 run_id: Some(run_id.to_string()),
             },
         });
+        crate::metrics::METRICS.run_started();
         let (tx, rx) = oneshot::channel();
         let (store, backend) = (self.store.clone(), Arc::clone(&self.backend));
         let guard = EndsRun {

@@ -128,6 +128,11 @@ impl RunOutput {
             },
         };
         self.session.forget_approval(id);
+        crate::metrics::METRICS.approval(match (decision.approved, decision.by.as_str()) {
+            (true, _) => "approved",
+            (false, "timeout") => "timeout",
+            (false, _) => "rejected",
+        });
         if let Some(approval) = &mut self.call(id, "unknown").approval {
             approval.approved = Some(decision.approved);
             approval.decided_by = Some(decision.by.clone());
@@ -199,6 +204,9 @@ impl RunOutput {
         let session_id = self.session.id();
         if let Err(err) = self.store.upsert_tool(self.run_id, session_id, &call).await {
             tracing::warn!(error = %err, tool = %call.tool, "cannot save tool execution");
+        }
+        if let Some(outcome) = audit {
+            crate::metrics::METRICS.tool_ended(&call.tool, outcome);
         }
         if let Some(outcome) = audit
             && let Err(err) = self

@@ -344,6 +344,7 @@ impl Session {
     }
 
     fn publish_locked(&self, state: &mut State, mut frame: ServerFrame, terminal: bool) -> u64 {
+        let started = std::time::Instant::now();
         state.seq += 1;
         let seq = state.seq;
         self.reserve_ahead(seq);
@@ -369,6 +370,11 @@ impl Session {
             state.approvals.clear();
             self.ended.send_modify(|n| *n += 1);
         }
+        let metrics = &crate::metrics::METRICS;
+        metrics.frames.inc();
+        metrics
+            .publish_seconds
+            .observe(started.elapsed().as_secs_f64());
         seq
     }
 }
