@@ -27,6 +27,16 @@ pub fn lane_frame(lane: &Lane) -> LaneFrame {
 }
 
 impl Priority {
+    /// The name frames carry (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+
     /// Unspecified (never stored) reads as medium, board-service's default.
     pub fn from_proto(value: i32) -> Self {
         match v1::Priority::try_from(value).unwrap_or(v1::Priority::Medium) {
@@ -48,6 +58,16 @@ impl Priority {
 }
 
 impl TaskKind {
+    /// The name frames carry (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Task => "task",
+            Self::Story => "story",
+            Self::Bug => "bug",
+            Self::Epic => "epic",
+        }
+    }
+
     pub fn from_proto(value: i32) -> Self {
         match v1::TaskKind::try_from(value).unwrap_or(v1::TaskKind::Task) {
             v1::TaskKind::Story => Self::Story,

@@ -210,34 +210,22 @@ impl BoardTools {
 }
 
 /// A task as tool output and artifact.
+/// A task as tools return it: the frames' task shape, with its board.
 pub fn task_json(task: &Task) -> Value {
-    json!({
-        "id": task.id,
-        "boardId": task.board_id,
-        "title": task.title,
-        "priority": priority_label(task.priority()),
-        "kind": kind_label(task.kind()),
-        "lane": task.lane_key,
-        "version": task.version,
-    })
+    let mut value = serde_json::to_value(protocol::board_frames::TaskData::from(task))
+        .unwrap_or_default();
+    value["boardId"] = json!(task.board_id);
+    value
 }
 
+/// A priority's name, as frames spell it.
 pub fn priority_label(priority: Priority) -> &'static str {
-    match priority {
-        Priority::Critical => "critical",
-        Priority::High => "high",
-        Priority::Medium | Priority::Unspecified => "medium",
-        Priority::Low => "low",
-    }
+    protocol::board_frames::Priority::from_proto(priority as i32).as_str()
 }
 
+/// A kind's name, as frames spell it.
 pub fn kind_label(kind: TaskKind) -> &'static str {
-    match kind {
-        TaskKind::Story => "story",
-        TaskKind::Bug => "bug",
-        TaskKind::Epic => "epic",
-        TaskKind::Task | TaskKind::Unspecified => "task",
-    }
+    protocol::board_frames::TaskKind::from_proto(kind as i32).as_str()
 }
 
 /// "in_progress" → "in progress", for replies.
