@@ -14,7 +14,9 @@
 //!
 //! The window runs from the first send until every frame has arrived (or
 //! 20 s after the last send). Printed per load: µs of gateway CPU per
-//! delivered frame, send→receive latency p50/p99, deliveries per second.
+//! delivered frame, send→receive latency p50/p99, deliveries per second,
+//! and the gateway's RSS per subscribed socket (grown from before the
+//! clients connected to when they are all subscribed).
 //!
 //! Environment: `FANOUT_LOADS` (C×E pairs, default `1000x20,10000x2`),
 //! `FANOUT_SECS` (default 10), `FANOUT_SOURCES` (client source addresses
@@ -61,6 +63,22 @@ fn unix_ns() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
+}
+
+/// This process's resident memory in kB.
+fn rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
 
 /// This process's CPU time so far, every thread, in seconds.
@@ -159,10 +177,14 @@ async fn gateway_role() {
             .unwrap();
         let mut marks = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut cpu_start, mut cpu) = (0.0, 0.0);
+        let (rss_before, mut rss_connected) = (rss_kb(), 0);
         let mut result = Value::Null;
         while let Some(line) = marks.next_line().await.unwrap() {
             match line.as_str() {
-                "start" => cpu_start = cpu_secs(),
+                "start" => {
+                    cpu_start = cpu_secs();
+                    rss_connected = rss_kb();
+                }
                 "end" => cpu = cpu_secs() - cpu_start,
                 json => {
                     result = serde_json::from_str(json).expect("the clients' result");
@@ -175,13 +197,14 @@ async fn gateway_role() {
         println!(
             "C={clients} E={rate}/s S={secs}s: {:.2} us gateway CPU per delivery; \
              p50 {:.2} ms, p99 {:.2} ms send->receive; {delivered}/{} delivered, {:.0}/s; \
-             clients used {:.0}% of a core",
+             clients used {:.0}% of a core; gateway RSS {:.1} KB per subscribed socket",
             cpu * 1e6 / delivered.max(1) as f64,
             result["p50_us"].as_f64().unwrap_or(f64::NAN) / 1e3,
             result["p99_us"].as_f64().unwrap_or(f64::NAN) / 1e3,
             result["expected"],
             result["delivered_per_s"].as_f64().unwrap_or(0.0),
             result["client_cpu_pct"].as_f64().unwrap_or(0.0),
+            rss_connected.saturating_sub(rss_before) as f64 / clients as f64,
         );
         let _ = stop.send(());
         let _ = gateway.await;
