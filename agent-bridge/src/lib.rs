@@ -7,6 +7,7 @@
 //! serves until the shutdown future resolves. Tests run it on port 0.
 
 pub mod agent;
+pub mod board_channel;
 pub mod config;
 pub mod http;
 pub mod mcp;

@@ -5,10 +5,11 @@ use std::time::Duration;
 use protocol::board_frames::ErrorCode;
 use protocol::v1::{
     CreateTaskRequest, DeleteTaskRequest, GetBoardRequest, MoveTaskRequest, Priority, Task,
-    TaskKind, board_service_client::BoardServiceClient,
+    TaskKind,
 };
 use serde_json::{Value, json};
-use tonic::{service::interceptor::InterceptedService, transport::Channel};
+
+use crate::board_channel::BoardChannel;
 
 /// Why a tool call failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,67 +40,40 @@ impl From<tonic::Status> for ToolError {
     }
 }
 
-/// Adds the calling span's W3C trace context to every call, so board-service's
-/// spans join the run's trace.
-type TracedChannel = InterceptedService<
-    Channel,
-    fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
->;
-
-/// A board-service client with a deadline on every call.
+/// The built-in agent's board-service calls, for one caller.
 #[derive(Clone)]
 pub struct BoardTools {
-    client: BoardServiceClient<TracedChannel>,
-    timeout: Duration,
-    /// The end user's bearer token, sent on every call; `None` with auth off.
-    bearer: Option<std::sync::Arc<str>>,
+    channel: BoardChannel,
 }
 
 impl BoardTools {
     /// Connects lazily, so the bridge starts while board-service is down.
     pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(url.to_owned())?
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .connect_lazy();
         Ok(Self {
-            client: BoardServiceClient::with_interceptor(
-                channel,
-                service_kit::telemetry::propagation::grpc_client_interceptor as fn(_) -> _,
-            ),
-            timeout,
-            bearer: None,
+            channel: BoardChannel::new(url, timeout)?,
         })
     }
 
     /// These tools acting for the user whose token this is.
     pub fn with_bearer(&self, token: Option<&str>) -> Self {
         Self {
-            bearer: token.map(std::sync::Arc::from),
-            ..self.clone()
+            channel: self.channel.with_bearer(token),
         }
     }
 
-    /// `message` as a request that carries the user's token.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        if let Some(token) = &self.bearer {
-            service_kit::auth::insert_bearer(request.metadata_mut(), token);
-        }
-        request
+        self.channel.request(message)
     }
 
     async fn call<T>(
         &self,
         call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, ToolError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => Ok(result?.into_inner()),
-            Err(_) => Err(ToolError::Unavailable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
-        }
+        self.channel
+            .call(call, |after| {
+                ToolError::Unavailable(format!("no answer within {after:?}"))
+            })
+            .await
     }
 
     pub async fn create_task(
@@ -111,7 +85,7 @@ impl BoardTools {
         kind: TaskKind,
         request_id: String,
     ) -> Result<Task, ToolError> {
-        let mut client = self.client.clone();
+        let mut client = self.channel.client();
         self.call(client.create_task(self.request(CreateTaskRequest {
             board_id: board.into(),
             lane_id: lane.into(),
@@ -126,7 +100,7 @@ impl BoardTools {
 
     /// The board's tasks, in lane then position order.
     pub async fn tasks(&self, board: &str) -> Result<Vec<Task>, ToolError> {
-        let mut client = self.client.clone();
+        let mut client = self.channel.client();
         let snapshot = self
             .call(client.get_board(self.request(GetBoardRequest {
                 board_id: board.into(),
@@ -138,7 +112,7 @@ impl BoardTools {
     /// The board as a client shows it: `{boardId, version, board}`, where
     /// `board` is what a `board.sync` frame carries.
     pub async fn snapshot_json(&self, board: &str) -> Result<Value, ToolError> {
-        let mut client = self.client.clone();
+        let mut client = self.channel.client();
         let snapshot = self
             .call(client.get_board(self.request(GetBoardRequest {
                 board_id: board.into(),
@@ -151,7 +125,7 @@ impl BoardTools {
 
     /// The board's id and slug, if the caller may read it.
     pub async fn board_names(&self, board: &str) -> Result<(String, String), ToolError> {
-        let mut client = self.client.clone();
+        let mut client = self.channel.client();
         let snapshot = self
             .call(client.get_board(self.request(GetBoardRequest {
                 board_id: board.into(),
@@ -187,7 +161,7 @@ impl BoardTools {
         lane: &str,
         request_id: String,
     ) -> Result<Task, ToolError> {
-        let mut client = self.client.clone();
+        let mut client = self.channel.client();
         self.call(client.move_task(self.request(MoveTaskRequest {
             task_id: task_id.into(),
             to_lane_id: lane.into(),
@@ -198,7 +172,7 @@ impl BoardTools {
     }
 
     pub async fn delete_task(&self, task_id: &str, request_id: String) -> Result<(), ToolError> {
-        let mut client = self.client.clone();
+        let mut client = self.channel.client();
         self.call(client.delete_task(self.request(DeleteTaskRequest {
             task_id: task_id.into(),
             request_id,
@@ -212,8 +186,8 @@ impl BoardTools {
 /// A task as tool output and artifact.
 /// A task as tools return it: the frames' task shape, with its board.
 pub fn task_json(task: &Task) -> Value {
-    let mut value = serde_json::to_value(protocol::board_frames::TaskData::from(task))
-        .unwrap_or_default();
+    let mut value =
+        serde_json::to_value(protocol::board_frames::TaskData::from(task)).unwrap_or_default();
     value["boardId"] = json!(task.board_id);
     value
 }
