@@ -4,32 +4,10 @@
 mod common;
 
 use common::{Stack, Ws};
+use service_kit::testing::{metric_value as value, scrape_metrics};
 
 async fn scrape(stack: &Stack) -> prometheus_parse::Scrape {
-    let body = reqwest::get(stack.http_url("/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .unwrap();
-    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
-        .expect("valid text format")
-}
-
-fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match &s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => *v,
-            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
-            _ => 0.0,
-        })
-        .sum()
+    scrape_metrics(&stack.http_url("/metrics")).await
 }
 
 #[tokio::test]

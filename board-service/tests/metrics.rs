@@ -6,34 +6,14 @@ mod common;
 use board_service::Config;
 use common::{Service, create_board, create_task, next_events, watch};
 use protocol::v1::GetBoardRequest;
-use service_kit::test_database::TestDatabase;
+use service_kit::{
+    test_database::TestDatabase,
+    testing::{metric_value as value, scrape_metrics},
+};
 
 async fn scrape(service: &Service) -> prometheus_parse::Scrape {
     let addr = service.metrics_addr.expect("metrics are served");
-    let body = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .unwrap();
-    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
-        .expect("valid text format")
-}
-
-fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match &s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => *v,
-            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
-            _ => 0.0,
-        })
-        .sum()
+    scrape_metrics(&format!("http://{addr}/metrics")).await
 }
 
 #[tokio::test]

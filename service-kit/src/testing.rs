@@ -28,3 +28,33 @@ pub fn board_token(secret: &str, sub: &str, read: &[&str], write: &[&str]) -> St
         &serde_json::json!({"exp": unix_now() + 600, "sub": sub, "read": read, "write": write}),
     )
 }
+
+/// `GET url` (a `/metrics` endpoint), read by a real Prometheus text parser.
+pub async fn scrape_metrics(url: &str) -> prometheus_parse::Scrape {
+    let body = reqwest::get(url)
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("a /metrics body");
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
+        .expect("valid Prometheus text format")
+}
+
+/// The sum of `name`'s samples whose labels include `labels`; a histogram
+/// counts its observations.
+pub fn metric_value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            _ => 0.0,
+        })
+        .sum()
+}
