@@ -78,7 +78,8 @@ impl App {
         let backend = match &config.agent_url {
             Some(url) => Backend::AgUi(
                 AgUiClient::new(url.clone(), config.agent_timeout)
-                    .context("build the AG-UI client")?,
+                    .context("build the AG-UI client")?
+                    .with_approval_timeout(config.approvals.timeout),
             ),
             None => Backend::BuiltIn(
                 PmAgent::new(tools.clone(), config.builtin_token_delay)

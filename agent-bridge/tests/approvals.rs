@@ -160,3 +160,57 @@ async fn approvals_off_deletes_at_once() {
     assert!(!on_board(&stack.board().await, "The no approval check"));
     stack.stop().await;
 }
+
+/// A relayed backend's AG-UI interrupt is asked of the tabs like any
+/// approval, and the answer goes back upstream in `resume`, on the same
+/// chat run. (The backend is the scripted AG-UI peer in `fake_agent.rs`.)
+#[tokio::test]
+async fn a_relayed_backends_interrupt_is_an_approval_and_resumes_upstream() {
+    for (approved, said) in [(true, "Deleted it."), (false, "Left it alone.")] {
+        let agent = common::fake_agent::FakeAgent::start().await;
+        let stack = Stack::start_with(Options {
+            agent_url: Some(agent.url.clone()),
+            ..Options::default()
+        })
+        .await;
+        let (mut tab, _) = Ws::open(&stack.ws_url("?session_id=relay-approval")).await;
+        tab.say("this needs approval").await;
+        let asked = tab.until_awaiting_approval().await;
+        assert_eq!(
+            (asked.id.as_str(), asked.tool.as_str()),
+            ("call-delete-1", "delete_task")
+        );
+        assert_eq!(
+            asked.approval.as_ref().map(|a| a.description.as_str()),
+            Some("Delete the task \"Old plan\"")
+        );
+        tab.approve(&asked.id, approved, None).await;
+        let frames = tab.until_terminal().await;
+        let ServerFrame::Message { data, .. } = frames.last().unwrap() else {
+            panic!("{frames:?}")
+        };
+        assert!(data.content.starts_with(said), "{}", data.content);
+        assert!(
+            data.content
+                .contains("resumed interrupt-1, call in history: true"),
+            "{}",
+            data.content
+        );
+        let tool = frames
+            .iter()
+            .rev()
+            .find_map(|f| match f {
+                ServerFrame::ToolExecution { data, .. } => Some(data.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let want = if approved {
+            ToolStatus::Completed
+        } else {
+            ToolStatus::Failed
+        };
+        assert_eq!(tool.status, want, "{tool:?}");
+        assert_eq!(frames.iter().filter(|f| f.is_terminal()).count(), 1);
+        stack.stop().await;
+    }
+}

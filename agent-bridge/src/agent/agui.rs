@@ -1,13 +1,19 @@
 //! The AG-UI client: POSTs `RunAgentInput`, reads the SSE reply and hands
-//! each event to [`Relay`], which turns it into chat frames.
+//! each event to [`Relay`], which turns it into chat frames. A run the
+//! backend ends with an `interrupt` outcome is asked of the session's tabs
+//! as approvals, and continued upstream with their answers in `resume`.
 
 use std::time::Duration;
 
 use futures::StreamExt;
-use protocol::chat_frames::agui::{Event, Message, Role, RunAgentInput};
+use protocol::chat_frames::agui::{Event, Message, ResumeEntry, Role, RunAgentInput};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-use super::{AgentError, Outcome, RunRequest, relay::Relay, sse::SseDecoder};
+use super::{
+    AgentError, Outcome, RunRequest,
+    relay::{Relay, Step},
+    sse::SseDecoder,
+};
 use crate::run::RunOutput;
 
 /// Talks to one AG-UI endpoint.
@@ -15,7 +21,13 @@ pub struct AgUiClient {
     http: reqwest::Client,
     url: String,
     timeout: Duration,
+    /// How long the tabs have to answer a backend's interrupt.
+    approval_timeout: Duration,
 }
+
+/// Interrupts answered in one run at most, so a backend that keeps asking
+/// cannot hold a run forever.
+const MAX_RESUMES: usize = 20;
 
 impl AgUiClient {
     /// `timeout` bounds the wait for the response and for each next chunk,
@@ -24,7 +36,18 @@ impl AgUiClient {
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
             .build()?;
-        Ok(Self { http, url, timeout })
+        Ok(Self {
+            http,
+            url,
+            timeout,
+            approval_timeout: Duration::from_secs(600),
+        })
+    }
+
+    /// How long the tabs have to answer a backend's interrupt.
+    pub fn with_approval_timeout(mut self, timeout: Duration) -> Self {
+        self.approval_timeout = timeout;
+        self
     }
 
     pub async fn run(
@@ -32,12 +55,78 @@ impl AgUiClient {
         request: &RunRequest,
         out: &mut RunOutput,
     ) -> Result<Outcome, AgentError> {
-        let input = run_input(request);
+        let first = run_input(request);
+        let mut input = first.clone();
+        for round in 1..=MAX_RESUMES {
+            let interrupts = match self.stream(&input, out).await? {
+                Step::Ended(end) => return end,
+                Step::Interrupted(interrupts) => interrupts,
+            };
+            let resume = self.ask(interrupts, out).await?;
+            // The same thread, continued: what the run said so far, then the answers.
+            let (said, whole) = out.transcript().so_far();
+            input = RunAgentInput {
+                run_id: format!("{}-resume-{round}", first.run_id),
+                messages: if whole {
+                    said
+                } else {
+                    first.messages.iter().cloned().chain(said).collect()
+                },
+                resume,
+                ..first.clone()
+            };
+        }
+        out.fail_unfinished_tools("the agent kept asking for approvals")
+            .await;
+        Err(AgentError::Protocol(format!(
+            "more than {MAX_RESUMES} interrupts in one run"
+        )))
+    }
+
+    /// Asks the tabs each interrupt as an approval of its tool call.
+    async fn ask(
+        &self,
+        interrupts: Vec<serde_json::Value>,
+        out: &mut RunOutput,
+    ) -> Result<Vec<ResumeEntry>, AgentError> {
+        let mut resume = Vec::with_capacity(interrupts.len());
+        for interrupt in interrupts {
+            let text = |key: &str| interrupt.get(key).and_then(|v| v.as_str());
+            let id = text("id")
+                .ok_or_else(|| AgentError::Protocol("an interrupt without an id".into()))?;
+            let call = text("toolCallId").unwrap_or(id);
+            let reason = text("reason").unwrap_or("approval");
+            let what = text("message").unwrap_or(reason).to_owned();
+            let decision = out
+                .await_approval(call, reason, what, self.approval_timeout)
+                .await;
+            if decision.approved {
+                out.tool_running(call, None).await;
+            } else {
+                let why = decision.reason.clone().unwrap_or_else(|| "rejected".into());
+                out.tool_failed(call, format!("{} rejected it: {why}", decision.by), None)
+                    .await;
+            }
+            resume.push(ResumeEntry {
+                interrupt_id: id.to_owned(),
+                status: "resolved".into(),
+                payload: Some(serde_json::json!({
+                    "approved": decision.approved,
+                    "reason": decision.reason,
+                    "decidedBy": decision.by,
+                })),
+            });
+        }
+        Ok(resume)
+    }
+
+    /// One upstream run's SSE stream, to its end or its interrupt.
+    async fn stream(&self, input: &RunAgentInput, out: &mut RunOutput) -> Result<Step, AgentError> {
         let mut post = self
             .http
             .post(&self.url)
             .header(ACCEPT, "text/event-stream")
-            .json(&input);
+            .json(input);
         // The agent backend may continue the run's trace (W3C traceparent).
         for (name, value) in service_kit::telemetry::propagation::current_context_map() {
             post = post.header(name, value);
@@ -100,7 +189,7 @@ impl AgUiClient {
                     .relay_seconds
                     .observe(read.elapsed().as_secs_f64());
                 if let Some(end) = end {
-                    return end;
+                    return Ok(end);
                 }
             }
         }

@@ -27,13 +27,17 @@ pub struct Relay {
     text_open: bool,
 }
 
+/// How one upstream run's stream ended.
+pub enum Step {
+    Ended(Result<Outcome, AgentError>),
+    /// `RUN_FINISHED` with an `interrupt` outcome: the backend waits for
+    /// these answers before it goes on.
+    Interrupted(Vec<Value>),
+}
+
 impl Relay {
-    /// Applies one event; returns the run's end when the event ends it.
-    pub async fn apply(
-        &mut self,
-        event: Event,
-        out: &mut RunOutput,
-    ) -> Option<Result<Outcome, AgentError>> {
+    /// Applies one event; returns the stream's end when the event ends it.
+    pub async fn apply(&mut self, event: Event, out: &mut RunOutput) -> Option<Step> {
         record(&event, out);
         match event {
             Event::Other
@@ -49,7 +53,7 @@ impl Relay {
                 }
                 self.fail_open_tools(out, &message).await;
                 let code = code.unwrap_or_else(|| "agent_error".into());
-                return Some(Err(AgentError::Agent { code, message }));
+                return Some(Step::Ended(Err(AgentError::Agent { code, message })));
             }
             _ => {}
         }
@@ -114,12 +118,19 @@ impl Relay {
                 self.pending.push((tool_call_id, content));
             }
             Event::RunFinished { outcome, .. } => {
+                // Tool calls an interrupt names stay open: they await approval.
+                if let Some(AgUiOutcome::Interrupt { interrupts }) = &outcome
+                    && !interrupts.is_empty()
+                {
+                    self.args.clear();
+                    return Some(Step::Interrupted(interrupts.clone()));
+                }
                 self.fail_open_tools(out, "the run finished without a result")
                     .await;
-                return Some(Ok(match outcome {
+                return Some(Step::Ended(Ok(match outcome {
                     Some(AgUiOutcome::Cancelled) => Outcome::Cancelled,
                     _ => Outcome::Finished,
-                }));
+                })));
             }
             _ => {}
         }

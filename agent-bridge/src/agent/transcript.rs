@@ -67,6 +67,21 @@ impl TranscriptBuilder {
         self.snapshot = Some(messages);
     }
 
+    /// The conversation this run added so far, for a resumed upstream run:
+    /// the last snapshot (the whole conversation) if any, else the messages.
+    pub fn so_far(&self) -> (Vec<Message>, bool) {
+        match &self.snapshot {
+            Some(snapshot) => (
+                snapshot
+                    .iter()
+                    .filter_map(|m| serde_json::from_value(m.clone()).ok())
+                    .collect(),
+                true,
+            ),
+            None => (self.messages.clone(), false),
+        }
+    }
+
     /// What to store with the run: the last snapshot if any, otherwise the
     /// messages seen, without calls that got no result (a backend refuses a
     /// call left unanswered) and without messages left empty. `None` when

@@ -104,11 +104,12 @@ impl RunOutput {
     pub async fn await_approval(
         &mut self,
         id: &str,
+        tool: &str,
         description: String,
         timeout: Duration,
     ) -> Decision {
         let answer = self.session.await_approval(id);
-        let call = self.call(id, "unknown");
+        let call = self.call(id, tool);
         call.status = ToolStatus::AwaitingApproval;
         call.approval = Some(Box::new(Approval {
             description,

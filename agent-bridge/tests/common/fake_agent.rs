@@ -71,6 +71,9 @@ fn respond(input: RunAgentInput, counter: Arc<AtomicUsize>) -> Response {
         thread_id: input.thread_id.clone(),
         run_id: input.run_id.clone(),
     };
+    if said.contains("needs approval") || !input.resume.is_empty() {
+        return sse(Body::from(approval_script(&input, started)));
+    }
     if said.contains("garbage") {
         return sse(Body::from(format!(
             "{}data: {{this is not json\n\n",
@@ -145,4 +148,93 @@ fn respond(input: RunAgentInput, counter: Arc<AtomicUsize>) -> Response {
     sse(Body::from(
         events.iter().map(Event::to_sse).collect::<String>(),
     ))
+}
+
+/// A backend that asks before it deletes (AG-UI interrupts): the first run
+/// announces `delete_task` and ends with an `interrupt` outcome; the run
+/// that resumes it deletes when the answer was yes, and says so either way.
+fn approval_script(input: &RunAgentInput, started: Event) -> String {
+    let finished = Event::RunFinished {
+        thread_id: input.thread_id.clone(),
+        run_id: input.run_id.clone(),
+        outcome: None,
+    };
+    let text = |delta: &str| {
+        [
+            Event::TextMessageStart {
+                message_id: format!("{}-text", input.run_id),
+                role: Some("assistant".into()),
+            },
+            Event::TextMessageContent {
+                message_id: format!("{}-text", input.run_id),
+                delta: delta.into(),
+            },
+            Event::TextMessageEnd {
+                message_id: format!("{}-text", input.run_id),
+            },
+        ]
+    };
+    let events: Vec<Event> = match input.resume.first() {
+        None => vec![
+            started,
+            Event::ToolCallStart {
+                tool_call_id: "call-delete-1".into(),
+                tool_call_name: "delete_task".into(),
+                parent_message_id: None,
+            },
+            Event::ToolCallArgs {
+                tool_call_id: "call-delete-1".into(),
+                delta: r#"{"title":"Old plan"}"#.into(),
+            },
+            Event::ToolCallEnd {
+                tool_call_id: "call-delete-1".into(),
+            },
+            Event::RunFinished {
+                thread_id: input.thread_id.clone(),
+                run_id: input.run_id.clone(),
+                outcome: Some(protocol::chat_frames::agui::Outcome::Interrupt {
+                    interrupts: vec![serde_json::json!({
+                        "id": "interrupt-1",
+                        "reason": "tool_approval",
+                        "message": "Delete the task \"Old plan\"",
+                        "toolCallId": "call-delete-1",
+                    })],
+                }),
+            },
+        ],
+        Some(answer) => {
+            let approved = answer
+                .payload
+                .as_ref()
+                .and_then(|p| p["approved"].as_bool())
+                == Some(true);
+            // The resumed run must see the interrupted call in its history.
+            let call_seen = input
+                .messages
+                .iter()
+                .any(|m| m.tool_calls.iter().any(|c| c.id == "call-delete-1"));
+            let mut events = vec![started];
+            if approved {
+                events.push(Event::ToolCallResult {
+                    message_id: "result-1".into(),
+                    tool_call_id: "call-delete-1".into(),
+                    content: r#"{"deleted":"Old plan"}"#.into(),
+                    role: Some("tool".into()),
+                });
+            }
+            let said = format!(
+                "{} (resumed {}, call in history: {call_seen})",
+                if approved {
+                    "Deleted it."
+                } else {
+                    "Left it alone."
+                },
+                answer.interrupt_id
+            );
+            events.extend(text(&said));
+            events.push(finished);
+            events
+        }
+    };
+    events.iter().map(Event::to_sse).collect()
 }

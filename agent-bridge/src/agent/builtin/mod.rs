@@ -236,7 +236,7 @@ async fn approve(out: &mut RunOutput, id: &str, name: &str, ask: Ask<'_>) -> Opt
         return None;
     }
     let decision = out
-        .await_approval(id, ask.what, ask.approvals.timeout)
+        .await_approval(id, name, ask.what, ask.approvals.timeout)
         .await;
     if decision.approved {
         return None;
