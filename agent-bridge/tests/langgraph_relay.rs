@@ -189,3 +189,47 @@ async fn agui_clients_reach_the_backend_with_their_frontend_tools() {
     );
     stack.stop().await;
 }
+
+/// A LangGraph node that calls `interrupt()` (ag-ui-langgraph with
+/// `emit_interrupt_outcome`) is asked of the chat's tabs as an approval; the
+/// answer goes back in `resume`, and the graph goes on with it.
+#[tokio::test]
+async fn a_langgraph_interrupt_is_an_approval_and_the_graph_gets_the_answer() {
+    let agent = AgUiServer::start_langgraph().await;
+    let stack = Stack::start_with(Options {
+        agent_url: Some(format!("{}approval", agent.url)),
+        ..Options::default()
+    })
+    .await;
+    let (mut ws, _) = Ws::open(&stack.ws_url("?session_id=lg-approval")).await;
+    ws.say("Clean up the old plan").await;
+    let asked = ws.until_awaiting_approval().await;
+    assert_eq!(
+        asked.approval.as_ref().map(|a| a.description.as_str()),
+        Some("Delete the task \"Old plan\"")
+    );
+    ws.approve(&asked.id, true, None).await;
+    let frames = ws.until_terminal().await;
+    let Some(ServerFrame::Message { data, .. }) = frames.last() else {
+        panic!("{frames:?}")
+    };
+    assert_eq!(
+        data.content, "Deleted.",
+        "the graph's reply reaches the chat"
+    );
+    // LangGraph got the answer under its interrupt's id, and acted on it.
+    let received: Value = agent.get_json("/received").await;
+    let resumed = received.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        resumed["resume"][0]["interruptId"],
+        json!(asked.id),
+        "{resumed}"
+    );
+    assert_eq!(resumed["resume"][0]["payload"]["approved"], json!(true));
+    let state: Value = agent
+        .get_json("/state/lg-approval?graph_name=approval")
+        .await;
+    let last = state.as_array().unwrap().last().unwrap();
+    assert_eq!(last["content"], "Deleted.", "{state}");
+    stack.stop().await;
+}

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use protocol::chat_frames::agui::{Event, Outcome as AgUiOutcome};
+use protocol::chat_frames::agui::{Event, Outcome as AgUiOutcome, Role};
 use serde_json::Value;
 
 use super::{AgentError, Outcome};
@@ -127,6 +127,7 @@ impl Relay {
                 }
                 self.fail_open_tools(out, "the run finished without a result")
                     .await;
+                reply_from_snapshot(out);
                 return Some(Step::Ended(Ok(match outcome {
                     Some(AgUiOutcome::Cancelled) => Outcome::Cancelled,
                     _ => Outcome::Finished,
@@ -147,6 +148,25 @@ impl Relay {
     pub async fn fail_open_tools(&mut self, out: &mut RunOutput, reason: &str) {
         self.args.clear();
         out.fail_unfinished_tools(reason).await;
+    }
+}
+
+/// A backend whose model does not stream (a LangGraph node that returns its
+/// message) sends its reply only in `MESSAGES_SNAPSHOT`. When the run
+/// streamed no text and the snapshot ends with an assistant message, that
+/// message is the reply.
+fn reply_from_snapshot(out: &mut RunOutput) {
+    if !out.text().is_empty() {
+        return;
+    }
+    let (messages, whole) = out.transcript().so_far();
+    let reply = messages
+        .last()
+        .filter(|m| whole && m.role == Role::Assistant)
+        .and_then(|m| m.content.clone())
+        .filter(|c| !c.is_empty());
+    if let Some(reply) = reply {
+        out.token(&reply, true);
     }
 }
 

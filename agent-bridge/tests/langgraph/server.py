@@ -36,8 +36,9 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import MemorySaver
-from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.types import interrupt
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -101,17 +102,32 @@ builder.add_conditional_edges("model", tools_condition)
 builder.add_edge("tools", "model")
 graph = builder.compile(checkpointer=MemorySaver())
 
+# A second graph, served at /approval, that asks before it acts: its node
+# calls LangGraph's interrupt(), which ag-ui-langgraph ends the run with as
+# an AG-UI `interrupt` outcome; the run that resumes it gets the answer.
+def ask_first(state: MessagesState):
+    answer = interrupt({"message": 'Delete the task "Old plan"', "reason": "tool_approval"})
+    approved = isinstance(answer, dict) and answer.get("approved") is True
+    return {"messages": [AIMessage(content="Deleted." if approved else "Left it alone.")]}
+
+
+approval_builder = StateGraph(MessagesState)
+approval_builder.add_node("ask_first", ask_first)
+approval_builder.add_edge(START, "ask_first")
+approval_builder.add_edge("ask_first", END)
+approval_graph = approval_builder.compile(checkpointer=MemorySaver())
+
 received: list[Any] = []
 
 
 class RecordRunInputs:
-    """ASGI middleware: keeps each body POSTed to / before the endpoint reads it."""
+    """ASGI middleware: keeps each body POSTed to an agent before the endpoint reads it."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/":
+        if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         body = b""
         more = True
@@ -138,6 +154,11 @@ class RecordRunInputs:
 app = FastAPI()
 # Also registers GET /health.
 add_langgraph_fastapi_endpoint(app, LangGraphAgent(name="boardwire", graph=graph), "/")
+add_langgraph_fastapi_endpoint(
+    app,
+    LangGraphAgent(name="approval", graph=approval_graph, emit_interrupt_outcome=True),
+    "/approval",
+)
 
 
 @app.get("/received")
@@ -146,8 +167,9 @@ def get_received():
 
 
 @app.get("/state/{thread_id}")
-async def get_state(thread_id: str):
-    state = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+async def get_state(thread_id: str, graph_name: str = "boardwire"):
+    which = approval_graph if graph_name == "approval" else graph
+    state = await which.aget_state({"configurable": {"thread_id": thread_id}})
     return [
         {"id": m.id, "type": m.type, "content": m.content}
         for m in (state.values or {}).get("messages", [])
