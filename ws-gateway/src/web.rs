@@ -3,11 +3,11 @@
 //! board-list API its home page uses. Only the files the page loads are
 //! embedded: not its tests or node_modules.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{ConnectInfo, Path, Query, Request, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -31,11 +31,33 @@ static LIB: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../web/lib");
 static INDEX: &str = include_str!("../../web/index.html");
 static STYLES: &str = include_str!("../../web/styles.css");
 
+/// `/`: the page for a browser, the board WebSocket for a client that asks
+/// to upgrade (seed 003's client connects to `ws://host:4002` at the root).
+async fn root(
+    state: State<Arc<Shared>>,
+    peer: ConnectInfo<SocketAddr>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+    request: Request,
+) -> Response {
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return asset("index.html", INDEX.as_bytes()).into_response();
+    }
+    match query {
+        Ok(query) => crate::ws::upgrade(state, peer, query, request).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
 /// Routes serving the UI at `/` and `/api/boards`. Every gateway serves
 /// them, alone or inside the all-in-one binary.
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/", get(|| async { asset("index.html", INDEX.as_bytes()) }))
+        .route("/", get(root))
         .route(
             "/index.html",
             get(|| async { asset("index.html", INDEX.as_bytes()) }),

@@ -181,3 +181,17 @@ async fn shutdown_closes_every_socket_with_1001() {
     assert_eq!(ws.close_code().await, 1001);
     stopping.await.unwrap();
 }
+
+/// Seed 003's client connects at the root, `ws://host:4002`: an upgrade on
+/// `/` is the board WebSocket, and a plain GET still gets the page.
+#[tokio::test]
+async fn the_root_path_upgrades_websockets_and_serves_the_page_otherwise() {
+    let mut stack = Stack::start().await;
+    stack.board("root-path").await;
+    let mut ws = Ws::connect(&format!("ws://{}/", stack.gateway.addr)).await;
+    let sync = ws.subscribe("root-path").await;
+    assert_eq!(sync["type"], "board.sync", "{sync}");
+    let page = reqwest::get(stack.http_url("/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<html"));
+}
