@@ -131,20 +131,23 @@ impl TaskChanges {
 impl BoardSyncData {
     /// Groups `tasks` by lane key, each lane sorted by order key.
     pub fn from_parts<'a>(board: &Board, tasks: impl IntoIterator<Item = &'a Task>) -> Self {
-        let mut lanes: std::collections::BTreeMap<String, Vec<TaskData>> = board
+        // In the board's lane order; a task's lane the board does not list
+        // (never, with a consistent snapshot) goes last rather than missing.
+        let mut lanes: Vec<(String, Vec<TaskData>)> = board
             .lanes
             .iter()
             .map(|lane| (lane.key.clone(), Vec::new()))
             .collect();
         for task in tasks {
-            lanes
-                .entry(task.lane_key.clone())
-                .or_default()
-                .push(TaskData::from(task));
+            match lanes.iter_mut().find(|(key, _)| *key == task.lane_key) {
+                Some((_, list)) => list.push(TaskData::from(task)),
+                None => lanes.push((task.lane_key.clone(), vec![TaskData::from(task)])),
+            }
         }
-        for tasks in lanes.values_mut() {
+        for (_, tasks) in &mut lanes {
             tasks.sort_by(|a, b| a.position.as_bytes().cmp(b.position.as_bytes()));
         }
+        let lanes = LaneTasks(lanes);
         Self {
             lanes,
             lane_order: board.lanes.iter().map(|l| l.key.clone()).collect(),

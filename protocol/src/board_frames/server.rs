@@ -1,7 +1,5 @@
 //! Frames the gateway sends.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 /// A frame from the gateway to a client.
@@ -100,10 +98,59 @@ pub struct Change<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BoardSyncData {
-    pub lanes: BTreeMap<String, Vec<TaskData>>,
+    pub lanes: LaneTasks,
     /// Lane keys in display order.
     pub lane_order: Vec<String>,
     pub board: BoardInfo,
+}
+
+/// Each lane's tasks, keyed by lane key, with the keys in the board's lane
+/// order: seed 003's clients render lanes by iterating this object.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LaneTasks(pub Vec<(String, Vec<TaskData>)>);
+
+impl LaneTasks {
+    /// The tasks of lane `key`.
+    pub fn get(&self, key: &str) -> Option<&Vec<TaskData>> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, tasks)| tasks)
+    }
+}
+
+impl Serialize for LaneTasks {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, tasks) in &self.0 {
+            map.serialize_entry(key, tasks)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for LaneTasks {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = LaneTasks;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of lane keys to task lists")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<LaneTasks, A::Error> {
+                let mut lanes = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    lanes.push(entry);
+                }
+                Ok(LaneTasks(lanes))
+            }
+        }
+        deserializer.deserialize_map(InOrder)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -136,6 +136,26 @@ fn board_sync_groups_tasks_by_lane_in_byte_order() {
     assert_eq!(value["data"]["lanes"]["todo"][1]["id"], "t2");
     assert_eq!(value["data"]["lanes"]["done"][0]["id"], "t3");
     assert_eq!(value["data"]["board"]["slug"], "demo");
+    // On the wire the lanes object lists its keys in the board's lane order
+    // (not alphabetically: "done" sorts first), and reads back the same.
+    let frame = ServerFrame::board_sync(&board, &tasks, 9, 10);
+    let text = crate::json::encode(&frame);
+    assert!(
+        text.find("\"todo\":[").unwrap() < text.find("\"done\":[").unwrap(),
+        "{text}"
+    );
+    let ServerFrame::BoardSync(change) = serde_json::from_str::<ServerFrame>(&text).unwrap() else {
+        panic!("{text}")
+    };
+    let keys: Vec<&str> = change
+        .data
+        .lanes
+        .0
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(keys, ["todo", "done"]);
+    assert_eq!(change.data.lanes.get("done").unwrap()[0].id, "t3");
 }
 
 #[test]
