@@ -346,6 +346,9 @@ export class ChatClient extends Emitter {
     this._runs.delete(runId);
     if (runId) {
       this._ended.add(runId);
+      // Only recent runs can still send a late frame; a long page life must
+      // not keep every run id it ever saw.
+      if (this._ended.size > 256) this._ended.delete(this._ended.values().next().value);
       // Kept for a resend that turns out to be answered by this run.
       this._endings.set(runId, settle);
       if (this._endings.size > 64) this._endings.delete(this._endings.keys().next().value);

@@ -303,6 +303,17 @@ describe('ChatClient', () => {
     chat.close();
   });
 
+  it('remembers only recent ended runs, however many a page sees', () => {
+    const { chat, ws } = chatClient();
+    ws.push({ type: 'connected', seq: 0, sessionId: 's1', boardId: 'B' });
+    for (let i = 1; i <= 300; i++) {
+      ws.push({ type: 'message', seq: i, runId: `r${i}`, data: { content: '', artifacts: [] } });
+    }
+    assert.ok(chat._ended.size <= 256 && chat._endings.size <= 64, `${chat._ended.size} / ${chat._endings.size}`);
+    assert.ok(chat._ended.has('r300') && !chat._ended.has('r1'));
+    chat.close();
+  });
+
   it('stops reconnecting when the bridge refuses the token or the session', async () => {
     for (const code of [4001, 4002, 4003]) {
       const { chat, ws } = chatClient();
