@@ -6,8 +6,16 @@ mod common;
 
 use std::time::Duration;
 
+use agent_bridge::agent::approvals::{ApprovalMode, Approvals};
 use common::{Options, Stack, Ws};
 use protocol::chat_frames::{ServerFrame, ToolStatus};
+
+fn with_approvals(mode: ApprovalMode, timeout: Duration) -> Options {
+    Options {
+        approvals: Approvals { mode, timeout },
+        ..Options::default()
+    }
+}
 
 async fn stack_with_a_task(options: Options, title: &str) -> Stack {
     let stack = Stack::start_with(options).await;
@@ -120,13 +128,7 @@ async fn a_rejection_is_told_to_the_user_and_deletes_nothing() {
 
 #[tokio::test]
 async fn no_answer_in_time_counts_as_a_rejection() {
-    let options = Options {
-        approvals: agent_bridge::agent::approvals::Approvals {
-            mode: agent_bridge::agent::approvals::ApprovalMode::Destructive,
-            timeout: Duration::from_secs(1),
-        },
-        ..Options::default()
-    };
+    let options = with_approvals(ApprovalMode::Destructive, Duration::from_secs(1));
     let stack = stack_with_a_task(options, "the timeout check").await;
     let (mut tab, _) = Ws::open(&stack.ws_url("?session_id=timeout-1")).await;
     tab.say("delete The timeout check").await;
@@ -144,13 +146,7 @@ async fn no_answer_in_time_counts_as_a_rejection() {
 
 #[tokio::test]
 async fn approvals_off_deletes_at_once() {
-    let options = Options {
-        approvals: agent_bridge::agent::approvals::Approvals {
-            mode: agent_bridge::agent::approvals::ApprovalMode::Off,
-            timeout: Duration::from_secs(600),
-        },
-        ..Options::default()
-    };
+    let options = with_approvals(ApprovalMode::Off, Duration::from_secs(600));
     let stack = stack_with_a_task(options, "the no approval check").await;
     let (mut tab, _) = Ws::open(&stack.ws_url("?session_id=off-1")).await;
     tab.say("delete The no approval check").await;
