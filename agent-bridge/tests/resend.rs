@@ -157,3 +157,34 @@ async fn ws_resend_while_the_run_is_in_flight_names_that_run() {
     assert_eq!(tasks_titled(&stack, "The in flight resend").await, 1);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn http_resend_while_the_run_is_in_flight_waits_for_that_runs_result() {
+    let stack = Stack::start_with(Options {
+        token_delay: Duration::from_millis(30),
+        ..Options::default()
+    })
+    .await;
+    let (mut tab, _) = Ws::open(&stack.ws_url("?session_id=resend-http-live")).await;
+    tab.say_as("Create a P1 task for the http wait", "m-1")
+        .await;
+    let ServerFrame::Status {
+        run_id: Some(run), ..
+    } = tab.next().await
+    else {
+        panic!("the run starts with its status frame");
+    };
+    let (status, body) = stack
+        .post_chat(json!({
+            "content": "Create a P1 task for the http wait",
+            "session_id": "resend-http-live",
+            "message_id": "m-1",
+        }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["runId"], json!(run), "the run in flight answers it");
+    assert_eq!(body["status"], "completed");
+    assert_eq!(runs_of(&stack, "resend-http-live").await, 1);
+    assert_eq!(tasks_titled(&stack, "The http wait").await, 1);
+    stack.stop().await;
+}

@@ -197,9 +197,6 @@ impl Runner {
         run_id: Uuid,
     ) -> Result<RunResult, StartError> {
         loop {
-            // Woken at once when the run ends here; another bridge's run is
-            // polled for.
-            session.run_end_or(run_id, Duration::from_millis(500)).await;
             if let Some(run) = self.store.run(run_id).await?
                 && run.status != "running"
             {
@@ -208,6 +205,9 @@ impl Runner {
             if self.stop.is_cancelled() {
                 return Err(StartError::ShuttingDown);
             }
+            // Woken at once when the run ends here; another bridge's run is
+            // polled for twice a second.
+            session.run_end_or(run_id, Duration::from_millis(500)).await;
         }
     }
 

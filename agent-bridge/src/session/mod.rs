@@ -299,11 +299,13 @@ impl Session {
             .is_some_and(|run| run.id == run_id)
     }
 
-    /// Waits until a run ends on this session or `max` passes, whichever
-    /// comes first.
+    /// Waits until `run_id` ends on this session, or `max` passes. A run
+    /// not in flight here (another bridge drives it, or it just ended) waits
+    /// the whole `max`: the caller polls its record between waits.
     pub async fn run_end_or(&self, run_id: Uuid, max: std::time::Duration) {
         let mut ended = self.ended.subscribe();
         if !self.is_running(run_id) {
+            tokio::time::sleep(max).await;
             return;
         }
         let _ = tokio::time::timeout(max, ended.changed()).await;
