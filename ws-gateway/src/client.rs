@@ -14,7 +14,7 @@ use protocol::{board_frames::ServerFrame, time::now_ms};
 use tokio::{net::TcpStream, sync::Notify};
 
 pub use crate::outbox::Outgoing;
-use crate::{hub::Frame, metrics::Metrics, outbox::Outbox};
+use crate::{frame::Frame, metrics::Metrics, outbox::Outbox};
 
 /// Why the gateway closes a connection, as a WebSocket close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

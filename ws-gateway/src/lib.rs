@@ -11,6 +11,7 @@
 mod auth;
 mod client;
 mod config;
+mod frame;
 mod framing;
 mod heartbeat;
 mod http;

@@ -16,8 +16,8 @@ use tokio::{io::Interest, net::TcpStream};
 
 use crate::{
     client::CloseReason,
+    frame::Frame,
     framing::{self, Header},
-    hub::Frame,
     metrics::Metrics,
 };
 

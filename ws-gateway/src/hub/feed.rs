@@ -14,7 +14,7 @@ use protocol::{
     v1::{Board, BoardEvent, BoardSnapshot, Task},
 };
 
-use super::Frame;
+use crate::frame::Frame;
 use crate::{client::Client, metrics::Metrics, upstream::Upstream};
 
 /// A client watching the board.

@@ -11,51 +11,13 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use axum::extract::ws::Utf8Bytes;
-use protocol::{board_frames::ServerFrame, v1::BoardSnapshot};
+use protocol::v1::BoardSnapshot;
 use tokio_util::sync::CancellationToken;
 
 use feed::Attach;
 pub use feed::Feed;
 
 use crate::{client::Client, metrics::Metrics, upstream::Upstream};
-
-/// A board frame encoded once, shared by every client that gets it. One
-/// reference count for the whole frame: fan-out clones it once per client.
-#[derive(Debug, Clone)]
-pub struct Frame(Arc<FrameData>);
-
-#[derive(Debug)]
-pub struct FrameData {
-    pub board_id: Arc<str>,
-    pub version: u64,
-    /// Commit time in ms, for the commit-to-send latency.
-    pub ts: i64,
-    pub kind: &'static str,
-    pub json: Utf8Bytes,
-}
-
-impl std::ops::Deref for Frame {
-    type Target = FrameData;
-
-    fn deref(&self) -> &FrameData {
-        &self.0
-    }
-}
-
-impl Frame {
-    pub fn encode(board_id: &Arc<str>, version: u64, frame: &ServerFrame) -> Self {
-        let json = frame.to_json();
-        let (kind, ts) = (frame.kind(), frame.committed_ms().unwrap_or(0));
-        Self(Arc::new(FrameData {
-            board_id: board_id.clone(),
-            version,
-            ts,
-            kind,
-            json: json.into(),
-        }))
-    }
-}
 
 struct Boards {
     /// By board id.

@@ -6,7 +6,8 @@ use std::{sync::Arc, time::Duration};
 
 use protocol::{board_frames::ServerFrame, event_type, v1::WatchBoardRequest};
 
-use super::{Feed, Frame};
+use super::Feed;
+use crate::frame::Frame;
 use crate::{client::Client, upstream::Upstream};
 
 /// A replay that takes longer gives up and sends `board.sync` instead.
