@@ -5,7 +5,7 @@
 pub use service_kit::auth::Access;
 use service_kit::auth::AuthError;
 
-use crate::{client::CloseReason, state::Shared};
+use crate::{error::CloseReason, state::Shared};
 
 /// What a verified token grants, with the token itself to forward.
 #[derive(Debug, Clone)]

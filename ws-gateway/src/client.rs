@@ -14,59 +14,7 @@ use protocol::{board_frames::ServerFrame, time::now_ms};
 use tokio::{net::TcpStream, sync::Notify};
 
 pub use crate::outbox::Outgoing;
-use crate::{frame::Frame, metrics::Metrics, outbox::Outbox};
-
-/// Why the gateway closes a connection, as a WebSocket close code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    Shutdown,
-    /// The client broke RFC 6455 framing (an unmasked frame, a bad opcode …).
-    ProtocolError,
-    /// A text frame that is not UTF-8.
-    InvalidPayload,
-    TooBig,
-    MaxConnections,
-    Unauthorized,
-    TokenExpired,
-    HeartbeatTimeout,
-    SlowConsumer,
-    MessageRate,
-    IpConnectRate,
-}
-
-impl CloseReason {
-    pub fn code(self) -> u16 {
-        match self {
-            Self::Shutdown => 1001,
-            Self::ProtocolError => 1002,
-            Self::InvalidPayload => 1007,
-            Self::TooBig => 1009,
-            Self::MaxConnections => 1013,
-            Self::Unauthorized => 4001,
-            Self::TokenExpired => 4002,
-            Self::HeartbeatTimeout => 4008,
-            Self::SlowConsumer => 4009,
-            Self::MessageRate => 4029,
-            Self::IpConnectRate => 4030,
-        }
-    }
-
-    pub fn text(self) -> &'static str {
-        match self {
-            Self::Shutdown => "gateway shutting down",
-            Self::ProtocolError => "WebSocket protocol error",
-            Self::InvalidPayload => "text frame is not valid UTF-8",
-            Self::TooBig => "frame larger than the limit",
-            Self::MaxConnections => "connection limit reached, retry later",
-            Self::Unauthorized => "a valid token is required",
-            Self::TokenExpired => "token expired",
-            Self::HeartbeatTimeout => "no message within the heartbeat timeout",
-            Self::SlowConsumer => "client stopped reading",
-            Self::MessageRate => "message rate limit exceeded",
-            Self::IpConnectRate => "connection rate limit for this address exceeded",
-        }
-    }
-}
+use crate::{error::CloseReason, frame::Frame, metrics::Metrics, outbox::Outbox};
 
 /// The outbox was full; the caller drops this board's frames for the client.
 #[derive(Debug)]

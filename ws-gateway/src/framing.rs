@@ -63,7 +63,7 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::CloseReason;
+    use crate::error::CloseReason;
 
     #[test]
     fn lengths_up_to_125_fit_in_the_first_byte() {

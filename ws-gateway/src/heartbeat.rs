@@ -5,10 +5,7 @@
 use protocol::time::now_ms;
 use std::{sync::Arc, time::Duration};
 
-use crate::{
-    client::{CloseReason, Outgoing},
-    state::Shared,
-};
+use crate::{client::Outgoing, error::CloseReason, state::Shared};
 
 const TICK: Duration = Duration::from_millis(500);
 

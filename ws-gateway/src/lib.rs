@@ -11,6 +11,7 @@
 mod auth;
 mod client;
 mod config;
+mod error;
 mod frame;
 mod framing;
 mod heartbeat;
@@ -34,7 +35,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::config::Config;
-use crate::{client::CloseReason, hub::Hub, metrics::Metrics, state::Shared, upstream::Upstream};
+use crate::{error::CloseReason, hub::Hub, metrics::Metrics, state::Shared, upstream::Upstream};
 
 /// How long shutdown waits for sockets to take their close frame.
 const DRAIN: Duration = Duration::from_secs(5);

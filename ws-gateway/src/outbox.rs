@@ -15,7 +15,7 @@ use protocol::time::now_ms;
 use tokio::{io::Interest, net::TcpStream};
 
 use crate::{
-    client::CloseReason,
+    error::CloseReason,
     frame::Frame,
     framing::{self, Header},
     metrics::Metrics,

@@ -18,7 +18,7 @@ use std::{
 use bytes::Bytes;
 use futures::StreamExt;
 use hyper_util::{rt::TokioIo, server::conn::auto::upgrade};
-use protocol::board_frames::{ErrorCode, ErrorFrame, ServerFrame};
+use protocol::board_frames::ServerFrame;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
@@ -33,7 +33,8 @@ use tokio_tungstenite::{
 
 use crate::{
     auth::Grant,
-    client::{Client, CloseReason, Flush, Outgoing},
+    client::{Client, Flush, Outgoing},
+    error::{CloseReason, Error},
     framing,
     session::Session,
     state::Shared,
@@ -274,7 +275,7 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
                 let text = match message {
                     Message::Text(text) => text,
                     Message::Binary(_) => {
-                        reject(shared, &client, ErrorCode::UnsupportedFrame, "binary frames are not supported; send JSON text".into());
+                        reject(shared, &client, Error::BinaryFrame);
                         continue;
                     }
                     Message::Close(frame) => {
@@ -297,22 +298,14 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
                     // and an unboxed one would be paid for by every idle socket.
                     Ok(()) => Box::pin(session.handle_text(&text)).await,
                     Err(true) => return Some(CloseReason::MessageRate),
-                    Err(false) => {
-                        let message = format!("more than {} frames per second; frame ignored", limit.rate);
-                        reject(shared, &client, ErrorCode::RateLimited, message);
-                    }
+                    Err(false) => reject(shared, &client, Error::RateLimited(limit.rate)),
                 }
             }
         }
     }
 }
 
-fn reject(shared: &Shared, client: &Client, code: ErrorCode, message: String) {
+fn reject(shared: &Shared, client: &Client, error: Error) {
     shared.metrics.frame_errors.fetch_add(1, Relaxed);
-    client.push_frame(&ServerFrame::Error(ErrorFrame {
-        code,
-        message,
-        id: None,
-        board_id: None,
-    }));
+    client.push_frame(&ServerFrame::Error(error.frame(None, None)));
 }

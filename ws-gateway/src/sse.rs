@@ -9,7 +9,7 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::HeaderMap,
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -20,7 +20,8 @@ use protocol::board_frames::ClientFrame;
 use serde::Deserialize;
 
 use crate::{
-    client::{Client, CloseReason, Outgoing, Taken},
+    client::{Client, Outgoing, Taken},
+    error::CloseReason,
     session::Session,
     state::Shared,
     ws::{Admission, TokenQuery, admit, token},
@@ -61,19 +62,11 @@ pub async fn events(
     let token_query = TokenQuery::from(query.token.clone());
     let grant = match admit(&shared, addr, &headers, token(&token_query, &headers)).await {
         Admission::Refuse(status, why) => return (status, why).into_response(),
-        Admission::Close(reason @ (CloseReason::Unauthorized | CloseReason::TokenExpired)) => {
-            return (StatusCode::UNAUTHORIZED, reason.text()).into_response();
-        }
-        Admission::Close(CloseReason::MaxConnections) => {
-            let why = CloseReason::MaxConnections.text();
-            return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
-        }
-        Admission::Close(reason) => {
-            return (StatusCode::TOO_MANY_REQUESTS, reason.text()).into_response();
-        }
+        Admission::Close(reason) => return (reason.http_status(), reason.text()).into_response(),
         // SSE cannot send an auth frame: the token must come with the request.
         Admission::Accept(None) => {
-            return (StatusCode::UNAUTHORIZED, "a valid token is required").into_response();
+            let reason = CloseReason::Unauthorized;
+            return (reason.http_status(), reason.text()).into_response();
         }
         Admission::Accept(Some(grant)) => grant,
     };

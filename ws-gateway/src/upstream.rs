@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use protocol::{board_frames::ErrorFrame, v1::board_service_client::BoardServiceClient};
+use protocol::v1::board_service_client::BoardServiceClient;
 use service_kit::auth::{Authenticator, insert_bearer};
 use tonic::{
     Status,
@@ -84,22 +84,6 @@ impl Upstream {
             matches!(asked, Ok(Ok(r)) if r.get_ref().status == ServingStatus::Serving as i32);
         self.set_serving(serving);
         serving
-    }
-}
-
-/// The error frame for a failed board-service call, classified once for
-/// every edge by `protocol::status`. Internal causes are logged, and shown
-/// to the client only as a generic error.
-pub fn error_frame(status: &Status, id: Option<String>, board_id: Option<String>) -> ErrorFrame {
-    let error = protocol::status::classify(status);
-    if error.code == protocol::board_frames::ErrorCode::Internal {
-        tracing::error!(%status, "board-service call failed");
-    }
-    ErrorFrame {
-        code: error.code,
-        message: error.message,
-        id,
-        board_id,
     }
 }
 

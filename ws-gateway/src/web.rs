@@ -13,14 +13,12 @@ use axum::{
     routing::get,
 };
 use include_dir::{Dir, include_dir};
-use protocol::{
-    board_frames::ErrorCode,
-    v1::{CreateBoardRequest, ListBoardsRequest},
-};
+use protocol::v1::{CreateBoardRequest, ListBoardsRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::{Access, Grant},
+    error::Error,
     state::Shared,
     upstream::as_user,
     ws::TokenQuery,
@@ -87,14 +85,11 @@ pub(crate) async fn caller(
         return Ok(Grant::open());
     }
     let Some(token) = crate::ws::token(query, headers) else {
-        return Err(error_response(
-            ErrorCode::Unauthorized,
-            "a bearer token is required".into(),
-        ));
+        return Err(Error::Unauthorized("a bearer token is required".into()).into_response());
     };
     crate::auth::verify(shared, token)
         .await
-        .map_err(|(_, message)| error_response(ErrorCode::Unauthorized, message))
+        .map_err(|(_, message)| Error::Unauthorized(message).into_response())
 }
 
 #[derive(Serialize)]
@@ -115,12 +110,6 @@ struct NewBoard {
     name: String,
     #[serde(default)]
     slug: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ApiError {
-    code: ErrorCode,
-    message: String,
 }
 
 fn summary(board: protocol::v1::Board) -> BoardSummary {
@@ -155,7 +144,7 @@ async fn list_boards(
                 .collect(),
         })
         .into_response(),
-        Err(status) => api_error(&status),
+        Err(status) => Error::from(status).into_response(),
     }
 }
 
@@ -170,33 +159,26 @@ async fn create_board(
         Err(refusal) => return refusal,
     };
     if !Access::can_create_boards(&grant.access) {
-        return error_response(
-            ErrorCode::Forbidden,
-            "the token does not grant creating boards".into(),
-        );
+        return Error::CannotCreateBoards.into_response();
     }
     let new = match body {
         Ok(Json(new)) => new,
         // axum's text names the failing field (`name: invalid type: …`).
         Err(rejection) => {
-            return error_response(
-                ErrorCode::InvalidArgument,
-                format!(
-                    "body must be JSON {{\"name\": \"…\", \"slug\"?: \"…\"}}: {}",
-                    rejection.body_text()
-                ),
-            );
+            return Error::InvalidArgument(format!(
+                "body must be JSON {{\"name\": \"…\", \"slug\"?: \"…\"}}: {}",
+                rejection.body_text()
+            ))
+            .into_response();
         }
     };
     for (field, value) in [("name", Some(&new.name)), ("slug", new.slug.as_ref())] {
         if let Some(c) = value.and_then(|v| v.chars().find(|c| c.is_control())) {
-            return error_response(
-                ErrorCode::InvalidArgument,
-                format!(
-                    "{field} must not contain control characters (found U+{:04X})",
-                    c as u32
-                ),
-            );
+            return Error::InvalidArgument(format!(
+                "{field} must not contain control characters (found U+{:04X})",
+                c as u32
+            ))
+            .into_response();
         }
     }
     let request = CreateBoardRequest {
@@ -210,25 +192,8 @@ async fn create_board(
         .await
     {
         Ok(board) => (StatusCode::CREATED, Json(summary(board.into_inner()))).into_response(),
-        Err(status) => api_error(&status),
+        Err(status) => Error::from(status).into_response(),
     }
-}
-
-/// board-service's refusal as JSON, classified once by `protocol::status`;
-/// internal causes stay in the log.
-fn api_error(status: &tonic::Status) -> Response {
-    let error = protocol::status::classify(status);
-    if error.code == ErrorCode::Internal {
-        tracing::error!(%status, "board-service call failed");
-    }
-    error_response(error.code, error.message)
-}
-
-/// `{code, message}` with the HTTP status `code` maps to.
-pub(crate) fn error_response(code: ErrorCode, message: String) -> Response {
-    let status = StatusCode::from_u16(protocol::status::http_status(code))
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(ApiError { code, message })).into_response()
 }
 
 fn from_dir(dir: &'static Dir<'static>, path: &str) -> Response {

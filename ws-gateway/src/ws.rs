@@ -12,7 +12,7 @@ use axum::{
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::{auth::Grant, client::CloseReason, socket, state::Shared};
+use crate::{auth::Grant, error::CloseReason, socket, state::Shared};
 
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {

@@ -3,11 +3,12 @@
 //! in descriptions). board-service checks them too; answering here spares
 //! the call and names the field as the client spelled it.
 
-use protocol::board_frames::{ClientFrame, ErrorCode};
+use protocol::board_frames::ClientFrame;
 
-/// The first text field of `frame` that breaks the rules, as
-/// `(invalid_argument, message naming the field)`.
-pub fn check_text(frame: &ClientFrame) -> Result<(), (ErrorCode, String)> {
+use crate::error::Error;
+
+/// The first text field of `frame` that breaks the rules, named in the error.
+pub fn check_text(frame: &ClientFrame) -> Result<(), Error> {
     let mut fields: Vec<(&str, &str, bool)> = Vec::new();
     match frame {
         ClientFrame::Subscribe { board_id, .. } | ClientFrame::Unsubscribe { board_id, .. } => {
@@ -60,7 +61,7 @@ pub fn check_text(frame: &ClientFrame) -> Result<(), (ErrorCode, String)> {
                 "{name} must not contain control characters (found U+{:04X})",
                 c as u32
             );
-            return Err((ErrorCode::InvalidArgument, message));
+            return Err(Error::InvalidArgument(message));
         }
     }
     Ok(())
@@ -85,23 +86,24 @@ mod tests {
         ClientFrame::parse(text).expect("frame parses")
     }
 
+    fn invalid_argument(frame: &ClientFrame) -> String {
+        match check_text(frame) {
+            Err(Error::InvalidArgument(message)) => message,
+            other => panic!("expected invalid_argument, got {other:?}"),
+        }
+    }
+
     #[test]
     fn names_the_field_with_a_control_character() {
         let frame = parse(
             r#"{"type":"task.create","id":"a","boardId":"b","data":{"title":"x","description":"a\u0000b"}}"#,
         );
-        let (code, message) = check_text(&frame).unwrap_err();
-        assert_eq!(code, ErrorCode::InvalidArgument);
+        let message = invalid_argument(&frame);
         assert!(message.starts_with("data.description"), "{message}");
         let frame = parse(
             r#"{"type":"task.update","id":"a","boardId":"b","data":{"id":"t","changes":{"title":"\u001b[2J"}}}"#,
         );
-        assert!(
-            check_text(&frame)
-                .unwrap_err()
-                .1
-                .starts_with("data.changes.title")
-        );
+        assert!(invalid_argument(&frame).starts_with("data.changes.title"));
     }
 
     #[test]
@@ -109,8 +111,8 @@ mod tests {
         let ok = parse(
             r#"{"type":"task.create","id":"a","boardId":"b","data":{"title":"x","description":"one\n\ttwo"}}"#,
         );
-        assert_eq!(check_text(&ok), Ok(()));
+        assert!(check_text(&ok).is_ok());
         let bad = parse(r#"{"type":"task.create","id":"a","boardId":"b","data":{"title":"x\ny"}}"#);
-        assert!(check_text(&bad).unwrap_err().1.starts_with("data.title"));
+        assert!(invalid_argument(&bad).starts_with("data.title"));
     }
 }

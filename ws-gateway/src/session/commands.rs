@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use protocol::{
-    board_frames::{Ack, AckResult, ErrorCode, ErrorFrame, ServerFrame},
+    board_frames::{Ack, AckResult, ServerFrame},
     v1::GetBoardRequest,
 };
 
 use super::{CALL_TIMEOUT, Session};
-use crate::{auth::Access, state::Shared, upstream::error_frame};
+use crate::{auth::Access, error::Error, state::Shared};
 
 impl Session {
     /// Runs a command against board-service in its own task, so the
@@ -32,17 +32,15 @@ impl Session {
         let run = async move {
             let api = shared.hub.upstream().client();
             if access.write_is_scoped()
-                && let Err(frame) =
+                && let Err(error) =
                     check_write(&shared, &access, &board_ref, task_id.as_deref()).await
             {
                 shared
                     .metrics
                     .frame_errors
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return client.push_frame(&ServerFrame::Error(ErrorFrame {
-                    id: Some(id),
-                    ..frame
-                }));
+                let frame = error.frame(Some(id), Some(board_ref));
+                return client.push_frame(&ServerFrame::Error(frame));
             }
             let frame = match tokio::time::timeout(CALL_TIMEOUT, call(api, token)).await {
                 Ok(Ok(result)) => ServerFrame::Ack(Ack {
@@ -51,13 +49,9 @@ impl Session {
                     result: Some(result),
                 }),
                 Ok(Err(status)) => {
-                    ServerFrame::Error(error_frame(&status, Some(id), Some(board_ref)))
+                    ServerFrame::Error(Error::Upstream(status).frame(Some(id), Some(board_ref)))
                 }
-                Err(_) => ServerFrame::Error(error_frame(
-                    &tonic::Status::deadline_exceeded("timeout"),
-                    Some(id),
-                    Some(board_ref),
-                )),
+                Err(_) => ServerFrame::Error(Error::Timeout.frame(Some(id), Some(board_ref))),
             };
             client.push_frame(&frame);
         };
@@ -72,12 +66,10 @@ async fn check_write(
     access: &Access,
     board_ref: &str,
     task_id: Option<&str>,
-) -> Result<(), ErrorFrame> {
-    let denied = || ErrorFrame {
-        code: ErrorCode::Forbidden,
-        message: format!("the token does not grant writing board {board_ref:?}"),
-        id: None,
-        board_id: Some(board_ref.to_owned()),
+) -> Result<(), Error> {
+    let denied = || Error::Forbidden {
+        board: board_ref.to_owned(),
+        write: true,
     };
     // A read-only token needs no look-up to be refused.
     if !access.can_write_any() {
@@ -99,8 +91,7 @@ async fn check_write(
         .get_board(GetBoardRequest {
             board_id: board_ref.to_owned(),
         })
-        .await
-        .map_err(|status| error_frame(&status, None, Some(board_ref.to_owned())))?
+        .await?
         .into_inner();
     let board = snapshot.board.unwrap_or_default();
     let holds = task_id.is_none_or(|t| snapshot.tasks.iter().any(|task| task.id == t));

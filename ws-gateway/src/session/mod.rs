@@ -8,16 +8,16 @@ use protocol::time::now_ms;
 use std::{sync::Arc, time::Duration};
 
 use protocol::{
-    board_frames::{Ack, AckResult, ClientFrame, ErrorCode, ErrorFrame, ServerFrame},
+    board_frames::{Ack, AckResult, ClientFrame, ServerFrame},
     v1::{BoardSnapshot, GetBoardRequest},
 };
 
 use crate::{
     auth::{Access, Grant},
     client::Client,
+    error::{CloseReason, Error},
     hub::Feed,
     state::Shared,
-    upstream::error_frame,
 };
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,15 +31,6 @@ pub struct Session {
     /// The token behind `access`, forwarded with every command.
     token: Option<Arc<str>>,
     feeds: Vec<Arc<Feed>>,
-}
-
-fn error(code: ErrorCode, message: impl Into<String>, id: Option<String>) -> ServerFrame {
-    ServerFrame::Error(ErrorFrame {
-        code,
-        message: message.into(),
-        id,
-        board_id: None,
-    })
 }
 
 impl Session {
@@ -60,6 +51,12 @@ impl Session {
         }
     }
 
+    /// Answers the frame `id` (about `board`, if any) with `error`.
+    fn refuse(&self, error: Error, id: Option<String>, board: Option<&str>) {
+        let frame = error.frame(id, board.map(str::to_owned));
+        self.reply(ServerFrame::Error(frame));
+    }
+
     fn reply(&self, frame: ServerFrame) {
         if matches!(frame, ServerFrame::Error(_)) {
             self.shared
@@ -74,7 +71,14 @@ impl Session {
     pub async fn handle_text(&mut self, text: &str) {
         match ClientFrame::parse(text) {
             Ok(frame) => self.handle(frame).await,
-            Err(e) => self.reply(error(e.code, e.message, e.id)),
+            Err(e) => self.refuse(
+                Error::BadFrame {
+                    code: e.code,
+                    message: e.message,
+                },
+                e.id,
+                None,
+            ),
         }
     }
 
@@ -88,23 +92,17 @@ impl Session {
             });
         }
         let Some(access) = self.access.clone() else {
-            return self.reply(error(
-                ErrorCode::Unauthorized,
-                "send an auth frame with a valid token first",
-                frame_id(&frame),
-            ));
+            let message = "send an auth frame with a valid token first";
+            return self.refuse(Error::Unauthorized(message.into()), frame_id(&frame), None);
         };
         if access.expired_at(now_ms()) {
             // The heartbeat closes it within a tick; refuse what arrives first.
-            self.reply(error(
-                ErrorCode::Unauthorized,
-                "token expired",
-                frame_id(&frame),
-            ));
-            return self.client.close(crate::client::CloseReason::TokenExpired);
+            let expired = Error::Unauthorized(CloseReason::TokenExpired.text().into());
+            self.refuse(expired, frame_id(&frame), None);
+            return self.client.close(CloseReason::TokenExpired);
         }
-        if let Err((code, message)) = checks::check_text(&frame) {
-            return self.reply(error(code, message, frame_id(&frame)));
+        if let Err(error) = checks::check_text(&frame) {
+            return self.refuse(error, frame_id(&frame), None);
         }
         match frame {
             ClientFrame::Subscribe {
@@ -178,7 +176,7 @@ impl Session {
                 self.token = grant.token.map(Arc::from);
             }
             Err((reason, message)) => {
-                self.reply(error(ErrorCode::Unauthorized, message, None));
+                self.refuse(Error::Unauthorized(message), None, None);
                 self.client.close(reason);
             }
         }
@@ -196,17 +194,14 @@ impl Session {
             .iter()
             .any(|f| &*f.board_id == board_ref || f.slug == board_ref);
         if !already && self.feeds.len() >= self.shared.config.max_subscriptions {
-            let message = format!(
-                "at most {} boards per connection",
-                self.shared.config.max_subscriptions
-            );
-            return self.reply(error(ErrorCode::TooManySubscriptions, message, id));
+            let limit = self.shared.config.max_subscriptions;
+            return self.refuse(Error::TooManySubscriptions(limit), id, None);
         }
         let hub = &self.shared.hub;
         let mut id = id;
         if let Some(feed) = hub.find(board_ref) {
             if !access.can_read(&feed.board_id, &feed.slug) {
-                return self.reply(forbidden(board_ref, id));
+                return self.refuse(forbidden(board_ref), id, Some(board_ref));
             }
             // The ack goes first, so it precedes the board's frames.
             self.ack_subscribe(id.take(), &feed.board_id, &feed.slug);
@@ -216,11 +211,11 @@ impl Session {
         }
         let snapshot = match self.snapshot(board_ref).await {
             Ok(snapshot) => snapshot,
-            Err(frame) => return self.reply(ServerFrame::Error(ErrorFrame { id, ..frame })),
+            Err(error) => return self.refuse(error, id, Some(board_ref)),
         };
         let board = snapshot.board.clone().unwrap_or_default();
         if !access.can_read(&board.id, &board.slug) {
-            return self.reply(forbidden(board_ref, id));
+            return self.refuse(forbidden(board_ref), id, Some(board_ref));
         }
         self.ack_subscribe(id, &board.id, &board.slug);
         let feed = hub.subscribe(&self.client, snapshot, since);
@@ -246,19 +241,15 @@ impl Session {
         }
     }
 
-    async fn snapshot(&self, board_ref: &str) -> Result<BoardSnapshot, ErrorFrame> {
+    async fn snapshot(&self, board_ref: &str) -> Result<BoardSnapshot, Error> {
         let request = GetBoardRequest {
             board_id: board_ref.to_owned(),
         };
         let mut api = self.shared.hub.upstream().client();
         match tokio::time::timeout(CALL_TIMEOUT, api.get_board(request)).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(error_frame(&status, None, Some(board_ref.to_owned()))),
-            Err(_) => Err(error_frame(
-                &tonic::Status::deadline_exceeded("timeout"),
-                None,
-                None,
-            )),
+            Ok(Err(status)) => Err(Error::Upstream(status)),
+            Err(_) => Err(Error::Timeout),
         }
     }
 
@@ -268,11 +259,7 @@ impl Session {
             .iter()
             .position(|f| &*f.board_id == board_ref || f.slug == board_ref)
         else {
-            return self.reply(error(
-                ErrorCode::NotSubscribed,
-                format!("not subscribed to board {board_ref:?}"),
-                id,
-            ));
+            return self.refuse(Error::NotSubscribed(board_ref.to_owned()), id, None);
         };
         let feed = self.feeds.swap_remove(index);
         self.shared.hub.unsubscribe(&feed, self.client.id);
@@ -312,11 +299,9 @@ fn frame_id(frame: &ClientFrame) -> Option<String> {
     }
 }
 
-fn forbidden(board_ref: &str, id: Option<String>) -> ServerFrame {
-    ServerFrame::Error(ErrorFrame {
-        code: ErrorCode::Forbidden,
-        message: format!("the token does not grant board {board_ref:?}"),
-        id,
-        board_id: Some(board_ref.to_owned()),
-    })
+fn forbidden(board_ref: &str) -> Error {
+    Error::Forbidden {
+        board: board_ref.to_owned(),
+        write: false,
+    }
 }
