@@ -284,15 +284,7 @@ fn spawn_metrics_server(
         "/metrics",
         axum::routing::get(move || {
             let body = metrics.render();
-            async move {
-                (
-                    [(
-                        http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    body,
-                )
-            }
+            async move { service_kit::exposition::metrics_response(body) }
         }),
     );
     tokio::spawn(async move {

@@ -1,11 +1,11 @@
 //! `/health`, `/stats` and `/metrics`.
 
-use std::sync::{Arc, atomic::Ordering::Relaxed};
+use std::sync::Arc;
 
 use axum::{
     Json,
     extract::{Query, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -99,25 +99,21 @@ pub async fn stats(
                 version: f.version(),
             })
             .collect(),
-        frames_in: metrics.frames_received.load(Relaxed),
-        frames_out: metrics.frames_sent.load(Relaxed),
-        frames_queued: metrics.frames_queued.load(Relaxed),
+        frames_in: metrics.frames_received.get(),
+        frames_out: metrics.frames_sent.get(),
+        frames_queued: metrics.frames_queued.get(),
         lagging_clients: clients.iter().filter(|c| c.queued() >= lagging_at).count(),
-        dropped_clients: metrics.clients_dropped.load(Relaxed),
-        upstream_reconnects: metrics.upstream_reconnects.load(Relaxed),
+        dropped_clients: metrics.clients_dropped.get(),
+        upstream_reconnects: metrics.upstream_reconnects.get(),
     })
     .into_response()
 }
 
-pub async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let queues: Vec<usize> = shared.clients.all().iter().map(|c| c.queued()).collect();
     let gauges = Gauges {
         queued_frames: queues.iter().sum(),
         max_queue: queues.iter().copied().max().unwrap_or(0),
-        boards: shared.hub.feeds().len(),
     };
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(&gauges),
-    )
+    service_kit::exposition::metrics_response(shared.metrics.render(&gauges))
 }

@@ -1,175 +1,228 @@
-//! Counters behind `/stats` and `/metrics`, as plain atomics: updating them
-//! costs the fan-out path one relaxed add.
+//! Counters behind `/stats` and `/metrics`, registered with
+//! `prometheus-client`, which writes the exposition text. Each update on
+//! the fan-out path is still one relaxed atomic add.
 
 use std::{
-    fmt::Write,
-    sync::atomic::{AtomicU64, Ordering::Relaxed},
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+};
+
+use prometheus_client::{
+    encoding::{EncodeMetric, MetricEncoder, NoLabelSet, text::encode},
+    metrics::{MetricType, TypedMetric, counter::Counter, exemplar::Exemplar, gauge::Gauge},
+    registry::Registry,
 };
 
 /// Upper bounds (ms) of the commit-to-send latency buckets.
 const LATENCY_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 2500, 5000];
 
-/// Gateway-wide counters.
-#[derive(Default)]
+/// Gateway-wide counters. Clones of each are in `registry`.
 pub struct Metrics {
-    pub connections_active: AtomicU64,
-    pub connections_total: AtomicU64,
-    pub connections_rejected: AtomicU64,
-    pub frames_sent: AtomicU64,
-    pub frames_received: AtomicU64,
-    pub frame_errors: AtomicU64,
+    pub connections_active: Gauge,
+    pub connections_total: Counter,
+    pub connections_rejected: Counter,
+    pub frames_sent: Counter,
+    pub frames_received: Counter,
+    pub frame_errors: Counter,
     /// Board frames put into client outboxes.
-    pub frames_queued: AtomicU64,
-    pub clients_dropped: AtomicU64,
-    pub upstream_reconnects: AtomicU64,
-    pub feeds_active: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
-    latency_sum_ms: AtomicU64,
+    pub frames_queued: Counter,
+    pub clients_dropped: Counter,
+    pub upstream_reconnects: Counter,
+    pub feeds_active: Gauge,
+    latency: Latency,
+    /// Set from the live clients at each scrape.
+    queued_frames: Gauge,
+    max_queue: Gauge,
+    registry: Registry,
 }
 
 /// Point-in-time values computed when scraped.
 pub struct Gauges {
     pub queued_frames: usize,
     pub max_queue: usize,
-    pub boards: usize,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ws_gateway");
+        let metrics = Self {
+            connections_active: Gauge::default(),
+            connections_total: Counter::default(),
+            connections_rejected: Counter::default(),
+            frames_sent: Counter::default(),
+            frames_received: Counter::default(),
+            frame_errors: Counter::default(),
+            frames_queued: Counter::default(),
+            clients_dropped: Counter::default(),
+            upstream_reconnects: Counter::default(),
+            feeds_active: Gauge::default(),
+            latency: Default::default(),
+            queued_frames: Gauge::default(),
+            max_queue: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let m = &metrics;
+        let gauges = [
+            (
+                "connections_active",
+                "Open WebSocket and SSE connections",
+                &m.connections_active,
+            ),
+            (
+                "boards_active",
+                "Boards with an upstream watch",
+                &m.feeds_active,
+            ),
+            (
+                "client_queue_frames",
+                "Frames waiting in all client queues",
+                &m.queued_frames,
+            ),
+            ("client_queue_max", "Deepest client queue", &m.max_queue),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
+        // prometheus-client adds `_total` to each counter's name.
+        let counters = [
+            ("connections", "Connections accepted", &m.connections_total),
+            (
+                "connections_rejected",
+                "Connections refused by origin, auth or a limit",
+                &m.connections_rejected,
+            ),
+            ("frames_sent", "Frames written to clients", &m.frames_sent),
+            (
+                "frames_received",
+                "Frames received from clients",
+                &m.frames_received,
+            ),
+            (
+                "frame_errors",
+                "Client frames answered with an error frame",
+                &m.frame_errors,
+            ),
+            (
+                "frames_queued",
+                "Board frames queued to subscribers",
+                &m.frames_queued,
+            ),
+            (
+                "clients_dropped",
+                "Times a lagging client's queue was dropped for a fresh board.sync",
+                &m.clients_dropped,
+            ),
+            (
+                "upstream_reconnects",
+                "WatchBoard streams re-opened after a failure",
+                &m.upstream_reconnects,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "commit_to_send_ms",
+            "Board commit to frame written, in ms",
+            m.latency.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
 }
 
 impl Metrics {
     pub fn client_dropped(&self) {
-        self.clients_dropped.fetch_add(1, Relaxed);
+        self.clients_dropped.inc();
     }
 
     pub fn frames_published(&self, delivered: u64) {
-        self.frames_queued.fetch_add(delivered, Relaxed);
+        self.frames_queued.inc_by(delivered);
     }
 
     pub fn upstream_reconnect(&self) {
-        self.upstream_reconnects.fetch_add(1, Relaxed);
+        self.upstream_reconnects.inc();
     }
 
     pub fn feed_opened(&self) {
-        self.feeds_active.fetch_add(1, Relaxed);
+        self.feeds_active.inc();
     }
 
     pub fn feed_closed(&self) {
-        self.feeds_active.fetch_sub(1, Relaxed);
+        self.feeds_active.dec();
     }
 
     /// Records `count` board frames written whose commit was `latency_ms` ago.
     pub fn record_sent(&self, latency_ms: u64, count: u64) {
+        self.latency.record(latency_ms, count);
+    }
+
+    /// The exposition text (OpenMetrics, which Prometheus reads as text).
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.queued_frames.set(as_gauge(gauges.queued_frames));
+        self.max_queue.set(as_gauge(gauges.max_queue));
+        let mut out = String::with_capacity(4096);
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// A histogram written with one relaxed add per batch of frames: the
+/// crate's own `Histogram` takes a lock per observation and has no
+/// "observe n times", and this one sits on the fan-out path.
+/// Clones share the counts, like the crate's metrics.
+#[derive(Debug, Default, Clone)]
+struct Latency(Arc<LatencyCounts>);
+
+#[derive(Debug, Default)]
+struct LatencyCounts {
+    buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    sum_ms: AtomicU64,
+}
+
+impl Latency {
+    fn record(&self, latency_ms: u64, count: u64) {
         let bucket = LATENCY_BUCKETS_MS
             .iter()
             .position(|&le| latency_ms <= le)
             .unwrap_or(LATENCY_BUCKETS_MS.len());
-        self.latency_buckets[bucket].fetch_add(count, Relaxed);
+        self.0.buckets[bucket].fetch_add(count, Relaxed);
         // The count is the sum of the buckets: one fewer shared atomic per frame.
         if latency_ms > 0 {
-            self.latency_sum_ms.fetch_add(latency_ms * count, Relaxed);
+            self.0.sum_ms.fetch_add(latency_ms * count, Relaxed);
         }
     }
+}
 
-    /// The Prometheus text exposition.
-    pub fn render(&self, gauges: &Gauges) -> String {
-        let mut out = String::with_capacity(4096);
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        let get = |c: &AtomicU64| c.load(Relaxed);
-        metric(
-            "ws_gateway_connections_active",
-            "gauge",
-            "Open WebSocket and SSE connections.",
-            get(&self.connections_active),
-        );
-        metric(
-            "ws_gateway_connections_total",
-            "counter",
-            "Connections accepted.",
-            get(&self.connections_total),
-        );
-        metric(
-            "ws_gateway_connections_rejected_total",
-            "counter",
-            "Connections refused by origin, auth or a limit.",
-            get(&self.connections_rejected),
-        );
-        metric(
-            "ws_gateway_frames_sent_total",
-            "counter",
-            "Frames written to clients.",
-            get(&self.frames_sent),
-        );
-        metric(
-            "ws_gateway_frames_received_total",
-            "counter",
-            "Frames received from clients.",
-            get(&self.frames_received),
-        );
-        metric(
-            "ws_gateway_frame_errors_total",
-            "counter",
-            "Client frames answered with an error frame.",
-            get(&self.frame_errors),
-        );
-        metric(
-            "ws_gateway_frames_queued_total",
-            "counter",
-            "Board frames queued to subscribers.",
-            get(&self.frames_queued),
-        );
-        metric(
-            "ws_gateway_clients_dropped_total",
-            "counter",
-            "Times a lagging client's queue was dropped for a fresh board.sync.",
-            get(&self.clients_dropped),
-        );
-        metric(
-            "ws_gateway_upstream_reconnects_total",
-            "counter",
-            "WatchBoard streams re-opened after a failure.",
-            get(&self.upstream_reconnects),
-        );
-        metric(
-            "ws_gateway_boards_active",
-            "gauge",
-            "Boards with an upstream watch.",
-            gauges.boards as u64,
-        );
-        metric(
-            "ws_gateway_client_queue_frames",
-            "gauge",
-            "Frames waiting in all client queues.",
-            gauges.queued_frames as u64,
-        );
-        metric(
-            "ws_gateway_client_queue_max",
-            "gauge",
-            "Deepest client queue.",
-            gauges.max_queue as u64,
-        );
+impl TypedMetric for Latency {
+    const TYPE: MetricType = MetricType::Histogram;
+}
 
-        let name = "ws_gateway_commit_to_send_ms";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Board commit to frame written, in ms.\n# TYPE {name} histogram"
-        );
-        let mut cumulative = 0;
-        for (i, bucket) in self.latency_buckets.iter().enumerate() {
-            cumulative += get(bucket);
-            let le = LATENCY_BUCKETS_MS
-                .get(i)
-                .map_or("+Inf".to_owned(), |v| v.to_string());
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let _ = writeln!(
-            out,
-            "{name}_sum {}\n{name}_count {cumulative}",
-            get(&self.latency_sum_ms),
-        );
-        out
+impl EncodeMetric for Latency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let bounds = LATENCY_BUCKETS_MS.iter().map(|&le| le as f64);
+        let buckets: Vec<(f64, u64)> = bounds
+            .chain([f64::MAX])
+            .zip(self.0.buckets.iter().map(|b| b.load(Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.0.sum_ms.load(Relaxed) as f64;
+        encoder.encode_histogram::<NoLabelSet>(
+            sum,
+            count,
+            &buckets,
+            None::<&HashMap<usize, Exemplar<NoLabelSet, f64>>>,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -185,11 +238,21 @@ mod tests {
         let text = metrics.render(&Gauges {
             queued_frames: 0,
             max_queue: 0,
-            boards: 0,
         });
-        assert!(text.contains("ws_gateway_commit_to_send_ms_bucket{le=\"2\"} 0"));
-        assert!(text.contains("ws_gateway_commit_to_send_ms_bucket{le=\"5\"} 2"));
-        assert!(text.contains("ws_gateway_commit_to_send_ms_bucket{le=\"+Inf\"} 3"));
-        assert!(text.contains("ws_gateway_commit_to_send_ms_count 3"));
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("valid exposition text");
+        let prometheus_parse::Value::Histogram(buckets) = &scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "ws_gateway_commit_to_send_ms")
+            .expect("the latency histogram")
+            .value
+        else {
+            panic!("not a histogram:\n{text}");
+        };
+        let at = |le: f64| buckets.iter().find(|b| b.less_than == le).map(|b| b.count);
+        assert_eq!(at(2.0), Some(0.0), "{text}");
+        assert_eq!(at(5.0), Some(2.0), "{text}");
+        assert_eq!(at(f64::INFINITY), Some(3.0), "{text}");
     }
 }

@@ -198,9 +198,7 @@ fn send(socket: &TcpStream, slices: &[IoSlice<'_>]) -> std::io::Result<usize> {
 }
 
 fn record(metrics: &Metrics, entry: &Outgoing, now: i64) {
-    metrics
-        .frames_sent
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics.frames_sent.inc();
     if let Outgoing::Board(frame) = entry {
         metrics.record_sent(now.saturating_sub(frame.ts).max(0) as u64, 1);
     }

@@ -10,7 +10,6 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::Arc,
-    sync::atomic::Ordering::Relaxed,
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -188,8 +187,8 @@ pub async fn accept(
         client.set_auth_deadline_ms(now_ms() + shared.config.auth_timeout_ms);
     }
     shared.clients.insert(client.clone());
-    shared.metrics.connections_active.fetch_add(1, Relaxed);
-    shared.metrics.connections_total.fetch_add(1, Relaxed);
+    shared.metrics.connections_active.inc();
+    shared.metrics.connections_total.inc();
     tracing::info!(client = client.id, %addr, "websocket connected");
     client.push_frame(&ServerFrame::Connected {
         client_id: client.id.to_string(),
@@ -203,7 +202,7 @@ pub async fn accept(
     session.leave();
     client.detach_socket();
     shared.clients.remove(client.id);
-    shared.metrics.connections_active.fetch_sub(1, Relaxed);
+    shared.metrics.connections_active.dec();
     tracing::info!(client = client.id, ?reason, "websocket closed");
 }
 
@@ -271,7 +270,7 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
                     Some(Err(_)) => return None,
                 };
                 client.touch();
-                shared.metrics.frames_received.fetch_add(1, Relaxed);
+                shared.metrics.frames_received.inc();
                 let text = match message {
                     Message::Text(text) => text,
                     Message::Binary(_) => {
@@ -306,6 +305,6 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
 }
 
 fn reject(shared: &Shared, client: &Client, error: Error) {
-    shared.metrics.frame_errors.fetch_add(1, Relaxed);
+    shared.metrics.frame_errors.inc();
     client.push_frame(&ServerFrame::Error(error.frame(None, None)));
 }

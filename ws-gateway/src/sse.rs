@@ -2,10 +2,7 @@
 //! per stream. `event:` is the frame type, `id:` the board version, and
 //! `Last-Event-ID` (or `sinceVersion`) resumes.
 
-use std::{
-    convert::Infallible, net::SocketAddr, sync::Arc, sync::atomic::Ordering::Relaxed,
-    time::Duration,
-};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     extract::{ConnectInfo, Query, State},
@@ -48,7 +45,7 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.session.leave();
         self.shared.clients.remove(self.session.client.id);
-        self.shared.metrics.connections_active.fetch_sub(1, Relaxed);
+        self.shared.metrics.connections_active.dec();
         tracing::info!(client = self.session.client.id, "event stream closed");
     }
 }
@@ -81,8 +78,8 @@ pub async fn events(
         None,
     ));
     shared.clients.insert(client.clone());
-    shared.metrics.connections_active.fetch_add(1, Relaxed);
-    shared.metrics.connections_total.fetch_add(1, Relaxed);
+    shared.metrics.connections_active.inc();
+    shared.metrics.connections_total.inc();
     tracing::info!(client = client.id, %addr, "event stream opened");
     let mut session = Session::new(client, shared.clone(), Some(grant));
     session
@@ -109,7 +106,7 @@ fn stream(connection: Connection) -> impl Stream<Item = Result<Event, Infallible
                 let Some(event) = to_event(outgoing) else {
                     continue;
                 };
-                c.shared.metrics.frames_sent.fetch_add(1, Relaxed);
+                c.shared.metrics.frames_sent.inc();
                 return Some((Ok(event), c));
             }
             let client = c.session.client.clone();

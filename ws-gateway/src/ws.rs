@@ -1,7 +1,7 @@
 //! `GET /ws`: admission (origin, limits, token), then one task per socket
 //! that reads client frames and writes the client's outbox.
 
-use std::{net::SocketAddr, sync::Arc, sync::atomic::Ordering::Relaxed};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     body::Body,
@@ -66,7 +66,7 @@ pub async fn admit(
         }
     };
     if !matches!(admission, Admission::Accept(_)) {
-        shared.metrics.connections_rejected.fetch_add(1, Relaxed);
+        shared.metrics.connections_rejected.inc();
     }
     admission
 }

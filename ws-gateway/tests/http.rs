@@ -147,24 +147,23 @@ async fn stats_and_metrics_count_connections_and_frames() {
     assert!(stats["framesOut"].as_u64().unwrap() >= 3);
 
     let metrics = reqwest::get(stack.http_url("/metrics")).await.unwrap();
+    let content_type = metrics.headers()["content-type"].to_str().unwrap();
     assert!(
-        metrics.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
     );
-    let text = metrics.text().await.unwrap();
-    for name in [
-        "ws_gateway_connections_active 1",
-        "ws_gateway_connections_total 1",
-        "ws_gateway_connections_rejected_total 0",
-        "ws_gateway_frames_received_total 1",
-        "ws_gateway_commit_to_send_ms_count",
-        "ws_gateway_client_queue_max",
-        "ws_gateway_upstream_reconnects_total 0",
-    ] {
-        assert!(text.contains(name), "{name} in\n{text}");
-    }
+    // Read by a real Prometheus text parser, as a scraper would.
+    let scrape = service_kit::testing::scrape_metrics(&stack.http_url("/metrics")).await;
+    let value = |name| service_kit::testing::metric_value(&scrape, name, &[]);
+    assert_eq!(value("ws_gateway_connections_active"), 1.0);
+    assert_eq!(value("ws_gateway_connections_total"), 1.0);
+    assert_eq!(value("ws_gateway_connections_rejected_total"), 0.0);
+    assert_eq!(value("ws_gateway_frames_received_total"), 1.0);
+    assert_eq!(value("ws_gateway_upstream_reconnects_total"), 0.0);
+    assert_eq!(value("ws_gateway_boards_active"), 1.0);
+    assert_eq!(value("ws_gateway_client_queue_max"), 0.0);
+    // board.sync and task.created were written, each timed from its commit.
+    assert!(value("ws_gateway_commit_to_send_ms") >= 2.0);
 }
 
 #[tokio::test]

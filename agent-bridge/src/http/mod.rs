@@ -73,14 +73,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let metrics = &crate::metrics::METRICS;
     metrics.sessions.set(state.sessions.len() as i64);
     metrics.sockets.set(state.admission.open_sockets() as i64);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.render(),
-    )
-        .into_response()
+    service_kit::exposition::metrics_response(metrics.render())
 }
 
 /// Browsers send `Origin`; one off the allowlist gets 403 before anything

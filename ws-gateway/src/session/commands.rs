@@ -35,10 +35,7 @@ impl Session {
                 && let Err(error) =
                     check_write(&shared, &access, &board_ref, task_id.as_deref()).await
             {
-                shared
-                    .metrics
-                    .frame_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                shared.metrics.frame_errors.inc();
                 let frame = error.frame(Some(id), Some(board_ref));
                 return client.push_frame(&ServerFrame::Error(frame));
             }

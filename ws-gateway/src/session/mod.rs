@@ -59,10 +59,7 @@ impl Session {
 
     fn reply(&self, frame: ServerFrame) {
         if matches!(frame, ServerFrame::Error(_)) {
-            self.shared
-                .metrics
-                .frame_errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.shared.metrics.frame_errors.inc();
         }
         self.client.push_frame(&frame);
     }
