@@ -68,7 +68,7 @@ struct BoardStats {
     board_id: String,
     slug: String,
     subscribers: usize,
-    version: Option<u64>,
+    version: u64,
 }
 
 /// With auth on, a valid token is required, and only the boards it may

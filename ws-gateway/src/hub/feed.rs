@@ -22,8 +22,6 @@ pub(super) struct Subscriber {
     pub(super) client: Arc<Client>,
     /// The last version this client was given.
     pub(super) last: u64,
-    /// `Some(since)` until the feed has its first snapshot.
-    pub(super) waiting: Option<Option<u64>>,
     /// Its frames were dropped for lagging: it gets a `board.sync` on drain.
     pub(super) dropped: bool,
     /// While its missed frames are read from board-service's log: the
@@ -31,9 +29,8 @@ pub(super) struct Subscriber {
     pub(super) replay: Option<(u64, Vec<Frame>)>,
 }
 
-#[derive(Default)]
 pub(super) struct State {
-    pub(super) board: Option<Board>,
+    pub(super) board: Board,
     pub(super) tasks: HashMap<String, Task>,
     pub(super) version: u64,
     /// Consecutive frames ending at `version`.
@@ -65,23 +62,33 @@ pub enum Attach {
 }
 
 impl Feed {
+    /// A feed holding `snapshot`, with no subscriber yet.
     pub fn new(
-        board_id: &str,
-        slug: &str,
+        snapshot: BoardSnapshot,
         window: usize,
         metrics: Arc<Metrics>,
         stop: tokio_util::sync::CancellationToken,
         upstream: Upstream,
     ) -> Self {
+        let mut state = State {
+            board: Board::default(),
+            tasks: HashMap::new(),
+            version: 0,
+            recent: VecDeque::new(),
+            sync: None,
+            subscribers: Vec::new(),
+            closed: false,
+        };
+        state.load(snapshot);
         Self {
             stop,
             upstream,
             replays: Default::default(),
-            board_id: board_id.into(),
-            slug: slug.to_owned(),
+            board_id: state.board.id.as_str().into(),
+            slug: state.board.slug.clone(),
             window,
             metrics,
-            state: Mutex::default(),
+            state: Mutex::new(state),
         }
     }
 
@@ -89,22 +96,17 @@ impl Feed {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The version the feed has reached; `None` before its first snapshot.
-    pub fn version(&self) -> Option<u64> {
-        let state = self.state();
-        state.board.as_ref().map(|_| state.version)
+    /// The version the feed has reached.
+    pub fn version(&self) -> u64 {
+        self.state().version
     }
 
     pub fn subscriber_count(&self) -> usize {
         self.state().subscribers.len()
     }
 
-    pub fn holds_task(&self, task_id: &str) -> Option<bool> {
-        let state = self.state();
-        state
-            .board
-            .as_ref()
-            .map(|_| state.tasks.contains_key(task_id))
+    pub fn holds_task(&self, task_id: &str) -> bool {
+        self.state().tasks.contains_key(task_id)
     }
 
     /// Adds `client` (or restarts it, if already there): without `since` it
@@ -120,13 +122,10 @@ impl Feed {
         let mut sub = Subscriber {
             client: client.clone(),
             last: 0,
-            waiting: Some(since),
             dropped: false,
             replay: None,
         };
-        if state.board.is_some() {
-            self.catch_up(&mut state, &mut sub);
-        }
+        self.catch_up(&mut state, &mut sub, since);
         state.subscribers.push(sub);
         Attach::Done
     }
@@ -160,16 +159,18 @@ impl Feed {
         };
         let mut sub = state.subscribers.swap_remove(index);
         sub.dropped = false;
-        sub.waiting = Some(None);
-        self.catch_up(&mut state, &mut sub);
+        self.catch_up(&mut state, &mut sub, None);
         state.subscribers.push(sub);
     }
 
-    /// Queues what a waiting subscriber needs to reach `state.version`.
-    pub(super) fn catch_up(self: &Arc<Self>, state: &mut State, sub: &mut Subscriber) {
-        let Some(since) = sub.waiting.take() else {
-            return;
-        };
+    /// Queues what a subscriber that has `since` (or nothing) needs to
+    /// reach `state.version`.
+    pub(super) fn catch_up(
+        self: &Arc<Self>,
+        state: &mut State,
+        sub: &mut Subscriber,
+        since: Option<u64>,
+    ) {
         let version = state.version;
         let replay = since.filter(|&since| {
             since == version
@@ -216,9 +217,12 @@ impl Feed {
         if let Some(sync) = &state.sync {
             return sync.clone();
         }
-        let board = state.board.as_ref().expect("sync only after a snapshot");
-        let frame =
-            ServerFrame::board_sync(board, state.tasks.values(), state.version, now_ms() as i64);
+        let frame = ServerFrame::board_sync(
+            &state.board,
+            state.tasks.values(),
+            state.version,
+            now_ms() as i64,
+        );
         let sync = Frame::encode(&self.board_id, state.version, &frame);
         state.sync = Some(sync.clone());
         sync
@@ -228,28 +232,16 @@ impl Feed {
     /// lost events this feed needed) and gives every subscriber `board.sync`.
     pub fn reset(self: &Arc<Self>, snapshot: BoardSnapshot) {
         let mut state = self.state();
-        let mut board = snapshot.board.unwrap_or_default();
-        board.version = snapshot.version;
-        state.tasks = snapshot
-            .tasks
-            .into_iter()
-            .map(|t| (t.id.clone(), t))
-            .collect();
-        state.board = Some(board);
-        state.version = snapshot.version;
-        state.recent.clear();
-        state.sync = None;
+        let version = snapshot.version;
+        state.load(snapshot);
         let mut subscribers = std::mem::take(&mut state.subscribers);
         for sub in &mut subscribers {
             if sub.replay.take().is_some() {
                 // The replay's frames may no longer line up: start over.
                 sub.client.drop_board(&self.board_id);
             }
-            if sub.waiting.is_none() && !sub.dropped && sub.last < snapshot.version {
-                sub.waiting = Some(None);
-            }
-            if !sub.dropped {
-                self.catch_up(&mut state, sub);
+            if !sub.dropped && sub.last < version {
+                self.catch_up(&mut state, sub, None);
             }
         }
         state.subscribers = subscribers;
@@ -287,7 +279,7 @@ impl Feed {
         if event.version <= state.version {
             return true;
         }
-        if event.version != state.version + 1 || state.board.is_none() {
+        if event.version != state.version + 1 {
             return false;
         }
         apply(state, event);
@@ -306,7 +298,7 @@ impl Feed {
         state.recent.push_back(frame.clone());
         let mut delivered = 0;
         for sub in &mut state.subscribers {
-            if sub.waiting.is_some() || sub.dropped || sub.last >= frame.version {
+            if sub.dropped || sub.last >= frame.version {
                 continue;
             }
             if let Some((_, held)) = &mut sub.replay {
@@ -339,10 +331,27 @@ impl Feed {
     }
 }
 
+impl State {
+    /// Replaces the model with `snapshot`; the window starts empty.
+    fn load(&mut self, snapshot: BoardSnapshot) {
+        let mut board = snapshot.board.unwrap_or_default();
+        board.version = snapshot.version;
+        self.board = board;
+        self.tasks = snapshot
+            .tasks
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect();
+        self.version = snapshot.version;
+        self.recent.clear();
+        self.sync = None;
+    }
+}
+
 /// Folds an event into the model; events carry whole entities, so this
 /// only replaces.
 fn apply(state: &mut State, event: &BoardEvent) {
-    let board = state.board.as_mut().expect("checked by publish");
+    let board = &mut state.board;
     board.version = event.version;
     match event.r#type.as_str() {
         event_type::TASK_DELETED => {

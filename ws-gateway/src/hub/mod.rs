@@ -90,8 +90,7 @@ impl Hub {
                 Some(feed) => feed.clone(),
                 None => {
                     let feed = Arc::new(Feed::new(
-                        &board.id,
-                        &board.slug,
+                        snapshot.clone(),
                         self.window,
                         self.metrics.clone(),
                         self.stop.child_token(),
@@ -104,7 +103,6 @@ impl Hub {
                     boards
                         .aliases
                         .insert(board.slug.clone(), feed.board_id.clone());
-                    feed.reset(snapshot.clone());
                     watch::spawn(self.upstream.clone(), self.metrics.clone(), feed.clone());
                     self.metrics.feed_opened();
                     feed

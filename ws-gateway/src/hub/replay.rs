@@ -112,8 +112,7 @@ impl Feed {
             }
             None => {
                 sub.client.drop_board(&self.board_id);
-                sub.waiting = Some(None);
-                self.catch_up(&mut state, &mut sub);
+                self.catch_up(&mut state, &mut sub, None);
             }
         }
         state.subscribers.push(sub);

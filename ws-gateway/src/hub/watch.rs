@@ -60,7 +60,7 @@ async fn run(upstream: &Upstream, metrics: &Metrics, feed: &Arc<Feed>) {
                 }
             }
         }
-        let after = feed.version().unwrap_or(0);
+        let after = feed.version();
         match watch(upstream, feed, after, &mut backoff).await {
             Ended::Resync => need_snapshot = true,
             Ended::Dropped => {
