@@ -4,8 +4,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use crate::agent::approvals::ApprovalMode;
 
-/// Everything agent-bridge needs to start. [`Config::new`] gives the
-/// defaults; [`ConfigArgs`] reads them from the environment.
+/// Everything agent-bridge needs to start, typed. [`ConfigArgs`] holds the
+/// defaults and reads the environment; [`Config::new`] gives those defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where HTTP and WebSocket listen; port 0 picks a free one.
@@ -68,41 +68,33 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// [`ConfigArgs`]' defaults, where each is written once.
     fn default() -> Self {
-        Self {
-            max_frame_bytes: 128 * 1024,
-            max_messages_per_sec: 20,
-            max_connections: 10_000,
-            max_connects_per_ip_per_min: 600,
-            heartbeat: Duration::from_secs(30),
-            client_timeout: Duration::from_secs(75),
-            header_timeout: Duration::from_secs(10),
-            max_pending_connections: 1024,
-        }
+        Config::new("").limits
     }
 }
 
 impl Config {
-    /// Defaults for everything but the database.
+    /// [`ConfigArgs`]' defaults (each written once, in its `#[arg]`) with
+    /// `database_url`: for tests and embedders. Like the binary, it reads
+    /// the environment.
     pub fn new(database_url: impl Into<String>) -> Self {
-        Self {
-            listen_addr: SocketAddr::from(([0, 0, 0, 0], 8001)),
-            database_url: database_url.into(),
-            db_max_connections: 16,
-            board_service_url: "http://127.0.0.1:50051".into(),
-            agent_url: None,
-            agent_timeout: Duration::from_secs(30),
-            default_board: "default".into(),
-            socket_queue: 1024,
-            replay_frames: 10_000,
-            builtin_token_delay: Duration::from_millis(15),
-            session_idle: Duration::from_secs(600),
-            auth: service_kit::auth::AuthConfig::default(),
-            allowed_origins: Vec::new(),
-            limits: Limits::default(),
-            run_lease: Duration::from_secs(15),
-            approvals: crate::agent::approvals::Approvals::default(),
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: ConfigArgs,
         }
+        let database_url: String = database_url.into();
+        let parsed = <Defaults as clap::Parser>::try_parse_from([
+            "agent-bridge",
+            "--database-url",
+            database_url.as_str(),
+        ]);
+        // Only a malformed environment variable can fail this; the binary
+        // reports that one itself at start-up.
+        let mut args = parsed.map_or_else(|e| panic!("agent-bridge settings: {e}"), |d| d.args);
+        args.database_url = database_url;
+        args.into()
     }
 
     /// Whether a browser from `origin` may connect or call the API.
@@ -111,18 +103,7 @@ impl Config {
     }
 }
 
-/// Whether `origin` is on `allowed` (empty allows any; no Origin is not a browser).
-pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
-    match origin {
-        None => true,
-        Some(origin) => {
-            allowed.is_empty()
-                || allowed
-                    .iter()
-                    .any(|o| o == "*" || o.trim_end_matches('/') == origin)
-        }
-    }
-}
+pub use service_kit::http_server::origin_allowed;
 
 /// [`Config`] as command-line flags and environment variables, for `main`
 /// and the all-in-one binary (`#[command(flatten)]`).

@@ -60,16 +60,7 @@ impl Args {
         let database_url = database_url.or(self.database_url).context(
             "DATABASE_URL is required (or run `boardwire`, which starts its own PostgreSQL)",
         )?;
-        let mut config = Config::new(database_url);
-        config.listen_addr = self.listen_addr;
-        config.db_max_connections = self.db_max_connections;
-        config.event_retention = self.event_retention;
-        config.default_board = Some(self.default_board).filter(|s| !s.is_empty());
-        config.auth = self.auth;
-        config.max_message_bytes = self.max_message_bytes;
-        config.handshake_timeout = std::time::Duration::from_millis(self.handshake_timeout_ms);
-        config.max_pending_handshakes = self.max_pending_handshakes;
-        config.metrics_addr = match self.metrics_addr.as_deref().map(str::trim) {
+        let metrics_addr = match self.metrics_addr.as_deref().map(str::trim) {
             None | Some("") => Some(SocketAddr::new(
                 self.listen_addr.ip(),
                 crate::DEFAULT_METRICS_PORT,
@@ -79,6 +70,18 @@ impl Args {
                 format!("BOARD_SERVICE_METRICS_ADDR {addr:?} is not host:port")
             })?),
         };
-        Ok(config)
+        Ok(Config {
+            listen_addr: self.listen_addr,
+            database_url,
+            db_max_connections: self.db_max_connections,
+            event_retention: self.event_retention,
+            trim_interval: crate::TRIM_INTERVAL,
+            default_board: Some(self.default_board).filter(|s| !s.is_empty()),
+            auth: self.auth,
+            max_message_bytes: self.max_message_bytes,
+            metrics_addr,
+            handshake_timeout: std::time::Duration::from_millis(self.handshake_timeout_ms),
+            max_pending_handshakes: self.max_pending_handshakes,
+        })
     }
 }

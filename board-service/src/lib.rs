@@ -53,6 +53,9 @@ pub struct Config {
     pub max_pending_handshakes: usize,
 }
 
+/// How often each board's log is trimmed to [`Config::event_retention`].
+pub const TRIM_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The port `/metrics` is served on by default, beside the gRPC port.
 pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
@@ -61,21 +64,22 @@ pub const DEFAULT_METRICS_PORT: u16 = 9464;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 impl Config {
-    /// Defaults for everything but the database.
+    /// [`cli::Args`]' defaults (each written once, in its `#[arg]`) over
+    /// `database_url`, made quiet for tests and embedders: gRPC on
+    /// `127.0.0.1:0`, no metrics port, no default board. Like the binary,
+    /// it reads the environment.
     pub fn new(database_url: impl Into<String>) -> Self {
-        Self {
-            listen_addr: SocketAddr::from(([0, 0, 0, 0], 50051)),
-            database_url: database_url.into(),
-            db_max_connections: 32,
-            event_retention: 100_000,
-            trim_interval: Duration::from_secs(60),
-            default_board: None,
-            auth: service_kit::auth::AuthConfig::default(),
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            metrics_addr: None,
-            handshake_timeout: Duration::from_secs(10),
-            max_pending_handshakes: 1024,
-        }
+        let database_url = Some(database_url.into());
+        let parsed = <cli::Args as clap::Parser>::try_parse_from(["board-service"])
+            .map_err(anyhow::Error::from)
+            .and_then(|args| args.into_config(database_url));
+        // Only a malformed environment variable can fail this; the binary
+        // reports that one itself at start-up.
+        let mut config = parsed.unwrap_or_else(|e| panic!("board-service settings: {e:#}"));
+        config.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.metrics_addr = None;
+        config.default_board = None;
+        config
     }
 }
 

@@ -146,3 +146,18 @@ pub fn peer(request: &axum::extract::Request) -> Option<SocketAddr> {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
 }
+
+/// Whether a browser from `origin` may connect, given the `allowed` list
+/// (`*` or an origin, a trailing `/` ignored; an empty list allows any).
+/// Non-browser clients send no Origin: the token is their check.
+pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    match origin {
+        None => true,
+        Some(origin) => {
+            allowed.is_empty()
+                || allowed
+                    .iter()
+                    .any(|o| o == "*" || o.trim_end_matches('/') == origin)
+        }
+    }
+}

@@ -94,16 +94,6 @@ impl Config {
 
     /// Whether a browser from `origin` may connect.
     pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
-        match origin {
-            // Non-browser clients send no Origin; the token is their check.
-            None => true,
-            Some(origin) => {
-                self.allowed_origins.is_empty()
-                    || self
-                        .allowed_origins
-                        .iter()
-                        .any(|o| o == "*" || o.trim_end_matches('/') == origin)
-            }
-        }
+        service_kit::http_server::origin_allowed(&self.allowed_origins, origin)
     }
 }
