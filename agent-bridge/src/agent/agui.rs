@@ -14,7 +14,7 @@ use super::{
     relay::{Relay, Step},
     sse::SseDecoder,
 };
-use crate::run::RunOutput;
+use crate::agent::output::AgentOutput;
 
 /// Talks to one AG-UI endpoint.
 pub struct AgUiClient {
@@ -53,7 +53,7 @@ impl AgUiClient {
     pub async fn run(
         &self,
         request: &RunRequest,
-        out: &mut RunOutput,
+        out: &mut impl AgentOutput,
     ) -> Result<Outcome, AgentError> {
         let first = run_input(request);
         let mut input = first.clone();
@@ -87,7 +87,7 @@ impl AgUiClient {
     async fn ask(
         &self,
         interrupts: Vec<serde_json::Value>,
-        out: &mut RunOutput,
+        out: &mut impl AgentOutput,
     ) -> Result<Vec<ResumeEntry>, AgentError> {
         let mut resume = Vec::with_capacity(interrupts.len());
         for interrupt in interrupts {
@@ -121,7 +121,11 @@ impl AgUiClient {
     }
 
     /// One upstream run's SSE stream, to its end or its interrupt.
-    async fn stream(&self, input: &RunAgentInput, out: &mut RunOutput) -> Result<Step, AgentError> {
+    async fn stream(
+        &self,
+        input: &RunAgentInput,
+        out: &mut impl AgentOutput,
+    ) -> Result<Step, AgentError> {
         let mut post = self
             .http
             .post(&self.url)

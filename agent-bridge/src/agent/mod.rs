@@ -1,11 +1,12 @@
 //! Agent backends: an AG-UI server over HTTP, or the built-in PM agent.
-//! Both report through [`RunOutput`] and end with an [`Outcome`] or an
+//! Both report through [`AgentOutput`] and end with an [`Outcome`] or an
 //! [`AgentError`]; the run driver turns that into the one terminal frame.
 
 pub mod agui;
 pub mod approvals;
 pub mod builtin;
 pub mod conversation;
+pub mod output;
 mod relay;
 pub mod sse;
 pub mod transcript;
@@ -13,7 +14,7 @@ pub mod transcript;
 use protocol::chat_frames::agui::Message;
 use uuid::Uuid;
 
-use crate::run::RunOutput;
+use output::AgentOutput;
 
 /// What a backend gets for one run.
 #[derive(Debug, Clone)]
@@ -98,7 +99,7 @@ impl Backend {
     pub async fn run(
         &self,
         request: &RunRequest,
-        out: &mut RunOutput,
+        out: &mut impl AgentOutput,
     ) -> Result<Outcome, AgentError> {
         match self {
             Self::BuiltIn(agent) => agent.run(request, out).await,

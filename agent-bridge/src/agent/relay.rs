@@ -14,7 +14,7 @@ use protocol::chat_frames::agui::{Event, Outcome as AgUiOutcome, Role};
 use serde_json::Value;
 
 use super::{AgentError, Outcome};
-use crate::run::RunOutput;
+use crate::agent::output::AgentOutput;
 
 /// Per-run mapping state.
 #[derive(Default)]
@@ -37,7 +37,7 @@ pub enum Step {
 
 impl Relay {
     /// Applies one event; returns the stream's end when the event ends it.
-    pub async fn apply(&mut self, event: Event, out: &mut RunOutput) -> Option<Step> {
+    pub async fn apply(&mut self, event: Event, out: &mut impl AgentOutput) -> Option<Step> {
         record(&event, out);
         match event {
             Event::Other
@@ -138,14 +138,14 @@ impl Relay {
         None
     }
 
-    async fn complete_pending(&mut self, out: &mut RunOutput) {
+    async fn complete_pending(&mut self, out: &mut impl AgentOutput) {
         for (id, content) in std::mem::take(&mut self.pending) {
             out.tool_completed(&id, parse(content)).await;
         }
     }
 
     /// Fails tool calls that never got a result.
-    pub async fn fail_open_tools(&mut self, out: &mut RunOutput, reason: &str) {
+    pub async fn fail_open_tools(&mut self, out: &mut impl AgentOutput, reason: &str) {
         self.args.clear();
         out.fail_unfinished_tools(reason).await;
     }
@@ -155,7 +155,7 @@ impl Relay {
 /// message) sends its reply only in `MESSAGES_SNAPSHOT`. When the run
 /// streamed no text and the snapshot ends with an assistant message, that
 /// message is the reply.
-fn reply_from_snapshot(out: &mut RunOutput) {
+fn reply_from_snapshot(out: &mut impl AgentOutput) {
     if !out.text().is_empty() {
         return;
     }
@@ -171,7 +171,7 @@ fn reply_from_snapshot(out: &mut RunOutput) {
 }
 
 /// Writes the event into the run's transcript.
-fn record(event: &Event, out: &mut RunOutput) {
+fn record(event: &Event, out: &mut impl AgentOutput) {
     let transcript = out.transcript();
     match event {
         Event::TextMessageStart { message_id, .. } => transcript.text_start(message_id),

@@ -7,6 +7,7 @@ use protocol::chat_frames::{ErrorData, FinalMessage, RunStatus, ServerFrame, Sta
 use uuid::Uuid;
 
 use super::{RunOutput, RunResult};
+use crate::agent::output::AgentOutput;
 use crate::{
     agent::{AgentError, Outcome},
     session::Session,

@@ -24,7 +24,7 @@ pub use output::RunOutput;
 
 use self::finish::{EndsRun, finish, user_message};
 use crate::{
-    agent::{Backend, Outcome, RunRequest, conversation},
+    agent::{Backend, Outcome, RunRequest, conversation, output::AgentOutput},
     session::{Busy, Session},
     store::Store,
 };

@@ -12,8 +12,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    agent::transcript::TranscriptBuilder,
-    session::{Decision, Session},
+    agent::{
+        output::{AgentOutput, Decision},
+        transcript::TranscriptBuilder,
+    },
+    session::Session,
     store::Store,
 };
 
@@ -41,111 +44,8 @@ impl RunOutput {
         }
     }
 
-    /// The AG-UI conversation this run adds, kept here so a run cut short
-    /// still stores what it got to.
-    pub fn transcript(&mut self) -> &mut TranscriptBuilder {
-        &mut self.transcript
-    }
-
     pub(crate) fn take_transcript(&mut self) -> TranscriptBuilder {
         std::mem::take(&mut self.transcript)
-    }
-
-    /// Streams a piece of assistant text.
-    pub fn token(&mut self, token: &str, done: bool) {
-        self.text.push_str(token);
-        self.session.publish(ServerFrame::Token {
-            seq: 0,
-            run_id: Some(self.run_key.clone()),
-            data: TokenData {
-                token: token.to_owned(),
-                done,
-            },
-        });
-    }
-
-    pub async fn tool_started(&mut self, id: &str, tool: &str, input: Value) {
-        let call = self.call(id, tool);
-        call.status = ToolStatus::Started;
-        call.input = input;
-        self.emit(id, None).await;
-    }
-
-    /// The call is executing; `input` replaces the input when it is final now.
-    pub async fn tool_running(&mut self, id: &str, input: Option<Value>) {
-        let call = self.call(id, "unknown");
-        call.status = ToolStatus::Running;
-        if let Some(input) = input {
-            call.input = input;
-        }
-        self.emit(id, None).await;
-    }
-
-    pub async fn tool_completed(&mut self, id: &str, output: Value) {
-        let call = self.call(id, "unknown");
-        call.status = ToolStatus::Completed;
-        call.output = Some(output);
-        call.end_time = Some(now_ms());
-        self.emit(id, Some("completed")).await;
-    }
-
-    pub async fn tool_failed(&mut self, id: &str, error: String, output: Option<Value>) {
-        let call = self.call(id, "unknown");
-        call.status = ToolStatus::Failed;
-        call.error = Some(error);
-        call.output = output;
-        call.end_time = Some(now_ms());
-        self.emit(id, Some("failed")).await;
-    }
-
-    /// Pauses the call until a tab of the session answers, or `timeout`
-    /// passes (a rejection). Every tab sees the call `awaiting_approval` with
-    /// `description`, and the answer on the call's next frame.
-    pub async fn await_approval(
-        &mut self,
-        id: &str,
-        tool: &str,
-        description: String,
-        timeout: Duration,
-    ) -> Decision {
-        let answer = self.session.await_approval(id);
-        let call = self.call(id, tool);
-        call.status = ToolStatus::AwaitingApproval;
-        call.approval = Some(Box::new(Approval {
-            description,
-            approved: None,
-            decided_by: None,
-            reason: None,
-            decided_at: None,
-        }));
-        self.emit(id, None).await;
-        let decision = match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(decision)) => decision,
-            // Timed out, or the session forgot it: either way, not a yes.
-            _ => Decision {
-                approved: false,
-                by: "timeout".into(),
-                reason: Some(format!("no answer within {} s", timeout.as_secs())),
-            },
-        };
-        self.session.forget_approval(id);
-        crate::metrics::METRICS.approval(match (decision.approved, decision.by.as_str()) {
-            (true, _) => "approved",
-            (false, "timeout") => "timeout",
-            (false, _) => "rejected",
-        });
-        if let Some(approval) = &mut self.call(id, "unknown").approval {
-            approval.approved = Some(decision.approved);
-            approval.decided_by = Some(decision.by.clone());
-            approval.reason = decision.reason.clone();
-            approval.decided_at = Some(now_ms());
-        }
-        decision
-    }
-
-    /// Fails every call without a result (the run ended or was cancelled).
-    pub async fn fail_unfinished_tools(&mut self, reason: &str) {
-        self.close_unfinished(reason, "failed").await;
     }
 
     pub(crate) async fn close_unfinished(&mut self, reason: &str, outcome: &str) {
@@ -219,11 +119,6 @@ impl RunOutput {
         }
     }
 
-    /// The assistant text streamed so far.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     pub fn tools(&self) -> &[ToolExecution] {
         &self.tools
     }
@@ -239,6 +134,116 @@ impl RunOutput {
                 output: t.output.clone().unwrap_or(Value::Null),
             })
             .collect()
+    }
+}
+
+impl AgentOutput for RunOutput {
+    /// The AG-UI conversation this run adds, kept here so a run cut short
+    /// still stores what it got to.
+    fn transcript(&mut self) -> &mut TranscriptBuilder {
+        &mut self.transcript
+    }
+
+    /// Streams a piece of assistant text.
+    fn token(&mut self, token: &str, done: bool) {
+        self.text.push_str(token);
+        self.session.publish(ServerFrame::Token {
+            seq: 0,
+            run_id: Some(self.run_key.clone()),
+            data: TokenData {
+                token: token.to_owned(),
+                done,
+            },
+        });
+    }
+
+    async fn tool_started(&mut self, id: &str, tool: &str, input: Value) {
+        let call = self.call(id, tool);
+        call.status = ToolStatus::Started;
+        call.input = input;
+        self.emit(id, None).await;
+    }
+
+    /// The call is executing; `input` replaces the input when it is final now.
+    async fn tool_running(&mut self, id: &str, input: Option<Value>) {
+        let call = self.call(id, "unknown");
+        call.status = ToolStatus::Running;
+        if let Some(input) = input {
+            call.input = input;
+        }
+        self.emit(id, None).await;
+    }
+
+    async fn tool_completed(&mut self, id: &str, output: Value) {
+        let call = self.call(id, "unknown");
+        call.status = ToolStatus::Completed;
+        call.output = Some(output);
+        call.end_time = Some(now_ms());
+        self.emit(id, Some("completed")).await;
+    }
+
+    async fn tool_failed(&mut self, id: &str, error: String, output: Option<Value>) {
+        let call = self.call(id, "unknown");
+        call.status = ToolStatus::Failed;
+        call.error = Some(error);
+        call.output = output;
+        call.end_time = Some(now_ms());
+        self.emit(id, Some("failed")).await;
+    }
+
+    /// Pauses the call until a tab of the session answers, or `timeout`
+    /// passes (a rejection). Every tab sees the call `awaiting_approval` with
+    /// `description`, and the answer on the call's next frame.
+    async fn await_approval(
+        &mut self,
+        id: &str,
+        tool: &str,
+        description: String,
+        timeout: Duration,
+    ) -> Decision {
+        let answer = self.session.await_approval(id);
+        let call = self.call(id, tool);
+        call.status = ToolStatus::AwaitingApproval;
+        call.approval = Some(Box::new(Approval {
+            description,
+            approved: None,
+            decided_by: None,
+            reason: None,
+            decided_at: None,
+        }));
+        self.emit(id, None).await;
+        let decision = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(decision)) => decision,
+            // Timed out, or the session forgot it: either way, not a yes.
+            _ => Decision {
+                approved: false,
+                by: "timeout".into(),
+                reason: Some(format!("no answer within {} s", timeout.as_secs())),
+            },
+        };
+        self.session.forget_approval(id);
+        crate::metrics::METRICS.approval(match (decision.approved, decision.by.as_str()) {
+            (true, _) => "approved",
+            (false, "timeout") => "timeout",
+            (false, _) => "rejected",
+        });
+        if let Some(approval) = &mut self.call(id, "unknown").approval {
+            approval.approved = Some(decision.approved);
+            approval.decided_by = Some(decision.by.clone());
+            approval.reason = decision.reason.clone();
+            approval.decided_at = Some(now_ms());
+        }
+        decision
+    }
+
+    /// Fails every call without a result (the run ended or was cancelled).
+    async fn fail_unfinished_tools(&mut self, reason: &str) {
+        self.close_unfinished(reason, "failed").await;
+    }
+
+    /// The assistant text streamed so far.
+    fn text(&self) -> &str {
+        &self.text
     }
 }
 

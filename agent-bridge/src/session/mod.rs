@@ -56,14 +56,7 @@ struct State {
     approvals: std::collections::HashMap<String, oneshot::Sender<Decision>>,
 }
 
-/// A person's answer to a tool call awaiting approval.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub approved: bool,
-    /// The answering token's `sub` (`anonymous` with auth off), or `timeout`.
-    pub by: String,
-    pub reason: Option<String>,
-}
+pub use crate::agent::output::Decision;
 
 /// The run in flight.
 struct ActiveRun {

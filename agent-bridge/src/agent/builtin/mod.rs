@@ -14,7 +14,7 @@ use self::{
     tools::{BoardTools, ToolError, kind_label, lane_words, priority_label, task_json},
 };
 use super::{AgentError, Outcome, RunRequest, approvals::Approvals};
-use crate::run::RunOutput;
+use crate::agent::output::AgentOutput;
 
 const HELP: &str = "I can manage the board for you. Try:\n\
 - \"Create a P1 story for user authentication\" (P0 critical … P3 low; story, bug, task or epic; \"in todo\" picks a lane)\n\
@@ -47,7 +47,7 @@ impl PmAgent {
     pub async fn run(
         &self,
         request: &RunRequest,
-        out: &mut RunOutput,
+        out: &mut impl AgentOutput,
     ) -> Result<Outcome, AgentError> {
         let tools = self.tools.with_bearer(request.token.as_deref());
         let reply = match intent::parse(&request.content) {
@@ -83,7 +83,7 @@ async fn act(
     approvals: &Approvals,
     intent: Intent,
     request: &RunRequest,
-    out: &mut RunOutput,
+    out: &mut impl AgentOutput,
 ) -> Result<String, AgentError> {
     let board = request.board_id.as_str();
     let call_id = tool_call_id(request);
@@ -211,7 +211,7 @@ async fn act(
 
 impl PmAgent {
     /// Streams the reply word by word; the last token has `done: true`.
-    async fn stream(&self, reply: &str, out: &mut RunOutput) {
+    async fn stream(&self, reply: &str, out: &mut impl AgentOutput) {
         let pieces = split_tokens(reply);
         let last = pieces.len().saturating_sub(1);
         for (i, piece) in pieces.into_iter().enumerate() {
@@ -231,7 +231,7 @@ struct Ask<'a> {
 
 /// Asks for approval when the policy wants it; `Some(why)` when the answer
 /// was no (or none came), after failing the call with it.
-async fn approve(out: &mut RunOutput, id: &str, name: &str, ask: Ask<'_>) -> Option<String> {
+async fn approve(out: &mut impl AgentOutput, id: &str, name: &str, ask: Ask<'_>) -> Option<String> {
     if !ask.approvals.needed(name, 1) {
         return None;
     }
@@ -255,7 +255,7 @@ async fn approve(out: &mut RunOutput, id: &str, name: &str, ask: Ask<'_>) -> Opt
 /// the tool's failure and the run goes on; board-service being down ends
 /// the run.
 async fn tool(
-    out: &mut RunOutput,
+    out: &mut impl AgentOutput,
     id: &str,
     name: &str,
     input: Value,
@@ -277,7 +277,11 @@ async fn tool(
 }
 
 /// Fails the call: a refusal gives its reason, board-service down ends the run.
-async fn failed(out: &mut RunOutput, id: &str, err: ToolError) -> Result<String, AgentError> {
+async fn failed(
+    out: &mut impl AgentOutput,
+    id: &str,
+    err: ToolError,
+) -> Result<String, AgentError> {
     match err {
         ToolError::Refused(reason) => {
             out.tool_failed(id, reason.clone(), None).await;
@@ -346,7 +350,94 @@ fn split_tokens(text: &str) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_tokens;
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use super::{PmAgent, split_tokens};
+    use crate::agent::{
+        AgentError, RunRequest,
+        builtin::tools::BoardTools,
+        output::{AgentOutput, Decision},
+        transcript::TranscriptBuilder,
+    };
+
+    /// Everything an agent reports, in memory: no session, no store.
+    #[derive(Default)]
+    struct Recorded {
+        text: String,
+        tools: Vec<(String, &'static str)>,
+        transcript: TranscriptBuilder,
+    }
+
+    impl AgentOutput for Recorded {
+        fn transcript(&mut self) -> &mut TranscriptBuilder {
+            &mut self.transcript
+        }
+        fn token(&mut self, token: &str, _done: bool) {
+            self.text.push_str(token);
+        }
+        fn text(&self) -> &str {
+            &self.text
+        }
+        async fn tool_started(&mut self, _id: &str, tool: &str, _input: Value) {
+            self.tools.push((tool.to_owned(), "started"));
+        }
+        async fn tool_running(&mut self, _id: &str, _input: Option<Value>) {}
+        async fn tool_completed(&mut self, _id: &str, _output: Value) {
+            self.tools.push((String::new(), "completed"));
+        }
+        async fn tool_failed(&mut self, _id: &str, _error: String, _output: Option<Value>) {
+            self.tools.push((String::new(), "failed"));
+        }
+        async fn await_approval(&mut self, _: &str, _: &str, _: String, _: Duration) -> Decision {
+            Decision {
+                approved: false,
+                by: "test".into(),
+                reason: None,
+            }
+        }
+        async fn fail_unfinished_tools(&mut self, _reason: &str) {}
+    }
+
+    fn request(content: &str) -> RunRequest {
+        RunRequest {
+            session_id: "s".into(),
+            run_id: uuid::Uuid::now_v7(),
+            board_id: "default".into(),
+            content: content.into(),
+            token: None,
+            message_id: None,
+            stored_id: uuid::Uuid::now_v7(),
+            history: Vec::new(),
+            frontend_tools: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tool_call_board_service_cannot_answer_is_failed_and_ends_the_run_as_unavailable() {
+        // Nothing listens on port 1: the call fails fast as unavailable.
+        let tools = BoardTools::new("http://127.0.0.1:1", Duration::from_secs(2)).unwrap();
+        let agent = PmAgent::new(tools, Duration::ZERO);
+        let mut out = Recorded::default();
+        let outcome = agent
+            .run(
+                &request("Create a P1 story for user authentication"),
+                &mut out,
+            )
+            .await;
+        assert!(
+            matches!(outcome, Err(AgentError::BoardUnavailable(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            out.tools,
+            [
+                ("create_task".to_owned(), "started"),
+                (String::new(), "failed")
+            ]
+        );
+    }
 
     #[test]
     fn tokens_join_back_to_the_text() {

@@ -183,7 +183,6 @@ impl BoardTools {
     }
 }
 
-/// A task as tool output and artifact.
 /// A task as tools return it: the frames' task shape, with its board.
 pub fn task_json(task: &Task) -> Value {
     let mut value =
