@@ -128,11 +128,31 @@ async fn close(socket: &mut Socket, client: &Client, reason: CloseReason) {
         // kernel does not answer with a reset that destroys the close frame.
         while let Some(Ok(message)) = socket.next().await {
             if let Message::Close(_) = message {
-                break;
+                return;
             }
         }
+        // tungstenite reads no further after a framing or size error, yet
+        // the client may still be sending the rest of that frame (a browser
+        // cannot cut one short): take it raw until the client hangs up.
+        drain(&socket.get_ref().0).await;
     })
     .await;
+}
+
+/// Reads and discards what the client still sends until it closes its side.
+async fn drain(stream: &TcpStream) {
+    let mut scratch = [0u8; 16 * 1024];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut scratch) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// Serves one upgraded connection: `verdict` is admission's answer.
