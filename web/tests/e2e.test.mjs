@@ -214,6 +214,36 @@ describe('Boardwire in the browser against the real stack', { skip: !GRPC && 'BO
     await page.close();
   });
 
+  it('closes board WebSockets cleanly both ways, as Chromium reports them (RFC 6455)', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(pageUrl);
+    const wsUrl = env.BOARDWIRE_WS_URL || new URL('/ws', pageUrl).toString().replace(/^http/, 'ws');
+    const closes = await page.evaluate(async (url) => {
+      const open = (ws) => new Promise((resolve, reject) => {
+        ws.onmessage = (m) => { if (JSON.parse(m.data).type === 'connected') resolve(); };
+        ws.onerror = () => reject(new Error('socket error before connected'));
+      });
+      const closed = (ws) => new Promise((resolve) => {
+        ws.onclose = (e) => resolve({ code: e.code, reason: e.reason, wasClean: e.wasClean });
+      });
+      // The page closes: the gateway must echo the close.
+      const mine = new WebSocket(url);
+      await open(mine);
+      const mineClosed = closed(mine);
+      mine.close(4000, 'done here');
+      // The gateway closes: a frame over its 1 MiB limit gets 1009.
+      const big = new WebSocket(url);
+      await open(big);
+      const bigClosed = closed(big);
+      big.send(JSON.stringify({ type: 'ping', pad: 'x'.repeat(2 << 20) }));
+      return { client: await mineClosed, server: await bigClosed };
+    }, wsUrl);
+    assert.deepEqual(closes.client, { code: 4000, reason: 'done here', wasClean: true });
+    assert.equal(closes.server.code, 1009, JSON.stringify(closes.server));
+    assert.equal(closes.server.wasClean, true, JSON.stringify(closes.server));
+    await page.close();
+  });
+
   it('survives a gateway restart: reconnecting, then connected, no card lost or duplicated', { skip: !gatewayControl() && 'no gateway control (BOARDWIRE_GATEWAY_CONTROL=stdio or BOARDWIRE_*_GATEWAY_CMD)' }, async () => {
     const control = gatewayControl();
     await control.stop();
