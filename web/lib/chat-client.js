@@ -72,7 +72,7 @@ export class ChatClient extends Emitter {
    * @param {number} [opts.maxAttempts=12]
    * @param {typeof WebSocket} [opts.WebSocket]
    * @param {string} [opts.httpUrl] `POST /api/chat` of the same bridge (derived from `url`).
-   * @param {number} [opts.fallbackAfter=2] WebSocket attempts that fail in a row before
+   * @param {number} [opts.fallbackAfter=2] WebSocket attempts that never open, in a row, before
    *   messages go over HTTP instead (the socket keeps being retried behind it).
    * @param {number} [opts.maxQueued=100] Messages the offline queue holds; the oldest
    *   is dropped (and `dropped` emitted) past that.
@@ -211,12 +211,20 @@ export class ChatClient extends Emitter {
     try {
       ws = new this.WebSocket(url);
     } catch (err) {
+      this._blockedAttempts = (this._blockedAttempts || 0) + 1;
       this._scheduleReconnect(String(err));
       return;
     }
     this._ws = ws;
-    ws.onmessage = (ev) => this._onMessage(ws, ev.data);
-    ws.onclose = (ev) => this._onClose(ws, ev.code, ev.reason);
+    // A socket that opened got through: whatever closes it later (a bridge
+    // going down, a restart) is no reason to fall back to HTTP.
+    let reached = false;
+    ws.onopen = () => { reached = true; };
+    ws.onmessage = (ev) => { reached = true; this._onMessage(ws, ev.data); };
+    ws.onclose = (ev) => {
+      this._blockedAttempts = reached ? 0 : (this._blockedAttempts || 0) + 1;
+      this._onClose(ws, ev.code, ev.reason);
+    };
     ws.onerror = () => {};
   }
 
@@ -520,7 +528,7 @@ export class ChatClient extends Emitter {
 
   _scheduleReconnect(reason) {
     this.activeRunId = null;
-    if (!this.httpFallback && this.fetch && this.httpUrl && this.backoff.attempt + 1 >= this.fallbackAfter) {
+    if (!this.httpFallback && this.fetch && this.httpUrl && (this._blockedAttempts || 0) >= this.fallbackAfter) {
       // The socket cannot get through (a proxy, a firewall): chat over HTTP
       // meanwhile, and keep trying the socket behind it.
       this.httpFallback = true;

@@ -303,6 +303,26 @@ describe('ChatClient', () => {
     chat.close();
   });
 
+  it('stays on the WebSocket when sockets that got through are closed by the bridge', async () => {
+    let posts = 0;
+    const fetch = async () => { posts += 1; throw new Error('must not be called'); };
+    const { chat, ws } = chatClient({ url: 'wss://bridge.example/ws/chat', fetch, fallbackAfter: 2 });
+    ws.push({ type: 'connected', seq: 0, sessionId: 's1', boardId: 'B' });
+    const reply = chat.send('what is in progress?');
+    // A restarting bridge: each socket opens, then is closed with 1013.
+    ws.drop(1013);
+    for (let i = 0; i < 4; i++) {
+      await tick(20);
+      FakeSocket.latest().onopen?.();
+      FakeSocket.latest().drop(1013);
+    }
+    assert.equal(chat.httpFallback, false);
+    assert.equal(posts, 0);
+    assert.notEqual(chat.state, 'connected', 'not shown as connected over HTTP');
+    chat.close();
+    await reply.catch(() => {});
+  });
+
   it('remembers only recent ended runs, however many a page sees', () => {
     const { chat, ws } = chatClient();
     ws.push({ type: 'connected', seq: 0, sessionId: 's1', boardId: 'B' });

@@ -191,7 +191,10 @@ export class MockBridge {
 
   async route(context) {
     await context.routeWebSocket(/\/ws\/chat/, (ws) => {
-      if (this.down) { ws.close({ code: 1013 }); return; }
+      // Down is a bridge that is restarting: it takes the socket, then closes
+      // it with 1013. (One that refuses the upgrade outright looks like a
+      // blocking proxy, and the client would fall back to HTTP.)
+      if (this.down) { setTimeout(() => ws.close({ code: 1013 }), 20); return; }
       const url = new URL(ws.url());
       const last = url.searchParams.get('last_seq');
       this.sockets.add(ws);

@@ -47,7 +47,7 @@ describe('Boardwire page (mocked services)', () => {
     const page = await browser.context.newPage();
     await page.setViewportSize(viewport);
     errors.push(watchErrors(page));
-    await page.goto(`${web.url}?board=demo&chat=ws://127.0.0.1:9/ws/chat${query}`);
+    await page.goto(`${web.url}?board=demo&chat=ws://127.0.0.1:8999/ws/chat${query}`);
     await page.waitForSelector('[data-testid="board-status"][data-state="connected"]', { timeout: TIMEOUT });
     await page.waitForSelector('[data-task-id]');
     return page;
