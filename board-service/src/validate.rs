@@ -12,6 +12,7 @@ pub const ASSIGNEE_MAX: usize = 200;
 pub const LABELS_MAX: usize = 32;
 pub const LABEL_MAX: usize = 64;
 pub const KEY_MAX: usize = 64;
+pub const STATUS_MAX: usize = 100;
 pub const REQUEST_ID_MAX: usize = 200;
 pub const ESTIMATE_MAX: f64 = 100_000.0;
 
@@ -67,6 +68,11 @@ pub fn description(value: &str) -> Result<String> {
 
 pub fn assignee(value: &str) -> Result<String> {
     optional_text("assignee", value, ASSIGNEE_MAX)
+}
+
+/// A task's free-text status (not its lane); may be empty.
+pub fn status(value: &str) -> Result<String> {
+    optional_text("status", value, STATUS_MAX)
 }
 
 pub fn labels(values: &[String]) -> Result<Vec<String>> {

@@ -36,6 +36,7 @@ pub struct TaskRow {
     pub estimated_hours: f64,
     pub assignee: String,
     pub labels: Vec<String>,
+    pub status: String,
     pub position: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -46,7 +47,7 @@ pub struct TaskRow {
 pub const TASK_COLUMNS: &str = "t.id, t.board_id, t.lane_id,
     (SELECT key FROM lanes WHERE id = t.lane_id) AS lane_key,
     t.title, t.description, t.priority, t.kind, t.estimated_hours, t.assignee,
-    t.labels, t.position, t.version, t.created_at, t.updated_at";
+    t.labels, t.status, t.position, t.version, t.created_at, t.updated_at";
 
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -99,6 +100,7 @@ impl TaskRow {
             created_at: Some(timestamp(self.created_at)),
             updated_at: Some(timestamp(self.updated_at)),
             lane_key: self.lane_key.clone(),
+            status: self.status.clone(),
         }
     }
 }

@@ -30,6 +30,7 @@ impl Store {
         let estimated_hours = validate::estimated_hours(req.estimated_hours)?;
         let assignee = validate::assignee(&req.assignee)?;
         let labels = validate::labels(&req.labels)?;
+        let status = validate::status(&req.status)?;
         if req.lane_id.is_empty() {
             return Err(Error::InvalidArgument(
                 "lane_id is required (a lane id or key)".into(),
@@ -48,8 +49,8 @@ impl Store {
 
         let task: TaskRow = sqlx::query_as(&format!(
             "INSERT INTO tasks AS t (id, board_id, lane_id, title, description, priority, kind,
-                 estimated_hours, assignee, labels, position)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 estimated_hours, assignee, labels, position, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              RETURNING {TASK_COLUMNS}"
         ))
         .bind(Uuid::now_v7())
@@ -63,6 +64,7 @@ impl Store {
         .bind(assignee)
         .bind(labels)
         .bind(position)
+        .bind(status)
         .fetch_one(&mut *tx)
         .await?;
         let task = task.to_proto();
@@ -125,10 +127,14 @@ impl Store {
             any_field = true;
             apply!(labels, validate::labels(&labels.values)?);
         }
+        if let Some(status) = &req.status {
+            any_field = true;
+            apply!(status, validate::status(status)?);
+        }
         if !any_field {
             return Err(Error::InvalidArgument(
                 "nothing to update: set at least one of title, description, priority, kind, \
-                 estimated_hours, assignee, labels"
+                 estimated_hours, assignee, labels, status"
                     .into(),
             ));
         }
@@ -141,7 +147,7 @@ impl Store {
 
         let updated: TaskRow = sqlx::query_as(&format!(
             "UPDATE tasks AS t SET title = $2, description = $3, priority = $4, kind = $5,
-                 estimated_hours = $6, assignee = $7, labels = $8,
+                 estimated_hours = $6, assignee = $7, labels = $8, status = $9,
                  version = version + 1, updated_at = now()
              WHERE id = $1 RETURNING {TASK_COLUMNS}"
         ))
@@ -153,6 +159,7 @@ impl Store {
         .bind(next.estimated_hours)
         .bind(&next.assignee)
         .bind(&next.labels)
+        .bind(&next.status)
         .fetch_one(&mut *tx)
         .await?;
         let task = updated.to_proto();

@@ -100,6 +100,7 @@ impl From<&Task> for TaskData {
             estimated_hours: task.estimated_hours,
             assignee: task.assignee.clone(),
             labels: task.labels.clone(),
+            status: task.status.clone(),
             position: task.position.clone(),
             version: task.version,
             created_at: timestamp_ms(task.created_at.as_ref()),
@@ -121,6 +122,7 @@ impl TaskChanges {
                 "estimated_hours" => changes.estimated_hours = Some(task.estimated_hours),
                 "assignee" => changes.assignee = Some(task.assignee.clone()),
                 "labels" => changes.labels = Some(task.labels.clone()),
+                "status" => changes.status = Some(task.status.clone()),
                 _ => {}
             }
         }
@@ -286,6 +288,7 @@ impl Command<CreateTask> {
             assignee: data.assignee.clone().unwrap_or_default(),
             labels: data.labels.clone().unwrap_or_default(),
             request_id: self.id.clone(),
+            status: String::new(),
         }
     }
 }
@@ -304,6 +307,7 @@ impl Command<UpdateTask> {
             labels: changes.labels.clone().map(|values| Labels { values }),
             expected_version: self.expected_version,
             request_id: self.id.clone(),
+            status: changes.status.clone(),
         }
     }
 }

@@ -207,6 +207,9 @@ pub struct TaskData {
     pub estimated_hours: f64,
     pub assignee: String,
     pub labels: Vec<String>,
+    /// Free text beside the lane (seed 003's `status`); "" when unset.
+    #[serde(default)]
+    pub status: String,
     /// Order key inside the lane; sort by plain string comparison.
     pub position: String,
     /// The task's own version, for `expectedVersion`.
@@ -233,6 +236,9 @@ pub struct TaskChanges {
     pub assignee: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
+    /// Free text, not the lane; "" clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -327,3 +327,26 @@ fn kind_is_the_serialized_type_of_every_frame() {
         assert_eq!(frame.committed_ms().is_some(), is_change, "{json}");
     }
 }
+
+#[test]
+fn a_tasks_status_travels_in_its_frames_and_commands() {
+    let mut e = event("task.created");
+    e.task.as_mut().unwrap().status = "working".into();
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["data"]["status"], "working");
+    assert_eq!(value["data"]["lane"], "todo", "the status is not the lane");
+
+    e.r#type = "task.updated".into();
+    e.changed_fields = vec!["status".into()];
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["data"]["changes"], json!({"status": "working"}));
+
+    let frame = ClientFrame::parse(
+        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"status":"blocked"}}}"#,
+    )
+    .unwrap();
+    let ClientFrame::TaskUpdate(command) = frame else {
+        panic!("not an update")
+    };
+    assert_eq!(command.to_request().status.as_deref(), Some("blocked"));
+}
