@@ -129,6 +129,20 @@ pub fn board_ref(value: &str) -> Result<&str> {
     Ok(value)
 }
 
+/// A project named by id or slug.
+pub fn project_ref(value: &str) -> Result<&str> {
+    if value.is_empty() {
+        return Err(invalid("project_id is required (a project id or slug)"));
+    }
+    if value.len() > KEY_MAX * 4 {
+        return Err(invalid(
+            "project_id must be a project id or slug of at most 64 characters",
+        ));
+    }
+    no_control_chars("project_id", value, false)?;
+    Ok(value)
+}
+
 pub fn id(field: &str, value: &str) -> Result<Uuid> {
     if value.is_empty() {
         return Err(invalid(format!("{field} is required")));

@@ -11,7 +11,22 @@ pub struct BoardRow {
     pub name: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,
+    pub project_id: Option<Uuid>,
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProjectRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Columns of a [`ProjectRow`].
+pub const PROJECT_COLUMNS: &str = "id, slug, name, description, version, created_at, updated_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LaneRow {
@@ -65,6 +80,23 @@ impl BoardRow {
             version: self.version as u64,
             lanes: lanes.iter().map(LaneRow::to_proto).collect(),
             created_at: Some(timestamp(self.created_at)),
+            project_id: self.project_id.map(|p| p.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+impl ProjectRow {
+    /// The project with its boards' ids, oldest board first.
+    pub fn to_proto(&self, board_ids: &[Uuid]) -> v1::Project {
+        v1::Project {
+            id: self.id.to_string(),
+            slug: self.slug.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            version: self.version as u64,
+            board_ids: board_ids.iter().map(Uuid::to_string).collect(),
+            created_at: Some(timestamp(self.created_at)),
+            updated_at: Some(timestamp(self.updated_at)),
         }
     }
 }

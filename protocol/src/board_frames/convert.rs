@@ -6,7 +6,7 @@ use crate::{
     time::timestamp_ms,
     v1::{
         self, Board, BoardEvent, CreateTaskRequest, DeleteTaskRequest, Labels, Lane,
-        MoveTaskRequest, Task, UpdateTaskRequest, move_task_request::Anchor,
+        MoveTaskRequest, Project, Task, UpdateTaskRequest, move_task_request::Anchor,
     },
 };
 
@@ -130,6 +130,40 @@ impl TaskChanges {
     }
 }
 
+impl ProjectData {
+    /// `changed` holds proto field names; frames carry them in camelCase.
+    pub fn from_event(project: &Project, changed: &[String]) -> Self {
+        Self {
+            id: project.id.clone(),
+            slug: project.slug.clone(),
+            name: project.name.clone(),
+            description: project.description.clone(),
+            version: project.version,
+            board_ids: project.board_ids.clone(),
+            created_at: timestamp_ms(project.created_at.as_ref()),
+            updated_at: timestamp_ms(project.updated_at.as_ref()),
+            changed: changed.iter().map(|f| camel_case(f)).collect(),
+        }
+    }
+}
+
+/// `board_ids` → `boardIds`.
+fn camel_case(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl BoardSyncData {
     /// Groups `tasks` by lane key, each lane sorted by order key.
     pub fn from_parts<'a>(board: &Board, tasks: impl IntoIterator<Item = &'a Task>) -> Self {
@@ -159,6 +193,7 @@ impl BoardSyncData {
                 name: board.name.clone(),
                 lanes: board.lanes.iter().map(lane_frame).collect(),
                 created_at: timestamp_ms(board.created_at.as_ref()),
+                project_id: (!board.project_id.is_empty()).then(|| board.project_id.clone()),
             },
         }
     }
@@ -246,6 +281,14 @@ impl ServerFrame {
                     lanes: lanes(),
                     moved_tasks: event.moved_tasks.iter().map(TaskData::from).collect(),
                 },
+            )),
+            event_type::PROJECT_CREATED => Self::ProjectCreated(change(
+                event,
+                ProjectData::from_event(event.project.as_ref()?, &event.changed_fields),
+            )),
+            event_type::PROJECT_UPDATED => Self::ProjectUpdated(change(
+                event,
+                ProjectData::from_event(event.project.as_ref()?, &event.changed_fields),
             )),
             _ => return None,
         };

@@ -29,6 +29,11 @@ pub enum ServerFrame {
     LaneUpdated(Change<LaneData>),
     #[serde(rename = "lane.deleted")]
     LaneDeleted(Change<LaneDeletedData>),
+    #[serde(rename = "project.created")]
+    ProjectCreated(Change<ProjectData>),
+    /// The project was renamed, or a board joined or left it.
+    #[serde(rename = "project.updated")]
+    ProjectUpdated(Change<ProjectData>),
     /// The answer to a command or a `subscribe` that carried an `id`.
     #[serde(rename = "ack")]
     Ack(Ack),
@@ -52,6 +57,8 @@ impl ServerFrame {
             Self::LaneCreated(_) => "lane.created",
             Self::LaneUpdated(_) => "lane.updated",
             Self::LaneDeleted(_) => "lane.deleted",
+            Self::ProjectCreated(_) => "project.created",
+            Self::ProjectUpdated(_) => "project.updated",
             Self::Ack(_) => "ack",
             Self::Error(_) => "error",
             Self::Pong { .. } => "pong",
@@ -69,6 +76,8 @@ impl ServerFrame {
             Self::LaneCreated(c) => Some(c.ts),
             Self::LaneUpdated(c) => Some(c.ts),
             Self::LaneDeleted(c) => Some(c.ts),
+            Self::ProjectCreated(c) => Some(c.ts),
+            Self::ProjectUpdated(c) => Some(c.ts),
             Self::Connected { .. } | Self::Ack(_) | Self::Error(_) | Self::Pong { .. } => None,
         }
     }
@@ -162,6 +171,28 @@ pub struct BoardInfo {
     /// Lanes in display order.
     pub lanes: Vec<LaneFrame>,
     pub created_at: i64,
+    /// The project the board belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+}
+
+/// A project as frames carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectData {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    /// The project's own version.
+    pub version: u64,
+    /// Its boards' ids, oldest first.
+    pub board_ids: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// In `project.updated`: what changed (`name`, `description`, `boardIds`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
