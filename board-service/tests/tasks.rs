@@ -26,6 +26,7 @@ async fn created_tasks_keep_all_fields_and_default_sensibly() {
             labels: vec!["auth".into(), "web".into(), "auth".into()],
             request_id: String::new(),
             status: String::new(),
+            parent_id: String::new(),
         })
         .await
         .expect("create")

@@ -5,6 +5,7 @@
 //! without any further locking; boards never wait on each other.
 
 mod boards;
+mod epics;
 pub mod idempotency;
 mod lanes;
 pub mod log;
@@ -205,6 +206,23 @@ impl Store {
         let version = log::append(&mut tx, board, event).await?;
         Self::finish(tx, board.id, key, response).await?;
         Ok(version)
+    }
+
+    /// [`Store::commit_change`] for a change made of several events, each
+    /// at the next board version. Returns the last version.
+    pub(crate) async fn commit_changes<M: prost::Message>(
+        mut tx: Tx,
+        board: &BoardRow,
+        events: Vec<protocol::v1::BoardEvent>,
+        key: &Key<'_>,
+        response: &M,
+    ) -> Result<u64> {
+        let mut at = board.clone();
+        for event in events {
+            at.version = log::append(&mut tx, &at, event).await? as i64;
+        }
+        Self::finish(tx, board.id, key, response).await?;
+        Ok(at.version as u64)
     }
 
     /// Records the response for its key and commits.

@@ -52,6 +52,10 @@ pub struct TaskRow {
     pub assignee: String,
     pub labels: Vec<String>,
     pub status: String,
+    pub parent_id: Option<Uuid>,
+    /// Epics only: (done, total) of their tasks.
+    pub progress_done: Option<i64>,
+    pub progress_total: Option<i64>,
     pub position: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -62,7 +66,12 @@ pub struct TaskRow {
 pub const TASK_COLUMNS: &str = "t.id, t.board_id, t.lane_id,
     (SELECT key FROM lanes WHERE id = t.lane_id) AS lane_key,
     t.title, t.description, t.priority, t.kind, t.estimated_hours, t.assignee,
-    t.labels, t.status, t.position, t.version, t.created_at, t.updated_at";
+    t.labels, t.status, t.parent_id,
+    CASE WHEN t.kind = 4 THEN (SELECT count(*) FROM tasks c JOIN lanes cl ON cl.id = c.lane_id
+                               WHERE c.parent_id = t.id AND cl.key = 'done') END AS progress_done,
+    CASE WHEN t.kind = 4 THEN (SELECT count(*) FROM tasks c WHERE c.parent_id = t.id)
+         END AS progress_total,
+    t.position, t.version, t.created_at, t.updated_at";
 
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -133,6 +142,15 @@ impl TaskRow {
             updated_at: Some(timestamp(self.updated_at)),
             lane_key: self.lane_key.clone(),
             status: self.status.clone(),
+            parent_id: self.parent_id.map(|p| p.to_string()).unwrap_or_default(),
+            progress: self.progress(),
         }
+    }
+
+    pub fn progress(&self) -> Option<v1::Progress> {
+        Some(v1::Progress {
+            done: self.progress_done? as u32,
+            total: self.progress_total? as u32,
+        })
     }
 }

@@ -101,12 +101,28 @@ impl From<&Task> for TaskData {
             assignee: task.assignee.clone(),
             labels: task.labels.clone(),
             status: task.status.clone(),
+            parent_id: non_empty(&task.parent_id),
+            progress: task.progress.as_ref().map(Progress::from),
             position: task.position.clone(),
             version: task.version,
             created_at: timestamp_ms(task.created_at.as_ref()),
             updated_at: timestamp_ms(task.updated_at.as_ref()),
         }
     }
+}
+
+impl From<&v1::Progress> for Progress {
+    fn from(progress: &v1::Progress) -> Self {
+        Self {
+            done: progress.done,
+            total: progress.total,
+        }
+    }
+}
+
+/// `None` for an empty id.
+fn non_empty(id: &str) -> Option<String> {
+    (!id.is_empty()).then(|| id.to_owned())
 }
 
 impl TaskChanges {
@@ -123,6 +139,8 @@ impl TaskChanges {
                 "assignee" => changes.assignee = Some(task.assignee.clone()),
                 "labels" => changes.labels = Some(task.labels.clone()),
                 "status" => changes.status = Some(task.status.clone()),
+                "parent_id" => changes.parent_id = Some(non_empty(&task.parent_id)),
+                "progress" => changes.progress = task.progress.as_ref().map(Progress::from),
                 _ => {}
             }
         }
@@ -332,6 +350,7 @@ impl Command<CreateTask> {
             labels: data.labels.clone().unwrap_or_default(),
             request_id: self.id.clone(),
             status: String::new(),
+            parent_id: String::new(),
         }
     }
 }
@@ -351,6 +370,10 @@ impl Command<UpdateTask> {
             expected_version: self.expected_version,
             request_id: self.id.clone(),
             status: changes.status.clone(),
+            parent_id: changes
+                .parent_id
+                .clone()
+                .map(|parent| parent.unwrap_or_default()),
         }
     }
 }

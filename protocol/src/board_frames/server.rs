@@ -241,6 +241,12 @@ pub struct TaskData {
     /// Free text beside the lane (seed 003's `status`); "" when unset.
     #[serde(default)]
     pub status: String,
+    /// The epic this task belongs to; `null` for none.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// Epics only: how many of their tasks are done, of how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
     /// Order key inside the lane; sort by plain string comparison.
     pub position: String,
     /// The task's own version, for `expectedVersion`.
@@ -270,6 +276,41 @@ pub struct TaskChanges {
     /// Free text, not the lane; "" clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// An epic's id; `null` takes the task out of its epic.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    pub parent_id: Option<Option<String>>,
+    /// Server to client only: an epic's new progress. Derived from its
+    /// tasks, so a `task.update` that sets it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// An epic's progress: `done` of its `total` tasks are in the `done` lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub done: u32,
+    pub total: u32,
+}
+
+/// A field that is absent (`None`), `null` (`Some(None)`) or a value.
+pub(crate) mod nullable {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        value: &Option<Option<T>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(inner) => inner.serialize(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

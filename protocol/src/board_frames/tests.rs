@@ -418,3 +418,60 @@ fn project_frames_carry_the_project_and_its_boards_in_camel_case() {
     let alone = to_json(&ServerFrame::board_sync(&Board::default(), [], 1, 5));
     assert!(alone["data"]["board"].get("projectId").is_none());
 }
+
+#[test]
+fn epic_frames_carry_parent_and_progress_in_camel_case() {
+    let mut e = event("task.created");
+    e.task.as_mut().unwrap().parent_id = "epic-1".into();
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["data"]["parentId"], "epic-1");
+    assert!(
+        value["data"].get("progress").is_none(),
+        "only epics have progress"
+    );
+    let mut orphan = event("task.created");
+    orphan.task.as_mut().unwrap().parent_id.clear();
+    let value = to_json(&ServerFrame::from_event(&orphan).unwrap());
+    assert_eq!(value["data"]["parentId"], json!(null));
+
+    let mut epic = event("task.updated");
+    let task = epic.task.as_mut().unwrap();
+    task.kind = 4;
+    task.progress = Some(crate::v1::Progress { done: 1, total: 3 });
+    epic.changed_fields = vec!["progress".into()];
+    let value = to_json(&ServerFrame::from_event(&epic).unwrap());
+    assert_eq!(
+        value["data"]["changes"],
+        json!({"progress": {"done": 1, "total": 3}})
+    );
+    epic.r#type = "task.created".into();
+    let value = to_json(&ServerFrame::from_event(&epic).unwrap());
+    assert_eq!(value["data"]["progress"], json!({"done": 1, "total": 3}));
+
+    // A cleared parent is null in changes, and null in a command clears it.
+    let mut cleared = event("task.updated");
+    cleared.task.as_mut().unwrap().parent_id.clear();
+    cleared.changed_fields = vec!["parent_id".into()];
+    let value = to_json(&ServerFrame::from_event(&cleared).unwrap());
+    assert_eq!(value["data"]["changes"], json!({"parentId": null}));
+    let parse_update = |changes: &str| {
+        ClientFrame::parse(&format!(
+            r#"{{"type":"task.update","id":"c","boardId":"b","data":{{"id":"t","changes":{changes}}}}}"#
+        ))
+    };
+    let Ok(ClientFrame::TaskUpdate(clear)) = parse_update(r#"{"parentId":null}"#) else {
+        panic!("not an update")
+    };
+    assert_eq!(clear.to_request().parent_id.as_deref(), Some(""));
+    let Ok(ClientFrame::TaskUpdate(set)) = parse_update(r#"{"parentId":"e1"}"#) else {
+        panic!("not an update")
+    };
+    assert_eq!(set.to_request().parent_id.as_deref(), Some("e1"));
+    let Ok(ClientFrame::TaskUpdate(untouched)) = parse_update(r#"{"title":"x"}"#) else {
+        panic!("not an update")
+    };
+    assert_eq!(untouched.to_request().parent_id, None);
+    let err = parse_update(r#"{"progress":{"done":1,"total":1}}"#).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidFrame);
+    assert!(err.message.contains("progress"), "{}", err.message);
+}
