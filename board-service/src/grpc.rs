@@ -4,9 +4,11 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use protocol::v1::{
-    Board, BoardEvent, BoardSnapshot, CreateBoardRequest, CreateLaneRequest, CreateTaskRequest,
-    DeleteLaneRequest, DeleteLaneResponse, DeleteTaskRequest, DeleteTaskResponse, GetBoardRequest,
-    Lane, ListBoardsRequest, ListBoardsResponse, MoveTaskRequest, Task, UpdateLaneRequest,
+    Board, BoardEvent, BoardSnapshot, CreateBoardRequest, CreateLaneRequest, CreateProjectRequest,
+    CreateTaskRequest, DeleteLaneRequest, DeleteLaneResponse, DeleteTaskRequest,
+    DeleteTaskResponse, GetBoardRequest, GetProjectRequest, Lane, ListBoardsRequest,
+    ListBoardsResponse, ListProjectsRequest, ListProjectsResponse, MoveTaskRequest, Project,
+    ProjectView, SetBoardProjectRequest, Task, UpdateLaneRequest, UpdateProjectRequest,
     UpdateTaskRequest, WatchBoardRequest, board_service_server::BoardService,
 };
 use service_kit::auth::{Access, AuthError, Authenticator, bearer_from_metadata};
@@ -156,6 +158,55 @@ impl BoardService for BoardApi {
         Ok(Response::new(
             self.store
                 .delete_task(&self.access(&request).await?, request.into_inner())
+                .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    async fn create_project(&self, request: Request<CreateProjectRequest>) -> Reply<Project> {
+        Ok(Response::new(
+            self.store
+                .create_project(&self.access(&request).await?, request.into_inner())
+                .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(project = %request.get_ref().project_id))]
+    async fn update_project(&self, request: Request<UpdateProjectRequest>) -> Reply<Project> {
+        Ok(Response::new(
+            self.store
+                .update_project(&self.access(&request).await?, request.into_inner())
+                .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_projects(
+        &self,
+        request: Request<ListProjectsRequest>,
+    ) -> Reply<ListProjectsResponse> {
+        let projects = self
+            .store
+            .list_projects(&self.access(&request).await?, request.into_inner())
+            .await?;
+        Ok(Response::new(ListProjectsResponse { projects }))
+    }
+
+    #[tracing::instrument(skip_all, fields(project = %request.get_ref().project_id))]
+    async fn get_project(&self, request: Request<GetProjectRequest>) -> Reply<ProjectView> {
+        let access = self.access(&request).await?;
+        Ok(Response::new(
+            self.store
+                .get_project(&access, &request.get_ref().project_id)
+                .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(board = %request.get_ref().board_id))]
+    async fn set_board_project(&self, request: Request<SetBoardProjectRequest>) -> Reply<Project> {
+        Ok(Response::new(
+            self.store
+                .set_board_project(&self.access(&request).await?, request.into_inner())
                 .await?,
         ))
     }

@@ -12,6 +12,7 @@ pub const ASSIGNEE_MAX: usize = 200;
 pub const LABELS_MAX: usize = 32;
 pub const LABEL_MAX: usize = 64;
 pub const KEY_MAX: usize = 64;
+pub const STATUS_MAX: usize = 100;
 pub const REQUEST_ID_MAX: usize = 200;
 pub const ESTIMATE_MAX: f64 = 100_000.0;
 
@@ -69,6 +70,11 @@ pub fn assignee(value: &str) -> Result<String> {
     optional_text("assignee", value, ASSIGNEE_MAX)
 }
 
+/// A task's free-text status (not its lane); may be empty.
+pub fn status(value: &str) -> Result<String> {
+    optional_text("status", value, STATUS_MAX)
+}
+
 pub fn labels(values: &[String]) -> Result<Vec<String>> {
     if values.len() > LABELS_MAX {
         return Err(invalid(format!("labels must be at most {LABELS_MAX}")));
@@ -120,6 +126,20 @@ pub fn board_ref(value: &str) -> Result<&str> {
         ));
     }
     no_control_chars("board_id", value, false)?;
+    Ok(value)
+}
+
+/// A project named by id or slug.
+pub fn project_ref(value: &str) -> Result<&str> {
+    if value.is_empty() {
+        return Err(invalid("project_id is required (a project id or slug)"));
+    }
+    if value.len() > KEY_MAX * 4 {
+        return Err(invalid(
+            "project_id must be a project id or slug of at most 64 characters",
+        ));
+    }
+    no_control_chars("project_id", value, false)?;
     Ok(value)
 }
 

@@ -7,9 +7,11 @@ mod common;
 use board_service::Config;
 use common::Service;
 use protocol::v1::{
-    CreateBoardRequest, CreateLaneRequest, CreateTaskRequest, DeleteLaneRequest, DeleteTaskRequest,
-    GetBoardRequest, ListBoardsRequest, MoveTaskRequest, UpdateLaneRequest, UpdateTaskRequest,
-    WatchBoardRequest, board_service_client::BoardServiceClient,
+    CreateBoardRequest, CreateLaneRequest, CreateProjectRequest, CreateTaskRequest,
+    DeleteLaneRequest, DeleteTaskRequest, GetBoardRequest, GetProjectRequest, ListBoardsRequest,
+    ListProjectsRequest, MoveTaskRequest, SetBoardProjectRequest, UpdateLaneRequest,
+    UpdateProjectRequest, UpdateTaskRequest, WatchBoardRequest,
+    board_service_client::BoardServiceClient,
 };
 use serde_json::{Value, json};
 use service_kit::{auth::AuthConfig, test_database::TestDatabase};
@@ -464,4 +466,160 @@ async fn a_token_with_create_boards_may_create_boards() {
         ))
         .await
         .expect("create_boards: true creates");
+}
+
+#[tokio::test]
+async fn projects_take_the_same_tokens_as_the_boards_they_hold() {
+    let mut f = start().await;
+    let writer = token("writer", &[], &["alpha"]);
+    let reader = token("reader", &["beta"], &[]);
+    let (w, r, a) = (
+        Some(writer.as_str()),
+        Some(reader.as_str()),
+        Some(f.admin.as_str()),
+    );
+    let bad = Some("garbage");
+
+    let unauthenticated = f
+        .client
+        .list_projects(as_(bad, ListProjectsRequest {}))
+        .await;
+    assert_eq!(unauthenticated.unwrap_err().code(), Code::Unauthenticated);
+    let create = |name: &str, boards: &[&String]| CreateProjectRequest {
+        name: name.into(),
+        board_ids: boards.iter().map(|b| b.to_string()).collect(),
+        ..Default::default()
+    };
+    let refused = f.client.create_project(as_(w, create("Mine", &[]))).await;
+    assert_eq!(refused.unwrap_err().code(), Code::PermissionDenied);
+    let beta_project = f
+        .client
+        .create_project(as_(a, create("Beta plans", &[&f.beta])))
+        .await
+        .expect("admin creates")
+        .into_inner();
+    let empty = f
+        .client
+        .create_project(as_(a, create("Empty", &[])))
+        .await
+        .expect("admin creates")
+        .into_inner();
+
+    let refusals = [
+        f.client
+            .update_project(as_(
+                w,
+                UpdateProjectRequest {
+                    project_id: beta_project.id.clone(),
+                    name: Some("Owned".into()),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        // Moving a board it may not write, into or out of a project.
+        f.client
+            .set_board_project(as_(
+                w,
+                SetBoardProjectRequest {
+                    board_id: "beta".into(),
+                    project_id: String::new(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        f.client
+            .set_board_project(as_(
+                r,
+                SetBoardProjectRequest {
+                    board_id: "beta".into(),
+                    project_id: empty.slug.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        // Reading a project none of whose boards it may read.
+        f.client
+            .get_project(as_(
+                w,
+                GetProjectRequest {
+                    project_id: beta_project.slug.clone(),
+                },
+            ))
+            .await
+            .map(drop),
+    ];
+    for (i, refused) in refusals.into_iter().enumerate() {
+        assert_eq!(
+            refused.unwrap_err().code(),
+            Code::PermissionDenied,
+            "case {i}"
+        );
+    }
+
+    // The writer may put its own board into a project.
+    let joined = f
+        .client
+        .set_board_project(as_(
+            w,
+            SetBoardProjectRequest {
+                board_id: "alpha".into(),
+                project_id: empty.slug.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("writer moves alpha")
+        .into_inner();
+    assert_eq!(joined.board_ids, [f.alpha.clone()]);
+
+    // Each token lists the projects holding a board it may read, and sees
+    // only those boards.
+    let names = |projects: Vec<protocol::v1::Project>| {
+        projects.into_iter().map(|p| p.name).collect::<Vec<_>>()
+    };
+    let for_reader = f
+        .client
+        .list_projects(as_(r, ListProjectsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(names(for_reader.projects), ["Beta plans"]);
+    let for_writer = f
+        .client
+        .list_projects(as_(w, ListProjectsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(names(for_writer.projects), ["Empty"]);
+    let view = f
+        .client
+        .get_project(as_(
+            r,
+            GetProjectRequest {
+                project_id: beta_project.id.clone(),
+            },
+        ))
+        .await
+        .expect("reader reads beta's project")
+        .into_inner();
+    assert_eq!(view.boards.len(), 1);
+
+    let beta = f
+        .client
+        .get_board(as_(
+            a,
+            GetBoardRequest {
+                board_id: "beta".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        beta.version, 2,
+        "one task, one project.created; refusals wrote nothing"
+    );
 }

@@ -25,6 +25,8 @@ async fn created_tasks_keep_all_fields_and_default_sensibly() {
             assignee: "ana".into(),
             labels: vec!["auth".into(), "web".into(), "auth".into()],
             request_id: String::new(),
+            status: String::new(),
+            parent_id: String::new(),
         })
         .await
         .expect("create")
@@ -389,4 +391,85 @@ async fn a_repeated_request_id_returns_the_first_result_and_writes_once() {
         (2, 0),
         "one create and one delete"
     );
+}
+
+#[tokio::test]
+async fn a_tasks_free_text_status_is_stored_bounded_and_announced() {
+    let (_db, _service, mut client) = start().await;
+    let board = create_board(&mut client, "Status").await;
+    let task = client
+        .create_task(CreateTaskRequest {
+            board_id: board.id.clone(),
+            lane_id: "in_progress".into(),
+            title: "Login".into(),
+            status: " working ".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create with a status")
+        .into_inner();
+    assert_eq!(
+        (task.status.as_str(), task.lane_key.as_str()),
+        ("working", "in_progress"),
+        "the status is trimmed and is not the lane"
+    );
+
+    let too_long = client
+        .update_task(UpdateTaskRequest {
+            task_id: task.id.clone(),
+            status: Some("x".repeat(101)),
+            ..Default::default()
+        })
+        .await
+        .expect_err("status over 100 characters");
+    assert_eq!(
+        (too_long.code(), too_long.message()),
+        (Code::InvalidArgument, "status must be 1–100 characters")
+    );
+    let control = client
+        .update_task(UpdateTaskRequest {
+            task_id: task.id.clone(),
+            status: Some("bad\u{0}".into()),
+            ..Default::default()
+        })
+        .await
+        .expect_err("status with NUL");
+    assert_eq!(control.code(), Code::InvalidArgument);
+    assert!(control.message().starts_with("status must not contain"));
+
+    let blocked = client
+        .update_task(UpdateTaskRequest {
+            task_id: task.id.clone(),
+            status: Some("blocked".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("status update")
+        .into_inner();
+    assert_eq!((blocked.status.as_str(), blocked.version), ("blocked", 2));
+    let cleared = client
+        .update_task(UpdateTaskRequest {
+            task_id: task.id.clone(),
+            status: Some(String::new()),
+            ..Default::default()
+        })
+        .await
+        .expect("clear the status")
+        .into_inner();
+    assert_eq!(cleared.status, "");
+
+    let snapshot = client
+        .get_board(GetBoardRequest {
+            board_id: board.id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(snapshot.tasks[0].status, "");
+    let mut events = watch(&mut client, &board.id, 0).await;
+    let events = next_events(&mut events, 3).await;
+    assert_eq!(events[0].task.as_ref().unwrap().status, "working");
+    assert_eq!(events[1].changed_fields, ["status"]);
+    assert_eq!(events[1].task.as_ref().unwrap().status, "blocked");
+    assert_eq!(events[2].changed_fields, ["status"]);
 }

@@ -8,5 +8,7 @@ pub const TASK_DELETED: &str = "task.deleted";
 pub const LANE_CREATED: &str = "lane.created";
 pub const LANE_UPDATED: &str = "lane.updated";
 pub const LANE_DELETED: &str = "lane.deleted";
+pub const PROJECT_CREATED: &str = "project.created";
+pub const PROJECT_UPDATED: &str = "project.updated";
 /// Sent instead of a replay when the log no longer holds the requested events.
 pub const BOARD_RESYNC: &str = "board.resync";

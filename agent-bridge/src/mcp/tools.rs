@@ -242,6 +242,7 @@ async fn update_task(board: &BoardClient, a: args::UpdateTask) -> Outcome {
                 estimated_hours: a.estimated_hours,
                 assignee: a.assignee,
                 labels: a.labels,
+                ..TaskChanges::default()
             },
         },
     };

@@ -6,8 +6,9 @@ use sqlx::Connection;
 use uuid::Uuid;
 
 use super::{
-    BoardRow, DEFAULT_LANES, Key, LaneRow, Store, TaskRow, board_lanes, board_not_found,
-    rows::TASK_COLUMNS,
+    BoardRow, DEFAULT_LANES, Key, LaneRow, ProjectRow, Store, TaskRow, board_lanes,
+    board_not_found, projects,
+    rows::{PROJECT_COLUMNS, TASK_COLUMNS},
 };
 use crate::{
     error::{Error, Result, unique_violation},
@@ -26,6 +27,12 @@ impl Store {
         let key = Key::new(access, METHOD, &req)?;
         let name = validate::text("name", &req.name, validate::NAME_MAX)?;
         let explicit_slug = req.slug.as_deref().map(validate::slug).transpose()?;
+        let project_ref = req
+            .project_id
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(validate::project_ref)
+            .transpose()?;
         let keys: Vec<String> = if req.lane_keys.is_empty() {
             DEFAULT_LANES.iter().map(|k| k.to_string()).collect()
         } else {
@@ -52,13 +59,19 @@ impl Store {
             None => self.free_slug(&validate::slug_from_name(&name)).await?,
         };
         let mut tx = self.pool.begin().await?;
+        // The project's lock comes before any board's (see `projects`).
+        let project = match project_ref {
+            Some(r) => Some(projects::lock_project(&mut tx, r).await?),
+            None => None,
+        };
         let board: BoardRow = sqlx::query_as(
-            "INSERT INTO boards (id, slug, name) VALUES ($1, $2, $3)
-             RETURNING id, slug, name, version, created_at",
+            "INSERT INTO boards (id, slug, name, project_id) VALUES ($1, $2, $3, $4)
+             RETURNING id, slug, name, version, created_at, project_id",
         )
         .bind(Uuid::now_v7())
         .bind(&slug)
         .bind(&name)
+        .bind(project.as_ref().map(|p| p.id))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match unique_violation(&e) {
@@ -80,7 +93,29 @@ impl Store {
             .await?;
             lanes.push(lane);
         }
-        let response = board.to_proto(&lanes);
+        let mut response = board.to_proto(&lanes);
+        if let Some(project) = project {
+            // Every board of the project, the new one too, hears it joined.
+            let project: ProjectRow = sqlx::query_as(&format!(
+                "UPDATE projects SET version = version + 1, updated_at = now()
+                 WHERE id = $1 RETURNING {PROJECT_COLUMNS}"
+            ))
+            .bind(project.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let boards = projects::lock_project_boards(&mut tx, project.id).await?;
+            let proto = project.to_proto(&boards.iter().map(|b| b.id).collect::<Vec<_>>());
+            projects::announce(
+                &mut tx,
+                &boards,
+                protocol::event_type::PROJECT_UPDATED,
+                &req.request_id,
+                &proto,
+                vec!["board_ids".into()],
+            )
+            .await?;
+            response.version += 1;
+        }
         match Self::finish(tx, Uuid::nil(), &key, &response).await {
             Ok(()) => Ok(response),
             // A concurrent call with the same request_id won the race.
@@ -137,7 +172,7 @@ impl Store {
 
     pub async fn list_boards(&self) -> Result<Vec<Board>> {
         let boards: Vec<BoardRow> = sqlx::query_as(
-            "SELECT id, slug, name, version, created_at FROM boards ORDER BY created_at, id",
+            "SELECT id, slug, name, version, created_at, project_id FROM boards ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -190,7 +225,7 @@ impl Store {
 async fn find_board(conn: &mut sqlx::PgConnection, board_ref: &str) -> Result<BoardRow> {
     let board_ref = validate::board_ref(board_ref)?;
     sqlx::query_as(
-        "SELECT id, slug, name, version, created_at FROM boards WHERE id = $1 OR slug = $2",
+        "SELECT id, slug, name, version, created_at, project_id FROM boards WHERE id = $1 OR slug = $2",
     )
     .bind(Uuid::parse_str(board_ref).ok())
     .bind(board_ref)

@@ -6,8 +6,9 @@
 
 use prost::Message;
 use protocol::v1::{
-    CreateBoardRequest, CreateLaneRequest, CreateTaskRequest, DeleteLaneRequest, DeleteTaskRequest,
-    MoveTaskRequest, UpdateLaneRequest, UpdateTaskRequest,
+    CreateBoardRequest, CreateLaneRequest, CreateProjectRequest, CreateTaskRequest,
+    DeleteLaneRequest, DeleteTaskRequest, MoveTaskRequest, SetBoardProjectRequest,
+    UpdateLaneRequest, UpdateProjectRequest, UpdateTaskRequest,
 };
 use service_kit::auth::Access;
 use sha2::{Digest, Sha256};
@@ -55,6 +56,9 @@ keyed!(
     UpdateTaskRequest,
     MoveTaskRequest,
     DeleteTaskRequest,
+    CreateProjectRequest,
+    UpdateProjectRequest,
+    SetBoardProjectRequest,
 );
 
 impl<'a> Key<'a> {

@@ -11,7 +11,7 @@ use service_kit::auth::Access;
 use uuid::Uuid;
 
 use super::{
-    Key, LaneRow, Scope, Store, TaskRow, Tx, board_lanes, find_lane, locked_or_return,
+    Key, LaneRow, Scope, Store, TaskRow, Tx, board_lanes, epics, find_lane, locked_or_return,
     rows::TASK_COLUMNS, tasks::check_wip,
 };
 use crate::{
@@ -162,6 +162,7 @@ impl Store {
         .await?;
 
         let mut moved = Vec::with_capacity(tasks.len());
+        let mut progress = Vec::new();
         if !tasks.is_empty() {
             let Some(target_ref) = req.move_tasks_to_lane_id.as_deref() else {
                 return Err(Error::FailedPrecondition(format!(
@@ -193,6 +194,7 @@ impl Store {
                 last = Some((position,));
             }
             let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+            progress = epics::progress_before(&mut tx, tasks.iter().map(|t| t.parent_id)).await?;
             let mut rows: Vec<TaskRow> = sqlx::query_as(&format!(
                 "UPDATE tasks AS t SET lane_id = $1, position = m.position, version = t.version + 1,
                      updated_at = now()
@@ -221,12 +223,15 @@ impl Store {
             &lanes,
             moved.clone(),
         );
+        // Tasks leaving the `done` lane move their epics' progress.
+        let mut events = vec![event];
+        events.extend(epics::progress_events(&mut tx, progress, &req.request_id).await?);
         let response = DeleteLaneResponse {
             lane: Some(deleted),
             moved_tasks: moved,
-            board_version: board.version as u64 + 1,
+            board_version: board.version as u64 + events.len() as u64,
         };
-        Self::commit_change(tx, &board, event, &key, &response).await?;
+        Self::commit_changes(tx, &board, events, &key, &response).await?;
         Ok(response)
     }
 }

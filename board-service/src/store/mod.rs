@@ -5,9 +5,11 @@
 //! without any further locking; boards never wait on each other.
 
 mod boards;
+mod epics;
 pub mod idempotency;
 mod lanes;
 pub mod log;
+mod projects;
 mod rows;
 mod tasks;
 
@@ -17,7 +19,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 pub use idempotency::Key;
-pub use rows::{BoardRow, LaneRow, TaskRow};
+pub use rows::{BoardRow, LaneRow, ProjectRow, TaskRow};
 
 /// Lanes a board gets when created without `lane_keys`.
 pub const DEFAULT_LANES: [&str; 5] = ["backlog", "todo", "in_progress", "done", "recovery"];
@@ -45,7 +47,7 @@ async fn lock_board(tx: &mut Tx, board_ref: &str) -> Result<BoardRow> {
     let board_ref = crate::validate::board_ref(board_ref)?;
     let id = Uuid::parse_str(board_ref).ok();
     sqlx::query_as::<_, BoardRow>(
-        "SELECT id, slug, name, version, created_at FROM boards
+        "SELECT id, slug, name, version, created_at, project_id FROM boards
          WHERE id = $1 OR slug = $2 FOR UPDATE",
     )
     .bind(id)
@@ -58,7 +60,7 @@ async fn lock_board(tx: &mut Tx, board_ref: &str) -> Result<BoardRow> {
 /// Locks the board that holds `task_id`.
 async fn lock_board_of_task(tx: &mut Tx, task_id: Uuid) -> Result<BoardRow> {
     sqlx::query_as::<_, BoardRow>(
-        "SELECT b.id, b.slug, b.name, b.version, b.created_at
+        "SELECT b.id, b.slug, b.name, b.version, b.created_at, b.project_id
          FROM boards b JOIN tasks t ON t.board_id = b.id
          WHERE t.id = $1 FOR UPDATE OF b",
     )
@@ -71,7 +73,7 @@ async fn lock_board_of_task(tx: &mut Tx, task_id: Uuid) -> Result<BoardRow> {
 /// Locks the board that holds `lane_id`.
 async fn lock_board_of_lane(tx: &mut Tx, lane_id: Uuid) -> Result<BoardRow> {
     sqlx::query_as::<_, BoardRow>(
-        "SELECT b.id, b.slug, b.name, b.version, b.created_at
+        "SELECT b.id, b.slug, b.name, b.version, b.created_at, b.project_id
          FROM boards b JOIN lanes l ON l.board_id = b.id
          WHERE l.id = $1 FOR UPDATE OF b",
     )
@@ -204,6 +206,23 @@ impl Store {
         let version = log::append(&mut tx, board, event).await?;
         Self::finish(tx, board.id, key, response).await?;
         Ok(version)
+    }
+
+    /// [`Store::commit_change`] for a change made of several events, each
+    /// at the next board version. Returns the last version.
+    pub(crate) async fn commit_changes<M: prost::Message>(
+        mut tx: Tx,
+        board: &BoardRow,
+        events: Vec<protocol::v1::BoardEvent>,
+        key: &Key<'_>,
+        response: &M,
+    ) -> Result<u64> {
+        let mut at = board.clone();
+        for event in events {
+            at.version = log::append(&mut tx, &at, event).await? as i64;
+        }
+        Self::finish(tx, board.id, key, response).await?;
+        Ok(at.version as u64)
     }
 
     /// Records the response for its key and commits.

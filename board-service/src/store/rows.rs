@@ -11,7 +11,22 @@ pub struct BoardRow {
     pub name: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,
+    pub project_id: Option<Uuid>,
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProjectRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Columns of a [`ProjectRow`].
+pub const PROJECT_COLUMNS: &str = "id, slug, name, description, version, created_at, updated_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LaneRow {
@@ -36,6 +51,11 @@ pub struct TaskRow {
     pub estimated_hours: f64,
     pub assignee: String,
     pub labels: Vec<String>,
+    pub status: String,
+    pub parent_id: Option<Uuid>,
+    /// Epics only: (done, total) of their tasks.
+    pub progress_done: Option<i64>,
+    pub progress_total: Option<i64>,
     pub position: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -46,7 +66,12 @@ pub struct TaskRow {
 pub const TASK_COLUMNS: &str = "t.id, t.board_id, t.lane_id,
     (SELECT key FROM lanes WHERE id = t.lane_id) AS lane_key,
     t.title, t.description, t.priority, t.kind, t.estimated_hours, t.assignee,
-    t.labels, t.position, t.version, t.created_at, t.updated_at";
+    t.labels, t.status, t.parent_id,
+    CASE WHEN t.kind = 4 THEN (SELECT count(*) FROM tasks c JOIN lanes cl ON cl.id = c.lane_id
+                               WHERE c.parent_id = t.id AND cl.key = 'done') END AS progress_done,
+    CASE WHEN t.kind = 4 THEN (SELECT count(*) FROM tasks c WHERE c.parent_id = t.id)
+         END AS progress_total,
+    t.position, t.version, t.created_at, t.updated_at";
 
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -64,6 +89,23 @@ impl BoardRow {
             version: self.version as u64,
             lanes: lanes.iter().map(LaneRow::to_proto).collect(),
             created_at: Some(timestamp(self.created_at)),
+            project_id: self.project_id.map(|p| p.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+impl ProjectRow {
+    /// The project with its boards' ids, oldest board first.
+    pub fn to_proto(&self, board_ids: &[Uuid]) -> v1::Project {
+        v1::Project {
+            id: self.id.to_string(),
+            slug: self.slug.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            version: self.version as u64,
+            board_ids: board_ids.iter().map(Uuid::to_string).collect(),
+            created_at: Some(timestamp(self.created_at)),
+            updated_at: Some(timestamp(self.updated_at)),
         }
     }
 }
@@ -99,6 +141,16 @@ impl TaskRow {
             created_at: Some(timestamp(self.created_at)),
             updated_at: Some(timestamp(self.updated_at)),
             lane_key: self.lane_key.clone(),
+            status: self.status.clone(),
+            parent_id: self.parent_id.map(|p| p.to_string()).unwrap_or_default(),
+            progress: self.progress(),
         }
+    }
+
+    pub fn progress(&self) -> Option<v1::Progress> {
+        Some(v1::Progress {
+            done: self.progress_done? as u32,
+            total: self.progress_total? as u32,
+        })
     }
 }

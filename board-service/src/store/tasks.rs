@@ -11,7 +11,7 @@ use service_kit::auth::Access;
 use uuid::Uuid;
 
 use super::{
-    Key, LaneRow, Scope, Store, TaskRow, Tx, board_lanes, find_lane, locked_or_return,
+    Key, LaneRow, Scope, Store, TaskRow, Tx, board_lanes, epics, find_lane, locked_or_return,
     rows::TASK_COLUMNS,
 };
 use crate::{
@@ -30,6 +30,8 @@ impl Store {
         let estimated_hours = validate::estimated_hours(req.estimated_hours)?;
         let assignee = validate::assignee(&req.assignee)?;
         let labels = validate::labels(&req.labels)?;
+        let status = validate::status(&req.status)?;
+        let parent = epics::parent_ref(&req.parent_id)?;
         if req.lane_id.is_empty() {
             return Err(Error::InvalidArgument(
                 "lane_id is required (a lane id or key)".into(),
@@ -42,14 +44,16 @@ impl Store {
         let (mut tx, board) = locked_or_return!(began);
         let lanes = board_lanes(&mut tx, board.id).await?;
         let lane = find_lane(&lanes, &req.lane_id)?;
+        epics::check_parent(&mut tx, board.id, None, parent, kind as i16).await?;
         check_wip(&mut tx, lane, 1).await?;
+        let before = epics::progress_before(&mut tx, [parent]).await?;
         let (last, _) = neighbours(&mut tx, lane.id, None, Uuid::nil()).await?;
         let position = rank::key_between(last.as_deref(), None).map_err(internal)?;
 
         let task: TaskRow = sqlx::query_as(&format!(
             "INSERT INTO tasks AS t (id, board_id, lane_id, title, description, priority, kind,
-                 estimated_hours, assignee, labels, position)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 estimated_hours, assignee, labels, position, status, parent_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              RETURNING {TASK_COLUMNS}"
         ))
         .bind(Uuid::now_v7())
@@ -63,16 +67,19 @@ impl Store {
         .bind(assignee)
         .bind(labels)
         .bind(position)
+        .bind(status)
+        .bind(parent)
         .fetch_one(&mut *tx)
         .await?;
         let task = task.to_proto();
-        let event = BoardEvent {
+        let mut events = vec![BoardEvent {
             r#type: event_type::TASK_CREATED.into(),
             request_id: req.request_id.clone(),
             task: Some(task.clone()),
             ..Default::default()
-        };
-        Self::commit_change(tx, &board, event, &key, &task).await?;
+        }];
+        events.extend(epics::progress_events(&mut tx, before, &req.request_id).await?);
+        Self::commit_changes(tx, &board, events, &key, &task).await?;
         Ok(task)
     }
 
@@ -125,10 +132,18 @@ impl Store {
             any_field = true;
             apply!(labels, validate::labels(&labels.values)?);
         }
+        if let Some(status) = &req.status {
+            any_field = true;
+            apply!(status, validate::status(status)?);
+        }
+        if let Some(parent) = &req.parent_id {
+            any_field = true;
+            apply!(parent_id, epics::parent_ref(parent)?);
+        }
         if !any_field {
             return Err(Error::InvalidArgument(
                 "nothing to update: set at least one of title, description, priority, kind, \
-                 estimated_hours, assignee, labels"
+                 estimated_hours, assignee, labels, status, parent_id"
                     .into(),
             ));
         }
@@ -138,10 +153,16 @@ impl Store {
             Self::finish(tx, board.id, &key, &task).await?;
             return Ok(task);
         }
+        if next.kind != current.kind || next.parent_id != current.parent_id {
+            epics::check_kind_change(&current, next.kind)?;
+            epics::check_parent(&mut tx, board.id, Some(task_id), next.parent_id, next.kind)
+                .await?;
+        }
+        let before = epics::progress_before(&mut tx, [current.parent_id, next.parent_id]).await?;
 
         let updated: TaskRow = sqlx::query_as(&format!(
             "UPDATE tasks AS t SET title = $2, description = $3, priority = $4, kind = $5,
-                 estimated_hours = $6, assignee = $7, labels = $8,
+                 estimated_hours = $6, assignee = $7, labels = $8, status = $9, parent_id = $10,
                  version = version + 1, updated_at = now()
              WHERE id = $1 RETURNING {TASK_COLUMNS}"
         ))
@@ -153,17 +174,20 @@ impl Store {
         .bind(next.estimated_hours)
         .bind(&next.assignee)
         .bind(&next.labels)
+        .bind(&next.status)
+        .bind(next.parent_id)
         .fetch_one(&mut *tx)
         .await?;
         let task = updated.to_proto();
-        let event = BoardEvent {
+        let mut events = vec![BoardEvent {
             r#type: event_type::TASK_UPDATED.into(),
             request_id: req.request_id.clone(),
             task: Some(task.clone()),
             changed_fields: changed,
             ..Default::default()
-        };
-        Self::commit_change(tx, &board, event, &key, &task).await?;
+        }];
+        events.extend(epics::progress_events(&mut tx, before, &req.request_id).await?);
+        Self::commit_changes(tx, &board, events, &key, &task).await?;
         Ok(task)
     }
 
@@ -202,6 +226,7 @@ impl Store {
         }
         let (before, after) = neighbours(&mut tx, to_lane.id, anchor, task_id).await?;
         let position = rank::key_between(before.as_deref(), after.as_deref()).map_err(internal)?;
+        let progress = epics::progress_before(&mut tx, [current.parent_id]).await?;
 
         let moved: TaskRow = sqlx::query_as(&format!(
             "UPDATE tasks AS t SET lane_id = $2, position = $3, version = version + 1, updated_at = now()
@@ -223,7 +248,9 @@ impl Store {
             to_lane_key: to_lane.key.clone(),
             ..Default::default()
         };
-        Self::commit_change(tx, &board, event, &key, &task).await?;
+        let mut events = vec![event];
+        events.extend(epics::progress_events(&mut tx, progress, &req.request_id).await?);
+        Self::commit_changes(tx, &board, events, &key, &task).await?;
         Ok(task)
     }
 
@@ -239,21 +266,41 @@ impl Store {
             .begin_on_task(access, task_id, &key, req.expected_version)
             .await?;
         let (mut tx, board, current) = locked_or_return!(began);
+        // A deleted epic's tasks stay, without a parent; each is announced.
+        let orphans: Vec<TaskRow> = sqlx::query_as(&format!(
+            "UPDATE tasks AS t SET parent_id = NULL, version = version + 1, updated_at = now()
+             WHERE parent_id = $1 RETURNING {TASK_COLUMNS}"
+        ))
+        .bind(task_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut events: Vec<BoardEvent> = orphans
+            .iter()
+            .map(|orphan| BoardEvent {
+                r#type: event_type::TASK_UPDATED.into(),
+                request_id: req.request_id.clone(),
+                task: Some(orphan.to_proto()),
+                changed_fields: vec!["parent_id".into()],
+                ..Default::default()
+            })
+            .collect();
+        let progress = epics::progress_before(&mut tx, [current.parent_id]).await?;
         sqlx::query("DELETE FROM tasks WHERE id = $1")
             .bind(task_id)
             .execute(&mut *tx)
             .await?;
-        let event = BoardEvent {
+        events.push(BoardEvent {
             r#type: event_type::TASK_DELETED.into(),
             request_id: req.request_id.clone(),
             task: Some(current.to_proto()),
             ..Default::default()
-        };
+        });
+        events.extend(epics::progress_events(&mut tx, progress, &req.request_id).await?);
         let response = DeleteTaskResponse {
             task_id: task_id.to_string(),
-            board_version: board.version as u64 + 1,
+            board_version: board.version as u64 + events.len() as u64,
         };
-        Self::commit_change(tx, &board, event, &key, &response).await?;
+        Self::commit_changes(tx, &board, events, &key, &response).await?;
         Ok(response)
     }
 }

@@ -191,6 +191,9 @@ impl ClientFrame {
             Self::TaskMove(c) if c.data.before.is_some() && c.data.after.is_some() => {
                 Err("data.before and data.after are exclusive: give one neighbour".into())
             }
+            Self::TaskUpdate(c) if c.data.changes.progress.is_some() => Err(
+                "data.changes.progress is derived from the epic's tasks and cannot be set".into(),
+            ),
             Self::TaskUpdate(c) => check_id("data.id", &c.data.id),
             Self::TaskMove(c) => check_id("data.id", &c.data.id),
             Self::TaskDelete(c) => check_id("data.id", &c.data.id),

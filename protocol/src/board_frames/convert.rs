@@ -6,7 +6,7 @@ use crate::{
     time::timestamp_ms,
     v1::{
         self, Board, BoardEvent, CreateTaskRequest, DeleteTaskRequest, Labels, Lane,
-        MoveTaskRequest, Task, UpdateTaskRequest, move_task_request::Anchor,
+        MoveTaskRequest, Project, Task, UpdateTaskRequest, move_task_request::Anchor,
     },
 };
 
@@ -100,12 +100,29 @@ impl From<&Task> for TaskData {
             estimated_hours: task.estimated_hours,
             assignee: task.assignee.clone(),
             labels: task.labels.clone(),
+            status: task.status.clone(),
+            parent_id: non_empty(&task.parent_id),
+            progress: task.progress.as_ref().map(Progress::from),
             position: task.position.clone(),
             version: task.version,
             created_at: timestamp_ms(task.created_at.as_ref()),
             updated_at: timestamp_ms(task.updated_at.as_ref()),
         }
     }
+}
+
+impl From<&v1::Progress> for Progress {
+    fn from(progress: &v1::Progress) -> Self {
+        Self {
+            done: progress.done,
+            total: progress.total,
+        }
+    }
+}
+
+/// `None` for an empty id.
+fn non_empty(id: &str) -> Option<String> {
+    (!id.is_empty()).then(|| id.to_owned())
 }
 
 impl TaskChanges {
@@ -121,11 +138,48 @@ impl TaskChanges {
                 "estimated_hours" => changes.estimated_hours = Some(task.estimated_hours),
                 "assignee" => changes.assignee = Some(task.assignee.clone()),
                 "labels" => changes.labels = Some(task.labels.clone()),
+                "status" => changes.status = Some(task.status.clone()),
+                "parent_id" => changes.parent_id = Some(non_empty(&task.parent_id)),
+                "progress" => changes.progress = task.progress.as_ref().map(Progress::from),
                 _ => {}
             }
         }
         changes
     }
+}
+
+impl ProjectData {
+    /// `changed` holds proto field names; frames carry them in camelCase.
+    pub fn from_event(project: &Project, changed: &[String]) -> Self {
+        Self {
+            id: project.id.clone(),
+            slug: project.slug.clone(),
+            name: project.name.clone(),
+            description: project.description.clone(),
+            version: project.version,
+            board_ids: project.board_ids.clone(),
+            created_at: timestamp_ms(project.created_at.as_ref()),
+            updated_at: timestamp_ms(project.updated_at.as_ref()),
+            changed: changed.iter().map(|f| camel_case(f)).collect(),
+        }
+    }
+}
+
+/// `board_ids` → `boardIds`.
+fn camel_case(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl BoardSyncData {
@@ -157,6 +211,7 @@ impl BoardSyncData {
                 name: board.name.clone(),
                 lanes: board.lanes.iter().map(lane_frame).collect(),
                 created_at: timestamp_ms(board.created_at.as_ref()),
+                project_id: (!board.project_id.is_empty()).then(|| board.project_id.clone()),
             },
         }
     }
@@ -245,6 +300,14 @@ impl ServerFrame {
                     moved_tasks: event.moved_tasks.iter().map(TaskData::from).collect(),
                 },
             )),
+            event_type::PROJECT_CREATED => Self::ProjectCreated(change(
+                event,
+                ProjectData::from_event(event.project.as_ref()?, &event.changed_fields),
+            )),
+            event_type::PROJECT_UPDATED => Self::ProjectUpdated(change(
+                event,
+                ProjectData::from_event(event.project.as_ref()?, &event.changed_fields),
+            )),
             _ => return None,
         };
         Some(frame)
@@ -286,6 +349,8 @@ impl Command<CreateTask> {
             assignee: data.assignee.clone().unwrap_or_default(),
             labels: data.labels.clone().unwrap_or_default(),
             request_id: self.id.clone(),
+            status: String::new(),
+            parent_id: String::new(),
         }
     }
 }
@@ -304,6 +369,11 @@ impl Command<UpdateTask> {
             labels: changes.labels.clone().map(|values| Labels { values }),
             expected_version: self.expected_version,
             request_id: self.id.clone(),
+            status: changes.status.clone(),
+            parent_id: changes
+                .parent_id
+                .clone()
+                .map(|parent| parent.unwrap_or_default()),
         }
     }
 }

@@ -12,8 +12,8 @@ pub use client::{ClientFrame, Command, CreateTask, DeleteTask, FrameError, MoveT
 pub use convert::lane_frame;
 pub use server::{
     Ack, AckResult, BoardInfo, BoardSyncData, Change, ErrorCode, ErrorFrame, LaneData,
-    LaneDeletedData, LaneFrame, LaneTasks, Priority, ServerFrame, TaskChanges, TaskData,
-    TaskDeletedData, TaskKind, TaskMovedData, TaskUpdatedData,
+    LaneDeletedData, LaneFrame, LaneTasks, Priority, Progress, ProjectData, ServerFrame,
+    TaskChanges, TaskData, TaskDeletedData, TaskKind, TaskMovedData, TaskUpdatedData,
 };
 
 #[cfg(test)]

@@ -29,6 +29,11 @@ pub enum ServerFrame {
     LaneUpdated(Change<LaneData>),
     #[serde(rename = "lane.deleted")]
     LaneDeleted(Change<LaneDeletedData>),
+    #[serde(rename = "project.created")]
+    ProjectCreated(Change<ProjectData>),
+    /// The project was renamed, or a board joined or left it.
+    #[serde(rename = "project.updated")]
+    ProjectUpdated(Change<ProjectData>),
     /// The answer to a command or a `subscribe` that carried an `id`.
     #[serde(rename = "ack")]
     Ack(Ack),
@@ -52,6 +57,8 @@ impl ServerFrame {
             Self::LaneCreated(_) => "lane.created",
             Self::LaneUpdated(_) => "lane.updated",
             Self::LaneDeleted(_) => "lane.deleted",
+            Self::ProjectCreated(_) => "project.created",
+            Self::ProjectUpdated(_) => "project.updated",
             Self::Ack(_) => "ack",
             Self::Error(_) => "error",
             Self::Pong { .. } => "pong",
@@ -69,6 +76,8 @@ impl ServerFrame {
             Self::LaneCreated(c) => Some(c.ts),
             Self::LaneUpdated(c) => Some(c.ts),
             Self::LaneDeleted(c) => Some(c.ts),
+            Self::ProjectCreated(c) => Some(c.ts),
+            Self::ProjectUpdated(c) => Some(c.ts),
             Self::Connected { .. } | Self::Ack(_) | Self::Error(_) | Self::Pong { .. } => None,
         }
     }
@@ -162,6 +171,28 @@ pub struct BoardInfo {
     /// Lanes in display order.
     pub lanes: Vec<LaneFrame>,
     pub created_at: i64,
+    /// The project the board belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+}
+
+/// A project as frames carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectData {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    /// The project's own version.
+    pub version: u64,
+    /// Its boards' ids, oldest first.
+    pub board_ids: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// In `project.updated`: what changed (`name`, `description`, `boardIds`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,6 +238,15 @@ pub struct TaskData {
     pub estimated_hours: f64,
     pub assignee: String,
     pub labels: Vec<String>,
+    /// Free text beside the lane (seed 003's `status`); "" when unset.
+    #[serde(default)]
+    pub status: String,
+    /// The epic this task belongs to; `null` for none.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// Epics only: how many of their tasks are done, of how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
     /// Order key inside the lane; sort by plain string comparison.
     pub position: String,
     /// The task's own version, for `expectedVersion`.
@@ -233,6 +273,44 @@ pub struct TaskChanges {
     pub assignee: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
+    /// Free text, not the lane; "" clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// An epic's id; `null` takes the task out of its epic.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    pub parent_id: Option<Option<String>>,
+    /// Server to client only: an epic's new progress. Derived from its
+    /// tasks, so a `task.update` that sets it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// An epic's progress: `done` of its `total` tasks are in the `done` lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub done: u32,
+    pub total: u32,
+}
+
+/// A field that is absent (`None`), `null` (`Some(None)`) or a value.
+pub(crate) mod nullable {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        value: &Option<Option<T>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(inner) => inner.serialize(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

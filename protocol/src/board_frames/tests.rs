@@ -122,6 +122,7 @@ fn board_sync_groups_tasks_by_lane_in_byte_order() {
         version: 9,
         lanes: vec![lane("todo", 0), lane("done", 1)],
         created_at: None,
+        project_id: String::new(),
     };
     let tasks = [
         task("t2", "todo", "a1"),
@@ -314,7 +315,18 @@ fn kind_is_the_serialized_type_of_every_frame() {
         lane_event.r#type = kind.into();
         frames.extend(ServerFrame::from_event(&lane_event));
     }
-    assert_eq!(frames.len(), 12, "every kind is covered");
+    let mut project_event = event("project.created");
+    project_event.project = Some(Default::default());
+    for kind in ["project.created", "project.updated"] {
+        project_event.r#type = kind.into();
+        frames.extend(ServerFrame::from_event(&project_event));
+    }
+    frames.extend(planning_frames());
+    assert_eq!(
+        frames.len(),
+        14 + planning_frames().len(),
+        "every kind is covered"
+    );
     for frame in frames {
         let json = to_json(&frame);
         assert_eq!(json["type"], frame.kind());
@@ -326,4 +338,140 @@ fn kind_is_the_serialized_type_of_every_frame() {
         );
         assert_eq!(frame.committed_ms().is_some(), is_change, "{json}");
     }
+}
+
+#[test]
+fn a_tasks_status_travels_in_its_frames_and_commands() {
+    let mut e = event("task.created");
+    e.task.as_mut().unwrap().status = "working".into();
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["data"]["status"], "working");
+    assert_eq!(value["data"]["lane"], "todo", "the status is not the lane");
+
+    e.r#type = "task.updated".into();
+    e.changed_fields = vec!["status".into()];
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["data"]["changes"], json!({"status": "working"}));
+
+    let frame = ClientFrame::parse(
+        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"status":"blocked"}}}"#,
+    )
+    .unwrap();
+    let ClientFrame::TaskUpdate(command) = frame else {
+        panic!("not an update")
+    };
+    assert_eq!(command.to_request().status.as_deref(), Some("blocked"));
+}
+
+/// The planning frames beyond projects, as later steps add them.
+fn planning_frames() -> Vec<ServerFrame> {
+    Vec::new()
+}
+
+#[test]
+fn project_frames_carry_the_project_and_its_boards_in_camel_case() {
+    let mut e = event("project.updated");
+    e.task = None;
+    e.changed_fields = vec!["board_ids".into()];
+    e.project = Some(crate::v1::Project {
+        id: "p1".into(),
+        slug: "launch".into(),
+        name: "Launch".into(),
+        description: "Q3".into(),
+        version: 3,
+        board_ids: vec!["b1".into(), "b2".into()],
+        created_at: Some(timestamp_from_ms(1_000)),
+        updated_at: Some(timestamp_from_ms(4_000)),
+    });
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["type"], "project.updated");
+    assert_eq!(
+        (value["boardId"].as_str(), value["version"].as_u64()),
+        (Some("b1"), Some(7))
+    );
+    assert_eq!(
+        value["data"],
+        json!({
+            "id": "p1", "slug": "launch", "name": "Launch", "description": "Q3",
+            "version": 3, "boardIds": ["b1", "b2"], "createdAt": 1_000, "updatedAt": 4_000,
+            "changed": ["boardIds"]
+        })
+    );
+    e.r#type = "project.created".into();
+    e.changed_fields.clear();
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["type"], "project.created");
+    assert!(value["data"].get("changed").is_none());
+    e.project = None;
+    assert!(
+        ServerFrame::from_event(&e).is_none(),
+        "a project event needs its project"
+    );
+
+    let board = Board {
+        id: "b1".into(),
+        project_id: "p1".into(),
+        ..Default::default()
+    };
+    let sync = to_json(&ServerFrame::board_sync(&board, [], 1, 5));
+    assert_eq!(sync["data"]["board"]["projectId"], "p1");
+    let alone = to_json(&ServerFrame::board_sync(&Board::default(), [], 1, 5));
+    assert!(alone["data"]["board"].get("projectId").is_none());
+}
+
+#[test]
+fn epic_frames_carry_parent_and_progress_in_camel_case() {
+    let mut e = event("task.created");
+    e.task.as_mut().unwrap().parent_id = "epic-1".into();
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["data"]["parentId"], "epic-1");
+    assert!(
+        value["data"].get("progress").is_none(),
+        "only epics have progress"
+    );
+    let mut orphan = event("task.created");
+    orphan.task.as_mut().unwrap().parent_id.clear();
+    let value = to_json(&ServerFrame::from_event(&orphan).unwrap());
+    assert_eq!(value["data"]["parentId"], json!(null));
+
+    let mut epic = event("task.updated");
+    let task = epic.task.as_mut().unwrap();
+    task.kind = 4;
+    task.progress = Some(crate::v1::Progress { done: 1, total: 3 });
+    epic.changed_fields = vec!["progress".into()];
+    let value = to_json(&ServerFrame::from_event(&epic).unwrap());
+    assert_eq!(
+        value["data"]["changes"],
+        json!({"progress": {"done": 1, "total": 3}})
+    );
+    epic.r#type = "task.created".into();
+    let value = to_json(&ServerFrame::from_event(&epic).unwrap());
+    assert_eq!(value["data"]["progress"], json!({"done": 1, "total": 3}));
+
+    // A cleared parent is null in changes, and null in a command clears it.
+    let mut cleared = event("task.updated");
+    cleared.task.as_mut().unwrap().parent_id.clear();
+    cleared.changed_fields = vec!["parent_id".into()];
+    let value = to_json(&ServerFrame::from_event(&cleared).unwrap());
+    assert_eq!(value["data"]["changes"], json!({"parentId": null}));
+    let parse_update = |changes: &str| {
+        ClientFrame::parse(&format!(
+            r#"{{"type":"task.update","id":"c","boardId":"b","data":{{"id":"t","changes":{changes}}}}}"#
+        ))
+    };
+    let Ok(ClientFrame::TaskUpdate(clear)) = parse_update(r#"{"parentId":null}"#) else {
+        panic!("not an update")
+    };
+    assert_eq!(clear.to_request().parent_id.as_deref(), Some(""));
+    let Ok(ClientFrame::TaskUpdate(set)) = parse_update(r#"{"parentId":"e1"}"#) else {
+        panic!("not an update")
+    };
+    assert_eq!(set.to_request().parent_id.as_deref(), Some("e1"));
+    let Ok(ClientFrame::TaskUpdate(untouched)) = parse_update(r#"{"title":"x"}"#) else {
+        panic!("not an update")
+    };
+    assert_eq!(untouched.to_request().parent_id, None);
+    let err = parse_update(r#"{"progress":{"done":1,"total":1}}"#).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidFrame);
+    assert!(err.message.contains("progress"), "{}", err.message);
 }
