@@ -8,7 +8,10 @@ mod client;
 mod convert;
 mod server;
 
-pub use client::{ClientFrame, Command, CreateTask, DeleteTask, FrameError, MoveTask, UpdateTask};
+pub use client::{
+    ClientFrame, Command, CreateTask, DeleteTask, EditChanges, EditTask, FrameError, MoveTask,
+    UpdateTask,
+};
 pub use convert::lane_frame;
 pub use server::{
     Ack, AckResult, BoardInfo, BoardSyncData, Change, ErrorCode, ErrorFrame, LaneData,

@@ -241,11 +241,29 @@ fn bad_client_frames_name_the_problem() {
     assert_eq!(err.code, ErrorCode::InvalidFrame);
     assert!(err.message.contains("boardId"), "{}", err.message);
     let err = ClientFrame::parse(
-        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"lane":"x"}}}"#,
+        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"colour":"x"}}}"#,
     )
     .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidFrame);
-    assert!(err.message.contains("lane"), "{}", err.message);
+    assert!(err.message.contains("colour"), "{}", err.message);
+    let err = ClientFrame::parse(
+        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"lane":5}}}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("data.changes: lane"),
+        "{}",
+        err.message
+    );
+    let err = ClientFrame::parse(
+        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"title":false}}}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("data.changes: title"),
+        "{}",
+        err.message
+    );
     let err = ClientFrame::parse(r#"{"type":"subscribe","boardId":5}"#).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidFrame);
     assert!(err.message.contains("boardId"), "{}", err.message);
@@ -326,4 +344,71 @@ fn kind_is_the_serialized_type_of_every_frame() {
         );
         assert_eq!(frame.committed_ms().is_some(), is_change, "{json}");
     }
+}
+
+fn edit(text: &str) -> Command<EditTask> {
+    match ClientFrame::parse(text) {
+        Ok(ClientFrame::TaskUpdate(command)) => command,
+        other => panic!("not a task.update: {other:?}"),
+    }
+}
+
+#[test]
+fn task_update_with_a_lane_is_a_move_to_the_lane_end() {
+    let command = edit(
+        r#"{"type":"task.update","id":"c","boardId":"default","data":{"id":"t","changes":{"lane":"in_progress"}}}"#,
+    );
+    assert_eq!(command.update(), None, "a move alone updates no field");
+    let request = command.lane_move(None).expect("a move").to_request();
+    assert_eq!(request.task_id, "t");
+    assert_eq!(request.to_lane_id, "in_progress");
+    assert_eq!(request.anchor, None, "no neighbour: the lane's end");
+    assert_eq!(request.request_id, "c");
+}
+
+#[test]
+fn task_update_with_a_lane_and_fields_updates_then_moves_under_its_own_key() {
+    let command = edit(
+        r#"{"type":"task.update","id":"c","boardId":"b","expectedVersion":3,"data":{"id":"t","before":"u","changes":{"lane":"done","title":"Ship"}}}"#,
+    );
+    let update = command.update().expect("an update").to_request();
+    assert_eq!(update.title.as_deref(), Some("Ship"));
+    assert_eq!(update.expected_version, Some(3));
+    assert_eq!(update.request_id, "c");
+    let lane_move = command.lane_move(Some(4)).expect("a move").to_request();
+    assert_eq!(lane_move.to_lane_id, "done");
+    assert_eq!(lane_move.expected_version, Some(4));
+    assert_eq!(lane_move.request_id, "c:move");
+    assert_eq!(
+        lane_move.anchor,
+        Some(crate::v1::move_task_request::Anchor::BeforeTaskId(
+            "u".into()
+        ))
+    );
+}
+
+#[test]
+fn task_update_without_a_lane_stays_a_field_update() {
+    let command =
+        edit(r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{}}}"#);
+    assert!(command.update().is_some());
+    assert_eq!(command.lane_move(None), None);
+    for (frame, rule) in [
+        (
+            r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","after":"u","changes":{"title":"x"}}}"#,
+            "give data.changes.lane",
+        ),
+        (
+            r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"lane":"a","laneId":"b"}}}"#,
+            "exclusive",
+        ),
+    ] {
+        let err = ClientFrame::parse(frame).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidFrame);
+        assert!(err.message.contains(rule), "{}", err.message);
+    }
+    let long_id = "x".repeat(client::ID_MAX);
+    let frame = json!({"type":"task.update","id":long_id,"boardId":"b","data":{"id":"t","changes":{"lane":"a","title":"y"}}});
+    let err = ClientFrame::parse(&frame.to_string()).unwrap_err();
+    assert!(err.message.contains("at most 195 bytes"), "{}", err.message);
 }
