@@ -230,8 +230,9 @@ impl ClientFrame {
     }
 
     /// Rules serde cannot say: ids are non-empty, single-line and bounded;
-    /// a move names at most one neighbour.
-    fn check(&self) -> Result<(), String> {
+    /// a move names at most one neighbour. [`ClientFrame::parse`] applies
+    /// them; a frame built another way (from a Socket.IO event) calls this.
+    pub fn check(&self) -> Result<(), String> {
         let command_id = match self {
             Self::TaskCreate(c) => Some(&c.id),
             Self::TaskUpdate(c) => Some(&c.id),

@@ -96,12 +96,19 @@ pub async fn start_gateway(config: ws_gateway::Config) -> Running {
     let app = ws_gateway::App::build(config)
         .await
         .expect("gateway starts");
-    let addr = app.local_addr();
-    Running::spawn(addr, |stopped| {
-        app.run_until_stopped(async {
-            let _ = stopped.await;
+    Running::spawn_app(app)
+}
+
+impl Running {
+    /// Runs a built gateway until stopped.
+    pub fn spawn_app(app: ws_gateway::App) -> Self {
+        let addr = app.local_addr();
+        Self::spawn(addr, |stopped| {
+            app.run_until_stopped(async {
+                let _ = stopped.await;
+            })
         })
-    })
+    }
 }
 
 /// Database, board-service, gateway and a gRPC client.
