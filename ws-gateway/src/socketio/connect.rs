@@ -3,7 +3,7 @@
 //! `auth` payload (`{token}`) or, as elsewhere, `Authorization` / `?token=`.
 //! A refusal is a `connect_error` whose message says why.
 
-use std::{net::SocketAddr, sync::Arc, sync::atomic::Ordering::Relaxed};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::extract::ConnectInfo;
 use protocol::socketio::ConnectAuth;
@@ -58,7 +58,7 @@ pub(super) async fn admit(
         Admission::Accept(Some(grant)) => grant,
         Admission::Accept(None) => {
             let refuse = |message: String| {
-                shared.metrics.connections_rejected.fetch_add(1, Relaxed);
+                shared.metrics.connections_rejected.inc();
                 Refused(message)
             };
             let Some(token) = token else {
@@ -98,8 +98,8 @@ pub(super) async fn connected(shared: Arc<Shared>, socket: SocketRef, TryData(au
         None,
     ));
     shared.clients.insert(client.clone());
-    shared.metrics.connections_active.fetch_add(1, Relaxed);
-    shared.metrics.connections_total.fetch_add(1, Relaxed);
+    shared.metrics.connections_active.inc();
+    shared.metrics.connections_total.inc();
     tracing::info!(client = client.id, sid = %socket.id, "socket.io connected");
     let session = Session::new(client, shared.clone(), Some(grant));
     let rate = RateLimit::new(shared.config.max_messages_per_sec);

@@ -65,7 +65,7 @@ pub(super) fn register(socket: &SocketRef, shared: &Arc<Shared>, conn: &Arc<Conn
     let conn = conn.clone();
     socket.on_disconnect(async move || {
         // The pump sees the close, leaves the boards and unregisters.
-        conn.client.close(crate::client::CloseReason::Shutdown);
+        conn.client.close(crate::error::CloseReason::Shutdown);
     });
 }
 
@@ -81,7 +81,7 @@ fn admit(socket: &SocketRef, conn: &Conn, ack: AckSender) -> Option<AckSender> {
             let message = format!("more than {rate} events per second; event ignored");
             let _ = ack.send(&AckPayload::refused(ErrorCode::RateLimited, message));
             if close {
-                conn.client.close(crate::client::CloseReason::MessageRate);
+                conn.client.close(crate::error::CloseReason::MessageRate);
                 let _ = socket.clone().disconnect();
             }
             None

@@ -2,7 +2,7 @@
 //! events (in order, each with its `boardVersion`), `ack` / `error` frames
 //! answer the callbacks waiting for them.
 
-use std::{sync::Arc, sync::atomic::Ordering::Relaxed, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use protocol::{
     board_frames::{AckResult, ServerFrame},
@@ -36,7 +36,7 @@ pub(super) async fn run(shared: Arc<Shared>, socket: SocketRef, conn: Arc<Conn>)
         }
         for outgoing in batch.drain(..) {
             if !deliver(&shared, &socket, &conn, &mut epics, outgoing).await {
-                break 'serve crate::client::CloseReason::SlowConsumer;
+                break 'serve crate::error::CloseReason::SlowConsumer;
             }
         }
     };
@@ -47,7 +47,7 @@ pub(super) async fn run(shared: Arc<Shared>, socket: SocketRef, conn: Arc<Conn>)
     conn.session.lock().await.leave();
     client.detach_socket();
     shared.clients.remove(client.id);
-    shared.metrics.connections_active.fetch_sub(1, Relaxed);
+    shared.metrics.connections_active.dec();
     tracing::info!(client = client.id, sid = %socket.id, ?reason, "socket.io closed");
 }
 
@@ -70,7 +70,7 @@ async fn deliver(
                 if !emit(shared, socket, event.name, &event.payload).await {
                     return false;
                 }
-                shared.metrics.frames_sent.fetch_add(1, Relaxed);
+                shared.metrics.frames_sent.inc();
             }
             true
         }
