@@ -17,5 +17,6 @@ pub mod board_frames;
 pub mod chat_frames;
 pub mod event_type;
 pub mod json;
+pub mod socketio;
 pub mod status;
 pub mod time;

@@ -14,6 +14,11 @@ pub struct Config {
         default_value = "0.0.0.0:4002"
     )]
     pub listen_addr: SocketAddr,
+    /// A second address serving only Socket.IO (`/socket.io/`), for
+    /// clients built for a port of their own (seed 000's 8002); unset, it
+    /// is served on the main port only.
+    #[arg(long = "socketio-addr", env = "SOCKETIO_ADDR")]
+    pub socketio_addr: Option<SocketAddr>,
     /// board-service's gRPC URL.
     #[arg(
         long,

@@ -21,6 +21,7 @@ mod metrics;
 mod outbox;
 mod session;
 mod socket;
+mod socketio;
 mod sse;
 mod state;
 mod upstream;
@@ -43,6 +44,8 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// A bound gateway, ready to serve.
 pub struct App {
     listener: TcpListener,
+    /// `SOCKETIO_ADDR`'s listener, when set.
+    socketio_listener: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -54,6 +57,14 @@ impl App {
             .await
             .with_context(|| format!("bind ws-gateway on {}", config.listen_addr))?;
         let port = listener.local_addr()?.port();
+        let socketio_listener = match config.socketio_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind SOCKETIO_ADDR {addr}"))?,
+            ),
+            None => None,
+        };
         let auth = service_kit::auth::Authenticator::from_config(&config.auth, "ws-gateway")
             .context("configure bearer-token auth")?;
         let upstream = Upstream::connect_lazy(&config.board_service_url, auth.clone())
@@ -67,13 +78,22 @@ impl App {
             stop.child_token(),
         ));
         let shared = Arc::new(Shared::new(config, hub, metrics, auth, port, stop));
-        Ok(Self { listener, shared })
+        Ok(Self {
+            listener,
+            socketio_listener,
+            shared,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .unwrap_or(self.shared.config.listen_addr)
+    }
+
+    /// Where `SOCKETIO_ADDR` is bound, when it is set.
+    pub fn socketio_addr(&self) -> Option<SocketAddr> {
+        self.socketio_listener.as_ref()?.local_addr().ok()
     }
 
     /// Every route, the web UI and `/api/boards` included: the standalone
@@ -87,6 +107,7 @@ impl App {
             .route("/metrics", get(http::metrics))
             .merge(web::router())
             .with_state(self.shared.clone())
+            .layer(socketio::layer(&self.shared))
     }
 
     /// Serves until `shutdown` resolves, then closes every WebSocket with
@@ -118,6 +139,13 @@ impl App {
             header_timeout: Duration::from_millis(shared.config.header_timeout_ms),
             max_pending: shared.config.max_pending_connections,
         };
+        let socketio = self.socketio_listener.map(|listener| {
+            let router = Router::new().layer(socketio::layer(&shared));
+            let stop = shared.stop.clone().cancelled_owned();
+            tokio::spawn(service_kit::http_server::serve(
+                listener, router, limits, stop,
+            ))
+        });
         let served = service_kit::http_server::serve(self.listener, router, limits, signal).await;
         close_all(&shared);
         let drained = tokio::time::timeout(DRAIN, async {
@@ -136,6 +164,11 @@ impl App {
             );
         }
         let _ = heartbeat.await;
+        if let Some(socketio) = socketio
+            && let Ok(Err(e)) = socketio.await
+        {
+            tracing::error!(error = %e, "the SOCKETIO_ADDR server failed");
+        }
         tracing::info!("ws-gateway stopped");
         served.context("ws-gateway server failed")
     }

@@ -226,16 +226,16 @@ pub async fn accept(
     tracing::info!(client = client.id, ?reason, "websocket closed");
 }
 
-/// Per-connection token bucket for client frames.
-struct RateLimit {
-    rate: f64,
+/// Per-connection token bucket for client frames (Socket.IO events too).
+pub(crate) struct RateLimit {
+    pub(crate) rate: f64,
     tokens: f64,
     refilled: std::time::Instant,
     over: u32,
 }
 
 impl RateLimit {
-    fn new(per_sec: u32) -> Self {
+    pub(crate) fn new(per_sec: u32) -> Self {
         let rate = f64::from(per_sec.max(1));
         Self {
             rate,
@@ -246,7 +246,7 @@ impl RateLimit {
     }
 
     /// `Ok` to accept, `Err(true)` to close, `Err(false)` to refuse this frame.
-    fn take(&mut self) -> Result<(), bool> {
+    pub(crate) fn take(&mut self) -> Result<(), bool> {
         let now = std::time::Instant::now();
         let burst = self.rate * 2.0;
         self.tokens =

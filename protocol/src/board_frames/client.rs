@@ -31,8 +31,9 @@ pub enum ClientFrame {
     Auth { token: String },
     #[serde(rename = "task.create")]
     TaskCreate(Command<CreateTask>),
+    /// Field changes, a move (`changes.lane`), or both.
     #[serde(rename = "task.update")]
-    TaskUpdate(Command<UpdateTask>),
+    TaskUpdate(Command<EditTask>),
     #[serde(rename = "task.move")]
     TaskMove(Command<MoveTask>),
     #[serde(rename = "task.delete")]
@@ -80,6 +81,61 @@ pub struct CreateTask {
 pub struct UpdateTask {
     pub id: String,
     pub changes: TaskChanges,
+}
+
+/// The data of a `task.update` frame. `changes.lane` (or `changes.laneId`)
+/// moves the task, as seed 003's clients expect: to the end of that lane,
+/// or next to `before` / `after`. The other changes update its fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EditTask {
+    pub id: String,
+    pub changes: EditChanges,
+    /// With `changes.lane`: place right before this task id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// With `changes.lane`: place right after this task id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// `task.update`'s `changes`: a target lane beside the task's editable
+/// fields, which keep [`TaskChanges`]' rules (an unknown field is refused).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditChanges {
+    /// Lane key to move the task to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    /// Lane id to move the task to; instead of `lane`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane_id: Option<String>,
+    #[serde(flatten)]
+    pub fields: TaskChanges,
+}
+
+impl<'de> Deserialize<'de> for EditChanges {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let mut lane_field = |name: &str| match map.remove(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(lane)) => Ok(Some(lane)),
+            Some(other) => Err(D::Error::custom(format!(
+                "{name}: invalid type: {other}, expected a string"
+            ))),
+        };
+        let lane = lane_field("lane")?;
+        let lane_id = lane_field("laneId")?;
+        // Through path_to_error, so a mistyped field is named (`title: …`).
+        let fields = serde_path_to_error::deserialize(serde_json::Value::Object(map))
+            .map_err(|e| D::Error::custom(format!("{}: {}", e.path(), e.inner())))?;
+        Ok(Self {
+            lane,
+            lane_id,
+            fields,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,8 +230,9 @@ impl ClientFrame {
     }
 
     /// Rules serde cannot say: ids are non-empty, single-line and bounded;
-    /// a move names at most one neighbour.
-    fn check(&self) -> Result<(), String> {
+    /// a move names at most one neighbour. [`ClientFrame::parse`] applies
+    /// them; a frame built another way (from a Socket.IO event) calls this.
+    pub fn check(&self) -> Result<(), String> {
         let command_id = match self {
             Self::TaskCreate(c) => Some(&c.id),
             Self::TaskUpdate(c) => Some(&c.id),
@@ -191,10 +248,7 @@ impl ClientFrame {
             Self::TaskMove(c) if c.data.before.is_some() && c.data.after.is_some() => {
                 Err("data.before and data.after are exclusive: give one neighbour".into())
             }
-            Self::TaskUpdate(c) if c.data.changes.progress.is_some() => Err(
-                "data.changes.progress is derived from the epic's tasks and cannot be set".into(),
-            ),
-            Self::TaskUpdate(c) => check_id("data.id", &c.data.id),
+            Self::TaskUpdate(c) => check_edit(c),
             Self::TaskMove(c) => check_id("data.id", &c.data.id),
             Self::TaskDelete(c) => check_id("data.id", &c.data.id),
             _ => Ok(()),
@@ -213,7 +267,7 @@ fn failed_field(kind: &str, value: &serde_json::Value) -> Option<(String, String
     }
     match kind {
         "task.create" => path_of::<Command<CreateTask>>(value),
-        "task.update" => path_of::<Command<UpdateTask>>(value),
+        "task.update" => path_of::<Command<EditTask>>(value),
         "task.move" => path_of::<Command<MoveTask>>(value),
         "task.delete" => path_of::<Command<DeleteTask>>(value),
         _ => {
@@ -230,6 +284,39 @@ fn failed_field(kind: &str, value: &serde_json::Value) -> Option<(String, String
         }
     }
 }
+
+/// A `task.update` names its task, at most one neighbour and only with a
+/// lane, and leaves room in `id` for the move's derived id.
+fn check_edit(c: &Command<EditTask>) -> Result<(), String> {
+    check_id("data.id", &c.data.id)?;
+    let changes = &c.data.changes;
+    if changes.fields.progress.is_some() {
+        return Err(
+            "data.changes.progress is derived from the epic's tasks and cannot be set".into(),
+        );
+    }
+    let moves = changes.lane.is_some() || changes.lane_id.is_some();
+    if changes.lane.is_some() && changes.lane_id.is_some() {
+        return Err("data.changes.lane and data.changes.laneId are exclusive: give one".into());
+    }
+    if c.data.before.is_some() && c.data.after.is_some() {
+        return Err("data.before and data.after are exclusive: give one neighbour".into());
+    }
+    if !moves && (c.data.before.is_some() || c.data.after.is_some()) {
+        return Err("data.before and data.after place a move: give data.changes.lane too".into());
+    }
+    if moves && c.update().is_some() && c.id.len() > ID_MAX - MOVE_SUFFIX.len() {
+        return Err(format!(
+            "id must be at most {} bytes when changes moves the task and edits fields",
+            ID_MAX - MOVE_SUFFIX.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Appended to a `task.update`'s id for the move it makes beside a field
+/// update: each board-service call needs its own idempotency key.
+pub(super) const MOVE_SUFFIX: &str = ":move";
 
 /// The longest `id` a frame may carry (board-service's request_id limit).
 pub const ID_MAX: usize = 200;

@@ -11,7 +11,7 @@ use crate::{
 };
 
 use super::{
-    client::{Command, CreateTask, DeleteTask, MoveTask, UpdateTask},
+    client::{Command, CreateTask, DeleteTask, EditTask, MOVE_SUFFIX, MoveTask, UpdateTask},
     server::*,
 };
 
@@ -375,6 +375,54 @@ impl Command<UpdateTask> {
                 .clone()
                 .map(|parent| parent.unwrap_or_default()),
         }
+    }
+}
+
+impl Command<EditTask> {
+    /// The field update this `task.update` asks for: `None` when it only
+    /// moves the task. A frame with no changes at all is still an update,
+    /// as before moves were part of it.
+    pub fn update(&self) -> Option<Command<UpdateTask>> {
+        let changes = &self.data.changes;
+        let moves = changes.lane.is_some() || changes.lane_id.is_some();
+        if moves && changes.fields == TaskChanges::default() {
+            return None;
+        }
+        Some(Command {
+            id: self.id.clone(),
+            board_id: self.board_id.clone(),
+            data: UpdateTask {
+                id: self.data.id.clone(),
+                changes: changes.fields.clone(),
+            },
+            expected_version: self.expected_version,
+        })
+    }
+
+    /// The move `changes.lane` asks for, run after [`Self::update`] when
+    /// both are present: then it carries its own idempotency key, and
+    /// `expected_version` is the task's version after the update.
+    pub fn lane_move(&self, expected_version: Option<u64>) -> Option<Command<MoveTask>> {
+        let changes = &self.data.changes;
+        if changes.lane.is_none() && changes.lane_id.is_none() {
+            return None;
+        }
+        let id = match self.update() {
+            Some(_) => format!("{}{MOVE_SUFFIX}", self.id),
+            None => self.id.clone(),
+        };
+        Some(Command {
+            id,
+            board_id: self.board_id.clone(),
+            data: MoveTask {
+                id: self.data.id.clone(),
+                to_lane: changes.lane.clone(),
+                to_lane_id: changes.lane_id.clone(),
+                before: self.data.before.clone(),
+                after: self.data.after.clone(),
+            },
+            expected_version,
+        })
     }
 }
 

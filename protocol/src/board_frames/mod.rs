@@ -8,8 +8,12 @@ mod client;
 mod convert;
 mod server;
 
-pub use client::{ClientFrame, Command, CreateTask, DeleteTask, FrameError, MoveTask, UpdateTask};
+pub use client::{
+    ClientFrame, Command, CreateTask, DeleteTask, EditChanges, EditTask, FrameError, MoveTask,
+    UpdateTask,
+};
 pub use convert::lane_frame;
+pub(crate) use server::nullable;
 pub use server::{
     Ack, AckResult, BoardInfo, BoardSyncData, Change, ErrorCode, ErrorFrame, LaneData,
     LaneDeletedData, LaneFrame, LaneTasks, Priority, Progress, ProjectData, ServerFrame,

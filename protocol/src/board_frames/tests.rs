@@ -242,11 +242,29 @@ fn bad_client_frames_name_the_problem() {
     assert_eq!(err.code, ErrorCode::InvalidFrame);
     assert!(err.message.contains("boardId"), "{}", err.message);
     let err = ClientFrame::parse(
-        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"lane":"x"}}}"#,
+        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"colour":"x"}}}"#,
     )
     .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidFrame);
-    assert!(err.message.contains("lane"), "{}", err.message);
+    assert!(err.message.contains("colour"), "{}", err.message);
+    let err = ClientFrame::parse(
+        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"lane":5}}}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("data.changes: lane"),
+        "{}",
+        err.message
+    );
+    let err = ClientFrame::parse(
+        r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"title":false}}}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("data.changes: title"),
+        "{}",
+        err.message
+    );
     let err = ClientFrame::parse(r#"{"type":"subscribe","boardId":5}"#).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidFrame);
     assert!(err.message.contains("boardId"), "{}", err.message);
@@ -360,7 +378,15 @@ fn a_tasks_status_travels_in_its_frames_and_commands() {
     let ClientFrame::TaskUpdate(command) = frame else {
         panic!("not an update")
     };
-    assert_eq!(command.to_request().status.as_deref(), Some("blocked"));
+    assert_eq!(
+        command
+            .update()
+            .expect("a field update")
+            .to_request()
+            .status
+            .as_deref(),
+        Some("blocked")
+    );
 }
 
 /// The planning frames beyond projects, as later steps add them.
@@ -462,16 +488,105 @@ fn epic_frames_carry_parent_and_progress_in_camel_case() {
     let Ok(ClientFrame::TaskUpdate(clear)) = parse_update(r#"{"parentId":null}"#) else {
         panic!("not an update")
     };
-    assert_eq!(clear.to_request().parent_id.as_deref(), Some(""));
+    assert_eq!(
+        clear
+            .update()
+            .expect("a field update")
+            .to_request()
+            .parent_id
+            .as_deref(),
+        Some("")
+    );
     let Ok(ClientFrame::TaskUpdate(set)) = parse_update(r#"{"parentId":"e1"}"#) else {
         panic!("not an update")
     };
-    assert_eq!(set.to_request().parent_id.as_deref(), Some("e1"));
+    assert_eq!(
+        set.update()
+            .expect("a field update")
+            .to_request()
+            .parent_id
+            .as_deref(),
+        Some("e1")
+    );
     let Ok(ClientFrame::TaskUpdate(untouched)) = parse_update(r#"{"title":"x"}"#) else {
         panic!("not an update")
     };
-    assert_eq!(untouched.to_request().parent_id, None);
+    assert_eq!(
+        untouched
+            .update()
+            .expect("a field update")
+            .to_request()
+            .parent_id,
+        None
+    );
     let err = parse_update(r#"{"progress":{"done":1,"total":1}}"#).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidFrame);
     assert!(err.message.contains("progress"), "{}", err.message);
+}
+
+fn edit(text: &str) -> Command<EditTask> {
+    match ClientFrame::parse(text) {
+        Ok(ClientFrame::TaskUpdate(command)) => command,
+        other => panic!("not a task.update: {other:?}"),
+    }
+}
+
+#[test]
+fn task_update_with_a_lane_is_a_move_to_the_lane_end() {
+    let command = edit(
+        r#"{"type":"task.update","id":"c","boardId":"default","data":{"id":"t","changes":{"lane":"in_progress"}}}"#,
+    );
+    assert_eq!(command.update(), None, "a move alone updates no field");
+    let request = command.lane_move(None).expect("a move").to_request();
+    assert_eq!(request.task_id, "t");
+    assert_eq!(request.to_lane_id, "in_progress");
+    assert_eq!(request.anchor, None, "no neighbour: the lane's end");
+    assert_eq!(request.request_id, "c");
+}
+
+#[test]
+fn task_update_with_a_lane_and_fields_updates_then_moves_under_its_own_key() {
+    let command = edit(
+        r#"{"type":"task.update","id":"c","boardId":"b","expectedVersion":3,"data":{"id":"t","before":"u","changes":{"lane":"done","title":"Ship"}}}"#,
+    );
+    let update = command.update().expect("an update").to_request();
+    assert_eq!(update.title.as_deref(), Some("Ship"));
+    assert_eq!(update.expected_version, Some(3));
+    assert_eq!(update.request_id, "c");
+    let lane_move = command.lane_move(Some(4)).expect("a move").to_request();
+    assert_eq!(lane_move.to_lane_id, "done");
+    assert_eq!(lane_move.expected_version, Some(4));
+    assert_eq!(lane_move.request_id, "c:move");
+    assert_eq!(
+        lane_move.anchor,
+        Some(crate::v1::move_task_request::Anchor::BeforeTaskId(
+            "u".into()
+        ))
+    );
+}
+
+#[test]
+fn task_update_without_a_lane_stays_a_field_update() {
+    let command =
+        edit(r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{}}}"#);
+    assert!(command.update().is_some());
+    assert_eq!(command.lane_move(None), None);
+    for (frame, rule) in [
+        (
+            r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","after":"u","changes":{"title":"x"}}}"#,
+            "give data.changes.lane",
+        ),
+        (
+            r#"{"type":"task.update","id":"c","boardId":"b","data":{"id":"t","changes":{"lane":"a","laneId":"b"}}}"#,
+            "exclusive",
+        ),
+    ] {
+        let err = ClientFrame::parse(frame).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidFrame);
+        assert!(err.message.contains(rule), "{}", err.message);
+    }
+    let long_id = "x".repeat(client::ID_MAX);
+    let frame = json!({"type":"task.update","id":long_id,"boardId":"b","data":{"id":"t","changes":{"lane":"a","title":"y"}}});
+    let err = ClientFrame::parse(&frame.to_string()).unwrap_err();
+    assert!(err.message.contains("at most 195 bytes"), "{}", err.message);
 }

@@ -359,6 +359,17 @@ fn apply(state: &mut State, event: &BoardEvent) {
                 state.tasks.remove(&task.id);
             }
         }
+        event_type::PROJECT_CREATED | event_type::PROJECT_UPDATED => {
+            // The event is on this board's stream because the board joined
+            // or left the project: its board ids say which.
+            if let Some(project) = &event.project {
+                if project.board_ids.contains(&board.id) {
+                    board.project_id = project.id.clone();
+                } else if board.project_id == project.id {
+                    board.project_id.clear();
+                }
+            }
+        }
         event_type::LANE_CREATED | event_type::LANE_UPDATED | event_type::LANE_DELETED => {
             board.lanes = event.lanes.clone();
             for task in &event.moved_tasks {

@@ -30,6 +30,11 @@ pub fn check_text(frame: &ClientFrame) -> Result<(), Error> {
         ClientFrame::TaskUpdate(c) => {
             let changes = &c.data.changes;
             line(&mut fields, "boardId", Some(&c.board_id));
+            line(&mut fields, "data.changes.lane", changes.lane.as_ref());
+            line(&mut fields, "data.changes.laneId", changes.lane_id.as_ref());
+            line(&mut fields, "data.before", c.data.before.as_ref());
+            line(&mut fields, "data.after", c.data.after.as_ref());
+            let changes = &changes.fields;
             line(&mut fields, "data.changes.title", changes.title.as_ref());
             line(
                 &mut fields,

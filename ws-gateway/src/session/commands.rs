@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use protocol::{
-    board_frames::{Ack, AckResult, ServerFrame},
-    v1::GetBoardRequest,
+    board_frames::{Ack, AckResult, Command, EditTask, ServerFrame},
+    v1::{GetBoardRequest, Task},
 };
 
 use super::{CALL_TIMEOUT, Session};
@@ -54,6 +54,37 @@ impl Session {
         };
         tokio::spawn(tracing::Instrument::instrument(run, span));
     }
+}
+
+/// Runs a `task.update`: the field update, then the move `changes.lane`
+/// asks for (to the lane's end unless the frame names a neighbour), which
+/// board-service broadcasts as `task.updated` and `task.moved`. Returns the
+/// task after both.
+pub(super) async fn edit_task(
+    mut api: crate::upstream::Api,
+    token: Option<&str>,
+    command: &Command<EditTask>,
+) -> Result<Task, tonic::Status> {
+    use crate::upstream::as_user;
+    let mut task = None;
+    let mut expected = command.expected_version;
+    if let Some(update) = command.update() {
+        let updated = api
+            .update_task(as_user(token, update.to_request()))
+            .await?
+            .into_inner();
+        // A client that pinned a version moves exactly the task it updated.
+        expected = expected.map(|_| updated.version);
+        task = Some(updated);
+    }
+    if let Some(lane_move) = command.lane_move(expected) {
+        task = Some(
+            api.move_task(as_user(token, lane_move.to_request()))
+                .await?
+                .into_inner(),
+        );
+    }
+    task.ok_or_else(|| tonic::Status::internal("task.update made no call"))
 }
 
 /// With write access limited to named boards, the command's board must be

@@ -126,10 +126,10 @@ impl Session {
                 c.id.clone(),
                 c.board_id.clone(),
                 Some(c.data.id.clone()),
-                move |mut api, token| async move {
-                    api.update_task(crate::upstream::as_user(token.as_deref(), c.to_request()))
+                move |api, token| async move {
+                    commands::edit_task(api, token.as_deref(), &c)
                         .await
-                        .map(|r| AckResult::task(r.get_ref()))
+                        .map(|task| AckResult::task(&task))
                 },
             ),
             ClientFrame::TaskMove(c) => self.spawn_command(

@@ -96,12 +96,19 @@ pub async fn start_gateway(config: ws_gateway::Config) -> Running {
     let app = ws_gateway::App::build(config)
         .await
         .expect("gateway starts");
-    let addr = app.local_addr();
-    Running::spawn(addr, |stopped| {
-        app.run_until_stopped(async {
-            let _ = stopped.await;
+    Running::spawn_app(app)
+}
+
+impl Running {
+    /// Runs a built gateway until stopped.
+    pub fn spawn_app(app: ws_gateway::App) -> Self {
+        let addr = app.local_addr();
+        Self::spawn(addr, |stopped| {
+            app.run_until_stopped(async {
+                let _ = stopped.await;
+            })
         })
-    })
+    }
 }
 
 /// Database, board-service, gateway and a gRPC client.
@@ -118,10 +125,23 @@ impl Stack {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut ws_gateway::Config)) -> Self {
+        Self::start_both(|_| {}, tweak).await
+    }
+
+    /// Like [`Stack::start_with`], tweaking board-service's config too.
+    pub async fn start_both(
+        tweak_board_service: impl FnOnce(&mut board_service::Config),
+        tweak: impl FnOnce(&mut ws_gateway::Config),
+    ) -> Self {
         // Logs only (no OTLP endpoint in tests): the guard holds nothing.
         let _ = service_kit::telemetry::init("ws-gateway-tests");
         let db = TestDatabase::create().await;
-        let board_service = start_board_service(db.url(), "127.0.0.1:0".parse().unwrap()).await;
+        let board_service = start_board_service_with(
+            db.url(),
+            "127.0.0.1:0".parse().unwrap(),
+            tweak_board_service,
+        )
+        .await;
         let mut config = ws_gateway::Config::new(format!("http://{}", board_service.addr));
         tweak(&mut config);
         let gateway = start_gateway(config).await;

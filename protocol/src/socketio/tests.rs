@@ -1,0 +1,116 @@
+use serde_json::json;
+
+use super::*;
+use crate::board_frames::{Change, TaskMovedData};
+
+fn task(kind: TaskKind) -> TaskData {
+    TaskData {
+        id: "t1".into(),
+        lane: "todo".into(),
+        lane_id: "l1".into(),
+        title: "Write".into(),
+        description: String::new(),
+        priority: Priority::Medium,
+        kind,
+        estimated_hours: 0.0,
+        assignee: String::new(),
+        labels: vec![],
+        position: "a0".into(),
+        version: 1,
+        created_at: 1,
+        updated_at: 1,
+        status: String::new(),
+        parent_id: None,
+        progress: None,
+    }
+}
+
+fn change<T>(version: u64, data: T) -> Change<T> {
+    Change {
+        board_id: "b1".into(),
+        version,
+        ts: 5,
+        command_id: Some("c1".into()),
+        data,
+    }
+}
+
+#[test]
+fn task_events_are_flat_with_the_room_and_board_version() {
+    let mut epics = Epics::default();
+    let frame = ServerFrame::TaskCreated(change(7, task(TaskKind::Task)));
+    let events = events_from_frame(&frame, "demo", &mut epics);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].name, outgoing::TASK_CREATED);
+    let p = &events[0].payload;
+    assert_eq!(p["projectId"], "demo");
+    assert_eq!(p["boardId"], "b1");
+    assert_eq!(p["boardVersion"], 7);
+    assert_eq!(p["commandId"], "c1");
+    assert_eq!(p["id"], "t1");
+    assert_eq!(p["title"], "Write");
+    assert_eq!(p["lane"], "todo");
+}
+
+#[test]
+fn a_move_is_an_update_and_a_status_change_and_epics_get_epic_events() {
+    let mut epics = Epics::default();
+    events_from_frame(
+        &ServerFrame::TaskCreated(change(1, task(TaskKind::Epic))),
+        "demo",
+        &mut epics,
+    );
+    let moved = ServerFrame::TaskMoved(change(
+        2,
+        TaskMovedData {
+            id: "t1".into(),
+            from_lane: "todo".into(),
+            to_lane: "done".into(),
+            from_lane_id: "l1".into(),
+            to_lane_id: "l2".into(),
+            position: "a1".into(),
+            task_version: 2,
+        },
+    ));
+    let events = events_from_frame(&moved, "demo", &mut epics);
+    let names: Vec<_> = events.iter().map(|e| e.name).collect();
+    assert_eq!(
+        names,
+        [outgoing::EPIC_UPDATED, outgoing::TASK_STATUS_CHANGED]
+    );
+    assert_eq!(events[0].payload["lane"], "done");
+    assert_eq!(events[1].payload["fromLane"], "todo");
+    assert!(events.iter().all(|e| e.payload["boardVersion"] == 2));
+}
+
+#[test]
+fn flat_payloads_become_commands_and_unknown_fields_are_refused() {
+    let payload = TaskPayload::parse(json!({
+        "projectId": "demo", "taskId": "t1", "lane": "done", "title": "x", "boardVersion": 3
+    }))
+    .unwrap();
+    let edit = payload.to_edit("r1".into()).unwrap();
+    assert_eq!(edit.board_id, "demo");
+    assert_eq!(edit.id, "r1");
+    assert_eq!(edit.data.id, "t1");
+    assert_eq!(edit.data.changes.lane.as_deref(), Some("done"));
+    assert_eq!(edit.data.changes.fields.title.as_deref(), Some("x"));
+    let err = TaskPayload::parse(json!({"projectId": "demo", "colour": "red"})).unwrap_err();
+    assert!(err.0.contains("colour"), "{}", err.0);
+    let err = TaskPayload::parse(json!({"projectId": "demo", "title": 5})).unwrap_err();
+    assert!(err.0.starts_with("title"), "{}", err.0);
+    let err = TaskPayload::parse(json!({"title": "x"}))
+        .unwrap()
+        .to_create("r".into())
+        .unwrap_err();
+    assert!(err.0.contains("projectId"), "{}", err.0);
+}
+
+#[test]
+fn join_takes_an_id_or_an_object_with_a_version() {
+    let join: JoinPayload = serde_json::from_value(json!("demo")).unwrap();
+    assert_eq!((join.room(), join.since_version()), ("demo", None));
+    let join: JoinPayload =
+        serde_json::from_value(json!({"projectId": "demo", "sinceVersion": 4})).unwrap();
+    assert_eq!((join.room(), join.since_version()), ("demo", Some(4)));
+}
