@@ -66,16 +66,11 @@ impl Gateway {
 
 async fn ensure_node_packages() {
     let web = repo().join("web");
-    if web.join("node_modules/playwright-core").exists() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&web)
-        .status()
-        .await
-        .expect("npm is required for the browser tests (apt-get install nodejs npm)");
-    assert!(status.success(), "npm ci --prefix web failed");
+    tokio::task::spawn_blocking(move || {
+        service_kit::testing::ensure_node_packages(&web, &["playwright-core", "socket.io-client"])
+    })
+    .await
+    .expect("npm ci");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,16 +16,11 @@ fn web() -> PathBuf {
 
 /// `npm ci --prefix web` unless the client package is there already.
 async fn ensure_client() {
-    if web().join("node_modules/@ag-ui/client").exists() {
-        return;
-    }
-    let status = tokio::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-        .arg(web())
-        .status()
-        .await
-        .expect("npm is required for the AG-UI client test (apt-get install nodejs npm)");
-    assert!(status.success(), "npm ci --prefix web failed");
+    tokio::task::spawn_blocking(|| {
+        service_kit::testing::ensure_node_packages(&web(), &["@ag-ui/client"])
+    })
+    .await
+    .expect("npm ci");
 }
 
 /// One turn through HttpAgent: what the client saw.

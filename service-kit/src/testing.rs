@@ -58,3 +58,21 @@ pub fn metric_value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&s
         })
         .sum()
 }
+
+/// Installs `web`'s pinned npm packages (`npm ci`) unless every one of
+/// `packages` is already there; once per test process, so parallel tests
+/// do not run npm over each other. Panics with the missing tool named.
+pub fn ensure_node_packages(web: &std::path::Path, packages: &[&str]) {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let present = |p: &&str| web.join("node_modules").join(p).exists();
+    if packages.iter().all(present) {
+        return;
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(web)
+        .status()
+        .expect("npm is required for the Node.js peers of the tests (apt-get install nodejs npm)");
+    assert!(status.success(), "npm ci --prefix {} failed", web.display());
+}

@@ -18,6 +18,7 @@ async fn run_client(url: String, board: &str, mode: &str, token: Option<String>)
     let board = board.to_owned();
     let mode = mode.to_owned();
     let output = tokio::task::spawn_blocking(move || {
+        service_kit::testing::ensure_node_packages(&web(), &["socket.io-client"]);
         let mut command = Command::new("node");
         command
             .arg(web().join("tools/socketio-client.mjs"))
