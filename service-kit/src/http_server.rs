@@ -148,16 +148,62 @@ pub fn peer(request: &axum::extract::Request) -> Option<SocketAddr> {
 }
 
 /// Whether a browser from `origin` may connect, given the `allowed` list
-/// (`*` or an origin, a trailing `/` ignored; an empty list allows any).
+/// (`*` or an origin, a trailing `/` ignored; blank entries, as an empty
+/// environment variable gives, are no entries; an empty list allows any).
 /// Non-browser clients send no Origin: the token is their check.
 pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    let mut listed = allowed.iter().map(|o| o.trim()).filter(|o| !o.is_empty());
     match origin {
         None => true,
         Some(origin) => {
-            allowed.is_empty()
-                || allowed
-                    .iter()
-                    .any(|o| o == "*" || o.trim_end_matches('/') == origin)
+            let mut any_listed = false;
+            let hit = listed.any(|o| {
+                any_listed = true;
+                o == "*" || o.trim_end_matches('/') == origin
+            });
+            hit || !any_listed
         }
+    }
+}
+
+/// Whether `origin` is the origin of the request's own `host`: a page the
+/// service served itself, which no Origin allowlist needs to name.
+pub fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+    match (origin.and_then(|o| o.split_once("://")), host) {
+        (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    #[test]
+    fn blank_entries_are_no_entries_and_listed_origins_pass() {
+        let page = Some("http://127.0.0.1:4002");
+        assert!(
+            origin_allowed(&[String::new()], page),
+            "WS_ALLOWED_ORIGINS=\"\" allows any"
+        );
+        assert!(origin_allowed(&[], page));
+        let listed = ["https://app.example.com/".to_owned(), " ".to_owned()];
+        assert!(origin_allowed(&listed, Some("https://app.example.com")));
+        assert!(!origin_allowed(&listed, page));
+        assert!(origin_allowed(&listed, None), "no Origin: not a browser");
+    }
+
+    #[test]
+    fn same_origin_compares_the_authority_with_the_host() {
+        assert!(same_origin(
+            Some("http://localhost:4002"),
+            Some("localhost:4002")
+        ));
+        assert!(!same_origin(
+            Some("http://evil.example"),
+            Some("localhost:4002")
+        ));
+        assert!(!same_origin(None, Some("localhost:4002")));
+        assert!(!same_origin(Some("null"), Some("localhost:4002")));
     }
 }

@@ -48,8 +48,15 @@ pub async fn admit(
     headers: &HeaderMap,
     token: Option<&str>,
 ) -> Admission {
-    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    let admission = if !shared.config.origin_allowed(origin) {
+    // An Origin that is not text is a browser's all the same: never "no Origin".
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("\u{fffd}"));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    // The page the gateway serves itself is welcome whatever the allowlist says.
+    let welcome =
+        shared.config.origin_allowed(origin) || service_kit::http_server::same_origin(origin, host);
+    let admission = if !welcome {
         Admission::Refuse(StatusCode::FORBIDDEN, "origin not allowed")
     } else if shared.clients.len() >= shared.config.max_connections {
         Admission::Close(CloseReason::MaxConnections)

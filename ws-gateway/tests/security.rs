@@ -146,6 +146,33 @@ async fn origin_outside_the_allowlist_is_refused() {
         .insert("authorization", format!("Bearer {jwt}").parse().unwrap());
     let mut ws = Ws::connect_request(request).await.expect("allowed origin");
     assert_eq!(ws.next().await["type"], "connected");
+
+    // An Origin that is not text is still a browser's, and not on the list.
+    let mut request = stack.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "origin",
+        axum::http::HeaderValue::from_bytes(b"https://\xffevil").unwrap(),
+    );
+    let refused = Ws::connect_request(request).await.err().expect("refused");
+    assert!(refused.to_string().contains("403"), "{refused}");
+}
+
+/// The page the gateway serves itself connects back from the gateway's own
+/// origin, which an allowlist for other web apps need not name.
+#[tokio::test]
+async fn the_gateways_own_origin_is_welcome_whatever_the_allowlist() {
+    let stack = secured().await;
+    let mut request = stack.ws_url().into_client_request().unwrap();
+    let host = request.headers()["host"].to_str().unwrap().to_owned();
+    request
+        .headers_mut()
+        .insert("origin", format!("http://{host}").parse().unwrap());
+    let jwt = token(json!({"exp": in_a_minute()}));
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {jwt}").parse().unwrap());
+    let mut ws = Ws::connect_request(request).await.expect("same origin");
+    assert_eq!(ws.next().await["type"], "connected");
 }
 
 #[tokio::test]
