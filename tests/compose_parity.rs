@@ -3,8 +3,10 @@
 //! service's environment (service hostnames mapped to 127.0.0.1, the
 //! database to a test database), and each healthcheck command must pass.
 //! Then the standalone binaries must serve what a compose user opens: the
-//! page and `/api/boards` on the gateway, a board over WebSocket, and one
-//! chat turn whose task appears on the board.
+//! page and `/api/boards` on the gateway, a board over WebSocket, one chat
+//! turn whose task appears on the board, and the same in headless Chromium:
+//! the page shows the live board, and a chat turn typed into it puts a card
+//! on it.
 
 mod common {
     pub mod compose_file;
@@ -203,6 +205,45 @@ async fn compose_services_run_as_local_processes_and_serve_the_board_and_chat() 
             .contains("compose parity"),
         "{created}"
     );
+
+    // What a compose user does: open the page in a browser, see the live
+    // board, and chat a task onto it.
+    let turn = page_chat_turn(
+        "http://127.0.0.1:4002/?board=default",
+        "Create a P2 task for the browser parity check",
+        "The browser parity check",
+    )
+    .await;
+    assert_eq!(turn["ok"], true, "{turn}");
+    assert!(
+        turn["lanes"].as_array().is_some_and(|l| !l.is_empty()),
+        "{turn}"
+    );
+    assert_eq!(turn["transport"], "websocket", "{turn}");
+    assert_eq!(turn["errors"], json!([]), "{turn}");
+}
+
+/// `web/tools/page-chat-turn.mjs` in headless Chromium: its JSON line.
+async fn page_chat_turn(url: &str, message: &str, card: &str) -> Value {
+    let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web");
+    let args = [url.to_owned(), message.to_owned(), card.to_owned()];
+    let output = tokio::task::spawn_blocking(move || {
+        service_kit::testing::ensure_node_packages(&web, &["playwright-core"]);
+        Command::new("node")
+            .arg(web.join("tools/page-chat-turn.mjs"))
+            .args(args)
+            .output()
+            .expect("node runs (apt-get install nodejs npm chromium)")
+    })
+    .await
+    .expect("the page script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|_| {
+        panic!(
+            "no JSON from the page script: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
 }
 
 async fn next_of<S>(socket: &mut S, kind: &str) -> Value
