@@ -8,12 +8,10 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
 
-use service_kit::test_database::TestDatabase;
+use service_kit::{test_database::TestDatabase, testing::RunningService};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     process::Command,
-    sync::oneshot,
-    task::JoinHandle,
 };
 
 const SCRIPT_LIMIT: Duration = Duration::from_secs(300);
@@ -23,10 +21,7 @@ fn repo() -> PathBuf {
 }
 
 /// A gateway serving the UI; stopped and started again on the same address.
-struct Gateway {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
+type Gateway = RunningService;
 
 async fn start_gateway(board_url: &str, addr: SocketAddr) -> (Gateway, SocketAddr) {
     let mut config = ws_gateway::Config::new(board_url);
@@ -47,21 +42,8 @@ async fn start_gateway(board_url: &str, addr: SocketAddr) -> (Gateway, SocketAdd
         }
     };
     let addr = app.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    (Gateway { stop, task }, addr)
-}
-
-impl Gateway {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task
-            .await
-            .expect("gateway task")
-            .expect("gateway stops cleanly");
-    }
+    let gateway = RunningService::spawn(addr, |stopped| app.run_until_stopped(stopped));
+    (gateway, addr)
 }
 
 async fn ensure_node_packages() {

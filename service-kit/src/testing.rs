@@ -76,3 +76,70 @@ pub fn ensure_node_packages(web: &std::path::Path, packages: &[&str]) {
         .expect("npm is required for the Node.js peers of the tests (apt-get install nodejs npm)");
     assert!(status.success(), "npm ci --prefix {} failed", web.display());
 }
+
+/// What a running service's `run_until_stopped` waits on in tests.
+pub type ShutdownSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A service's `run_until_stopped` spawned on the test runtime: stopped
+/// gracefully by [`RunningService::stop`] (which insists it ends cleanly
+/// within 30 s), and told to stop when dropped. Every crate's test harness
+/// runs its services through this one.
+pub struct RunningService {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningService {
+    /// Spawns `run(shutdown)` for a service bound on `addr`.
+    pub fn spawn<F>(addr: std::net::SocketAddr, run: impl FnOnce(ShutdownSignal) -> F) -> Self
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown: ShutdownSignal = Box::pin(async {
+            let _ = stopped.await;
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(tokio::spawn(run(shutdown))),
+        }
+    }
+
+    /// Graceful stop; waits for it to finish.
+    pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    /// Aborts the service's task with no graceful stop (its spawned tasks
+    /// keep running: this is not a crash of the process).
+    pub fn abort(&mut self) {
+        self.stop = None;
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Like [`RunningService::stop`], leaving the value to be replaced.
+    pub async fn stop_in_place(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(30), task)
+                .await
+                .expect("the service stops within 30 s")
+                .expect("the service task did not panic")
+                .expect("the service ran and stopped cleanly");
+        }
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -6,7 +6,7 @@ mod common;
 
 use std::{path::PathBuf, process::Command};
 
-use common::{Running, Stack};
+use common::Stack;
 use serde_json::{Value, json};
 
 fn web() -> PathBuf {
@@ -189,7 +189,7 @@ async fn socketio_addr_serves_socket_io_on_a_port_of_its_own() {
     config.socketio_addr = Some("127.0.0.1:0".parse().unwrap());
     let app = ws_gateway::App::build(config).await.unwrap();
     let addr = app.socketio_addr().expect("SOCKETIO_ADDR is bound");
-    let gateway = Running::spawn_app(app);
+    let gateway = common::spawn_gateway(app);
     let report = run_client(format!("http://{addr}"), "own-port", "connect", None).await;
     assert_eq!(report["join"]["ok"], true, "{report}");
     gateway.stop().await;

@@ -18,7 +18,6 @@ use std::{net::SocketAddr, time::Duration};
 
 use protocol::v1::{BoardSnapshot, GetBoardRequest, board_service_client::BoardServiceClient};
 use service_kit::test_database::TestDatabase;
-use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Guards against a hung test; never a timing assertion.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -60,23 +59,7 @@ impl Default for Options {
 }
 
 /// A running service and the way to stop it.
-struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(PATIENCE, self.task)
-            .await
-            .expect("service stops")
-            .expect("join")
-            .expect("service ran cleanly");
-    }
-}
+use service_kit::testing::RunningService as Running;
 
 /// board-service and agent-bridge over one fresh database.
 pub struct Stack {
@@ -105,7 +88,7 @@ impl Stack {
             .await
             .expect("board-service starts");
         let board_addr = app.local_addr();
-        let board = spawn(|stopped| app.run_until_stopped(stopped));
+        let board = Running::spawn(board_addr, |stopped| app.run_until_stopped(stopped));
         let (addr, bridge) = start_bridge(db.url(), board_addr, &options).await;
         Self {
             db,
@@ -156,8 +139,7 @@ impl Stack {
     /// Drops the bridge without a graceful stop: its tasks keep running
     /// in this process, so this is no crash; see `restart.rs` for one.
     pub fn abort_bridge(&mut self) {
-        self.bridge.task.abort();
-        self.bridge.stop = None;
+        self.bridge.abort();
     }
 
     pub async fn board(&self) -> BoardSnapshot {
@@ -211,21 +193,10 @@ async fn start_bridge(
         .await
         .expect("agent-bridge starts");
     let addr = app.local_addr();
-    (addr, spawn(|stopped| app.run_until_stopped(stopped)))
-}
-
-fn spawn<F>(run: impl FnOnce(futures::future::BoxFuture<'static, ()>) -> F) -> Running
-where
-    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(Box::pin(async {
-        let _ = stopped.await;
-    })));
-    Running {
-        stop: Some(stop),
-        task,
-    }
+    (
+        addr,
+        Running::spawn(addr, |stopped| app.run_until_stopped(stopped)),
+    )
 }
 
 /// An address where nothing listens.

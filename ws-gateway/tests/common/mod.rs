@@ -11,7 +11,7 @@ use protocol::v1::{
 };
 use serde_json::{Value, json};
 use service_kit::test_database::TestDatabase;
-use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio::net::TcpStream;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
     tungstenite::{Message, client::IntoClientRequest},
@@ -23,51 +23,8 @@ pub type Api = BoardServiceClient<Channel>;
 /// Long enough never to fail a healthy run; only there to stop hangs.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A running service (board-service or gateway) stopped on drop.
-pub struct Running {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Running {
-    fn spawn<F>(addr: SocketAddr, run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Self
-    where
-        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let (stop, stopped) = oneshot::channel();
-        Self {
-            addr,
-            stop: Some(stop),
-            task: Some(tokio::spawn(run(stopped))),
-        }
-    }
-
-    /// Graceful stop; waits for it to finish.
-    pub async fn stop(mut self) {
-        self.stop_in_place().await;
-    }
-
-    /// Like [`Running::stop`], leaving the value in place to be replaced.
-    pub async fn stop_in_place(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(WAIT, task)
-                .await
-                .expect("stops in time");
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+/// A running service (board-service or gateway), from service-kit's test support.
+pub use service_kit::testing::RunningService as Running;
 
 pub async fn start_board_service(database_url: &str, addr: SocketAddr) -> Running {
     start_board_service_with(database_url, addr, |_| {}).await
@@ -84,31 +41,19 @@ pub async fn start_board_service_with(
     let app = board_service::App::build(config)
         .await
         .expect("board-service starts");
-    let addr = app.local_addr();
-    Running::spawn(addr, |stopped| {
-        app.run_until_stopped(async {
-            let _ = stopped.await;
-        })
-    })
+    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
 }
 
 pub async fn start_gateway(config: ws_gateway::Config) -> Running {
     let app = ws_gateway::App::build(config)
         .await
         .expect("gateway starts");
-    Running::spawn_app(app)
+    spawn_gateway(app)
 }
 
-impl Running {
-    /// Runs a built gateway until stopped.
-    pub fn spawn_app(app: ws_gateway::App) -> Self {
-        let addr = app.local_addr();
-        Self::spawn(addr, |stopped| {
-            app.run_until_stopped(async {
-                let _ = stopped.await;
-            })
-        })
-    }
+/// Runs a built gateway until stopped.
+pub fn spawn_gateway(app: ws_gateway::App) -> Running {
+    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
 }
 
 /// Database, board-service, gateway and a gRPC client.
