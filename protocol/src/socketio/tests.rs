@@ -21,6 +21,7 @@ fn task(kind: TaskKind) -> TaskData {
         updated_at: 1,
         status: String::new(),
         parent_id: None,
+        sprint_id: None,
         progress: None,
     }
 }
