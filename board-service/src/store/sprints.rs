@@ -186,7 +186,8 @@ impl Store {
         .bind(board.id)
         .fetch_all(&mut *tx)
         .await?;
-        moved.sort_by(|a, b| (&a.lane_key, &a.position).cmp(&(&b.lane_key, &b.position)));
+        // Oldest first (ids are time-ordered UUIDv7).
+        moved.sort_by_key(|t| t.id);
         let sprint = completed.to_proto();
         let mut events = vec![sprint_event(
             event_type::SPRINT_COMPLETED,
