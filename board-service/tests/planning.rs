@@ -537,6 +537,30 @@ async fn a_sprint_starts_alone_and_its_unfinished_tasks_move_on_when_it_complete
         Code::InvalidArgument,
         "ends_at is required",
     );
+    let mut ancient = sprint_request(b, "Ancient", 0);
+    ancient.starts_at = Some(prost_types::Timestamp {
+        seconds: -62_135_596_800,
+        nanos: 0,
+    });
+    refused(
+        client.create_sprint(ancient).await,
+        Code::InvalidArgument,
+        "starts_at must be a time between 1970 and 9999",
+    );
+    let mut noisy = sprint_request(b, "Noisy", 0);
+    noisy.goal = "bell\u{7}".into();
+    refused(
+        client.create_sprint(noisy).await,
+        Code::InvalidArgument,
+        "goal must not contain control characters (found U+0007)",
+    );
+    let mut rambling = sprint_request(b, "Rambling", 0);
+    rambling.goal = "x".repeat(2_001);
+    refused(
+        client.create_sprint(rambling).await,
+        Code::InvalidArgument,
+        "goal must be at most 2000 characters",
+    );
     refused(
         client.create_sprint(sprint_request(b, "", 0)).await,
         Code::InvalidArgument,
