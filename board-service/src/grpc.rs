@@ -4,12 +4,14 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use protocol::v1::{
-    Board, BoardEvent, BoardSnapshot, CreateBoardRequest, CreateLaneRequest, CreateProjectRequest,
+    Board, BoardEvent, BoardSnapshot, CompleteSprintRequest, CompleteSprintResponse,
+    CreateBoardRequest, CreateLaneRequest, CreateProjectRequest, CreateSprintRequest,
     CreateTaskRequest, DeleteLaneRequest, DeleteLaneResponse, DeleteTaskRequest,
     DeleteTaskResponse, GetBoardRequest, GetProjectRequest, Lane, ListBoardsRequest,
-    ListBoardsResponse, ListProjectsRequest, ListProjectsResponse, MoveTaskRequest, Project,
-    ProjectView, SetBoardProjectRequest, Task, UpdateLaneRequest, UpdateProjectRequest,
-    UpdateTaskRequest, WatchBoardRequest, board_service_server::BoardService,
+    ListBoardsResponse, ListProjectsRequest, ListProjectsResponse, ListSprintsRequest,
+    ListSprintsResponse, MoveTaskRequest, Project, ProjectView, SetBoardProjectRequest, Sprint,
+    StartSprintRequest, Task, UpdateLaneRequest, UpdateProjectRequest, UpdateTaskRequest,
+    WatchBoardRequest, board_service_server::BoardService,
 };
 use service_kit::auth::{Access, AuthError, Authenticator, bearer_from_metadata};
 use tokio::sync::mpsc;
@@ -209,6 +211,49 @@ impl BoardService for BoardApi {
                 .set_board_project(&self.access(&request).await?, request.into_inner())
                 .await?,
         ))
+    }
+
+    #[tracing::instrument(skip_all, fields(board = %request.get_ref().board_id))]
+    async fn create_sprint(&self, request: Request<CreateSprintRequest>) -> Reply<Sprint> {
+        Ok(Response::new(
+            self.store
+                .create_sprint(&self.access(&request).await?, request.into_inner())
+                .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(sprint = %request.get_ref().sprint_id))]
+    async fn start_sprint(&self, request: Request<StartSprintRequest>) -> Reply<Sprint> {
+        Ok(Response::new(
+            self.store
+                .start_sprint(&self.access(&request).await?, request.into_inner())
+                .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(sprint = %request.get_ref().sprint_id))]
+    async fn complete_sprint(
+        &self,
+        request: Request<CompleteSprintRequest>,
+    ) -> Reply<CompleteSprintResponse> {
+        Ok(Response::new(
+            self.store
+                .complete_sprint(&self.access(&request).await?, request.into_inner())
+                .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(board = %request.get_ref().board_id))]
+    async fn list_sprints(
+        &self,
+        request: Request<ListSprintsRequest>,
+    ) -> Reply<ListSprintsResponse> {
+        let access = self.access(&request).await?;
+        let sprints = self
+            .store
+            .list_sprints(&access, &request.get_ref().board_id)
+            .await?;
+        Ok(Response::new(ListSprintsResponse { sprints }))
     }
 
     type WatchBoardStream = Pin<Box<dyn Stream<Item = Result<BoardEvent, Status>> + Send>>;

@@ -7,11 +7,11 @@ mod common;
 use board_service::Config;
 use common::Service;
 use protocol::v1::{
-    CreateBoardRequest, CreateLaneRequest, CreateProjectRequest, CreateTaskRequest,
-    DeleteLaneRequest, DeleteTaskRequest, GetBoardRequest, GetProjectRequest, ListBoardsRequest,
-    ListProjectsRequest, MoveTaskRequest, SetBoardProjectRequest, UpdateLaneRequest,
-    UpdateProjectRequest, UpdateTaskRequest, WatchBoardRequest,
-    board_service_client::BoardServiceClient,
+    CompleteSprintRequest, CreateBoardRequest, CreateLaneRequest, CreateProjectRequest,
+    CreateSprintRequest, CreateTaskRequest, DeleteLaneRequest, DeleteTaskRequest, GetBoardRequest,
+    GetProjectRequest, ListBoardsRequest, ListProjectsRequest, ListSprintsRequest, MoveTaskRequest,
+    SetBoardProjectRequest, StartSprintRequest, UpdateLaneRequest, UpdateProjectRequest,
+    UpdateTaskRequest, WatchBoardRequest, board_service_client::BoardServiceClient,
 };
 use serde_json::{Value, json};
 use service_kit::{auth::AuthConfig, test_database::TestDatabase};
@@ -622,4 +622,146 @@ async fn projects_take_the_same_tokens_as_the_boards_they_hold() {
         beta.version, 2,
         "one task, one project.created; refusals wrote nothing"
     );
+}
+
+fn two_weeks(board: &str, name: &str) -> CreateSprintRequest {
+    CreateSprintRequest {
+        board_id: board.into(),
+        name: name.into(),
+        starts_at: Some(prost_types::Timestamp {
+            seconds: 1_796_601_600,
+            nanos: 0,
+        }),
+        ends_at: Some(prost_types::Timestamp {
+            seconds: 1_796_601_600 + 14 * 86_400,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn sprints_take_the_same_tokens_as_their_board() {
+    let mut f = start().await;
+    let writer = token("writer", &[], &["alpha"]);
+    let reader = token("reader", &["beta"], &[]);
+    let beta_sprint = f
+        .client
+        .create_sprint(as_(Some(&f.admin), two_weeks("beta", "Beta 1")))
+        .await
+        .expect("admin plans beta")
+        .into_inner();
+    let beta_version = |client: &mut BoardServiceClient<Channel>, admin: String| {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_board(as_(
+                    Some(&admin),
+                    GetBoardRequest {
+                        board_id: "beta".into(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .version
+        }
+    };
+    let before = beta_version(&mut f.client, f.admin.clone()).await;
+
+    let expired = sign_with(SECRET, json!({"exp": now() - 3600, "write": ["*"]}));
+    for (who, token) in [
+        ("no token", None),
+        ("expired", Some(expired.as_str())),
+        ("writer", Some(writer.as_str())),
+        ("reader", Some(reader.as_str())),
+    ] {
+        let expected = if token.is_some_and(|t| t != expired) {
+            Code::PermissionDenied
+        } else {
+            Code::Unauthenticated
+        };
+        let create = f
+            .client
+            .create_sprint(as_(token, two_weeks(&f.beta, "Intruder")))
+            .await;
+        let start = f
+            .client
+            .start_sprint(as_(
+                token,
+                StartSprintRequest {
+                    sprint_id: beta_sprint.id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await;
+        let complete = f
+            .client
+            .complete_sprint(as_(
+                token,
+                CompleteSprintRequest {
+                    sprint_id: beta_sprint.id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await;
+        let codes = [
+            create.map(|_| ()).unwrap_err().code(),
+            start.map(|_| ()).unwrap_err().code(),
+            complete.map(|_| ()).unwrap_err().code(),
+        ];
+        assert_eq!(codes, [expected; 3], "{who}");
+        let list = f
+            .client
+            .list_sprints(as_(
+                token,
+                ListSprintsRequest {
+                    board_id: "beta".into(),
+                },
+            ))
+            .await;
+        match who {
+            "reader" => assert_eq!(
+                list.expect("reader lists beta").into_inner().sprints.len(),
+                1
+            ),
+            "writer" => assert_eq!(list.unwrap_err().code(), Code::PermissionDenied),
+            _ => assert_eq!(list.unwrap_err().code(), Code::Unauthenticated, "{who}"),
+        }
+    }
+    assert_eq!(
+        beta_version(&mut f.client, f.admin.clone()).await,
+        before,
+        "nothing was written on beta"
+    );
+
+    // The writer runs sprints on its own board, by slug or id.
+    let w = Some(writer.as_str());
+    let own = f
+        .client
+        .create_sprint(as_(w, two_weeks("alpha", "Alpha 1")))
+        .await
+        .expect("writer plans alpha")
+        .into_inner();
+    assert_eq!(own.board_id, f.alpha);
+    f.client
+        .start_sprint(as_(
+            w,
+            StartSprintRequest {
+                sprint_id: own.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("writer starts alpha's sprint");
+    f.client
+        .complete_sprint(as_(
+            w,
+            CompleteSprintRequest {
+                sprint_id: own.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("writer completes alpha's sprint");
 }

@@ -5,9 +5,11 @@ mod common;
 
 use common::*;
 use protocol::v1::{
-    CreateBoardRequest, CreateProjectRequest, CreateTaskRequest, DeleteTaskRequest,
-    GetBoardRequest, GetProjectRequest, ListProjectsRequest, MoveTaskRequest, Progress,
-    SetBoardProjectRequest, Task, TaskKind, UpdateProjectRequest, UpdateTaskRequest,
+    CompleteSprintRequest, CompleteSprintResponse, CreateBoardRequest, CreateProjectRequest,
+    CreateSprintRequest, CreateTaskRequest, DeleteTaskRequest, GetBoardRequest, GetProjectRequest,
+    ListProjectsRequest, ListSprintsRequest, MoveTaskRequest, Progress, SetBoardProjectRequest,
+    Sprint, SprintState, StartSprintRequest, Task, TaskKind, UpdateProjectRequest,
+    UpdateTaskRequest,
 };
 use tonic::Code;
 
@@ -430,4 +432,372 @@ async fn parents_must_be_epics_of_the_same_board_and_epics_have_none() {
     assert_eq!(events[0].task.as_ref().unwrap().parent_id, "");
     assert_eq!(events[1].r#type, "task.deleted");
     assert_quiet(&mut stream).await;
+}
+
+/// A sprint of two weeks starting `week` weeks after 2026-12-07.
+fn sprint_request(board: &str, name: &str, week: i64) -> CreateSprintRequest {
+    let start = 1_796_601_600 + week * 7 * 86_400;
+    CreateSprintRequest {
+        board_id: board.into(),
+        name: name.into(),
+        goal: format!("{name}: ship it"),
+        starts_at: Some(prost_types::Timestamp {
+            seconds: start,
+            nanos: 0,
+        }),
+        ends_at: Some(prost_types::Timestamp {
+            seconds: start + 14 * 86_400,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+async fn new_sprint(client: &mut Client, board: &str, name: &str, week: i64) -> Sprint {
+    client
+        .create_sprint(sprint_request(board, name, week))
+        .await
+        .expect("create sprint")
+        .into_inner()
+}
+
+async fn start_sprint(client: &mut Client, sprint: &Sprint) -> Result<Sprint, tonic::Status> {
+    client
+        .start_sprint(StartSprintRequest {
+            sprint_id: sprint.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn plan(client: &mut Client, task: &Task, sprint: &str) -> Result<Task, tonic::Status> {
+    client
+        .update_task(UpdateTaskRequest {
+            task_id: task.id.clone(),
+            sprint_id: Some(sprint.into()),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn complete(
+    client: &mut Client,
+    sprint: &Sprint,
+    move_to: &str,
+    request_id: &str,
+) -> Result<CompleteSprintResponse, tonic::Status> {
+    client
+        .complete_sprint(CompleteSprintRequest {
+            sprint_id: sprint.id.clone(),
+            move_to_sprint_id: move_to.into(),
+            request_id: request_id.into(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, message: &str) {
+    let status = result.expect_err(message);
+    assert_eq!(
+        (status.code(), status.message()),
+        (code, message),
+        "expected {code:?} {message:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_sprint_starts_alone_and_its_unfinished_tasks_move_on_when_it_completes() {
+    let (db, _service, mut client) = start().await;
+    let board = create_board(&mut client, "Sprints").await;
+    let other = create_board(&mut client, "Elsewhere").await;
+    let b = board.id.as_str();
+    let one = new_sprint(&mut client, b, "Sprint 1", 0).await;
+    let two = new_sprint(&mut client, b, "Sprint 2", 2).await;
+    let three = new_sprint(&mut client, &board.slug, "Sprint 3", 4).await;
+    let foreign = new_sprint(&mut client, &other.id, "Their sprint", 0).await;
+    assert_eq!(
+        (one.state(), one.board_id.as_str(), one.goal.as_str()),
+        (SprintState::Planned, b, "Sprint 1: ship it")
+    );
+
+    let mut backwards = sprint_request(b, "Backwards", 0);
+    std::mem::swap(&mut backwards.starts_at, &mut backwards.ends_at);
+    refused(
+        client.create_sprint(backwards).await,
+        Code::InvalidArgument,
+        "ends_at must be after starts_at",
+    );
+    let mut open_ended = sprint_request(b, "Open", 0);
+    open_ended.ends_at = None;
+    refused(
+        client.create_sprint(open_ended).await,
+        Code::InvalidArgument,
+        "ends_at is required",
+    );
+    let mut ancient = sprint_request(b, "Ancient", 0);
+    ancient.starts_at = Some(prost_types::Timestamp {
+        seconds: -62_135_596_800,
+        nanos: 0,
+    });
+    refused(
+        client.create_sprint(ancient).await,
+        Code::InvalidArgument,
+        "starts_at must be a time between 1970 and 9999",
+    );
+    let mut noisy = sprint_request(b, "Noisy", 0);
+    noisy.goal = "bell\u{7}".into();
+    refused(
+        client.create_sprint(noisy).await,
+        Code::InvalidArgument,
+        "goal must not contain control characters (found U+0007)",
+    );
+    let mut rambling = sprint_request(b, "Rambling", 0);
+    rambling.goal = "x".repeat(2_001);
+    refused(
+        client.create_sprint(rambling).await,
+        Code::InvalidArgument,
+        "goal must be at most 2000 characters",
+    );
+    refused(
+        client.create_sprint(sprint_request(b, "", 0)).await,
+        Code::InvalidArgument,
+        "name must be 1–200 characters",
+    );
+
+    let started = start_sprint(&mut client, &one).await.expect("start one");
+    assert_eq!(
+        (started.state(), started.version),
+        (SprintState::Active, one.version + 1)
+    );
+    refused(
+        start_sprint(&mut client, &two).await,
+        Code::FailedPrecondition,
+        &format!(
+            "sprint_id: sprint {} (\"Sprint 1\") is already active on this board; \
+             complete it first",
+            one.id
+        ),
+    );
+    refused(
+        start_sprint(&mut client, &one).await,
+        Code::FailedPrecondition,
+        &format!(
+            "sprint_id: sprint {} is active; only a planned sprint can start",
+            one.id
+        ),
+    );
+    // The database holds the rule too, should a writer skip the lock.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db.url())
+        .await
+        .expect("connect");
+    let second_active = sqlx::query("UPDATE sprints SET state = 2 WHERE id = $1::uuid")
+        .bind(&two.id)
+        .execute(&mut conn)
+        .await
+        .expect_err("a second active sprint on one board");
+    assert_eq!(
+        second_active
+            .as_database_error()
+            .and_then(|e| e.constraint()),
+        Some("sprints_one_active_per_board")
+    );
+    // Another board's sprint is its own business: one active there too.
+    start_sprint(&mut client, &foreign)
+        .await
+        .expect("each board has its own active sprint");
+
+    let todo = create_task(&mut client, b, "todo", "Todo").await;
+    let doing = create_task(&mut client, b, "in_progress", "Doing").await;
+    let finished = create_task(&mut client, b, "done", "Finished").await;
+    let loose = create_task(&mut client, b, "todo", "Loose").await;
+    assert_eq!(todo.sprint_id, "");
+    for task in [&todo, &doing, &finished] {
+        let planned = plan(&mut client, task, &one.id).await.expect("plan");
+        assert_eq!(planned.sprint_id, one.id);
+    }
+    refused(
+        plan(&mut client, &loose, &foreign.id).await,
+        Code::FailedPrecondition,
+        &format!(
+            "sprint_id: sprint {} is on another board; a task's sprint shares its board",
+            foreign.id
+        ),
+    );
+    refused(
+        plan(&mut client, &loose, "sprint-1").await,
+        Code::InvalidArgument,
+        "sprint_id must be a UUID",
+    );
+    let ghost = uuid::Uuid::now_v7();
+    refused(
+        plan(&mut client, &loose, &ghost.to_string()).await,
+        Code::FailedPrecondition,
+        &format!("sprint_id: sprint {ghost} does not exist"),
+    );
+    refused(
+        complete(&mut client, &two, "", "").await,
+        Code::FailedPrecondition,
+        &format!(
+            "sprint_id: sprint {} is planned; only the active sprint can complete",
+            two.id
+        ),
+    );
+    refused(
+        complete(&mut client, &one, &foreign.id, "").await,
+        Code::FailedPrecondition,
+        &format!(
+            "move_to_sprint_id: sprint {} is on another board",
+            foreign.id
+        ),
+    );
+    refused(
+        complete(&mut client, &one, &one.id, "").await,
+        Code::InvalidArgument,
+        "move_to_sprint_id: a sprint cannot take its own unfinished tasks",
+    );
+
+    // First case: the unfinished tasks go back to the backlog.
+    let done_one = complete(&mut client, &one, "", "complete-1")
+        .await
+        .expect("complete one");
+    let sprint = done_one.sprint.as_ref().expect("sprint");
+    assert_eq!(sprint.state(), SprintState::Completed);
+    let moved: Vec<(&str, &str)> = done_one
+        .moved_tasks
+        .iter()
+        .map(|t| (t.title.as_str(), t.sprint_id.as_str()))
+        .collect();
+    assert_eq!(moved, [("Todo", ""), ("Doing", "")]);
+    assert_eq!(done_one.board_version, 14);
+    // The same request again is replayed, not applied twice.
+    let again = complete(&mut client, &one, "", "complete-1")
+        .await
+        .expect("replay");
+    assert_eq!(again, done_one);
+    refused(
+        complete(&mut client, &one, "", "").await,
+        Code::FailedPrecondition,
+        &format!(
+            "sprint_id: sprint {} is completed; only the active sprint can complete",
+            one.id
+        ),
+    );
+    refused(
+        plan(&mut client, &loose, &one.id).await,
+        Code::FailedPrecondition,
+        &format!(
+            "sprint_id: sprint {} is completed; plan the task in another sprint",
+            one.id
+        ),
+    );
+
+    // Second case: into a planned sprint named in the request.
+    start_sprint(&mut client, &two)
+        .await
+        .expect("start two once one is completed");
+    plan(&mut client, &todo, &two.id).await.expect("plan todo");
+    plan(&mut client, &doing, &two.id)
+        .await
+        .expect("plan doing");
+    refused(
+        complete(&mut client, &two, &one.id, "").await,
+        Code::FailedPrecondition,
+        &format!(
+            "move_to_sprint_id: sprint {} is completed, not planned",
+            one.id
+        ),
+    );
+    let done_two = complete(&mut client, &two, &three.id, "complete-2")
+        .await
+        .expect("complete two");
+    let moved: Vec<(&str, &str)> = done_two
+        .moved_tasks
+        .iter()
+        .map(|t| (t.title.as_str(), t.sprint_id.as_str()))
+        .collect();
+    assert_eq!(
+        moved,
+        [("Todo", three.id.as_str()), ("Doing", three.id.as_str())]
+    );
+    assert_eq!(done_two.board_version, 20);
+
+    let listed = client
+        .list_sprints(ListSprintsRequest {
+            board_id: board.slug.clone(),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .sprints;
+    let listed: Vec<(&str, SprintState)> = listed
+        .iter()
+        .map(|s| (s.name.as_str(), s.state()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("Sprint 1", SprintState::Completed),
+            ("Sprint 2", SprintState::Completed),
+            ("Sprint 3", SprintState::Planned),
+        ]
+    );
+
+    let mut stream = watch(&mut client, b, 0).await;
+    let events = next_events(&mut stream, 20).await;
+    assert_quiet(&mut stream).await;
+    let seen: Vec<(u64, &str, String)> = events
+        .iter()
+        .map(|e| {
+            let what = match (&e.sprint, &e.task) {
+                (Some(s), None) => format!("{} {:?}", s.name, s.state()),
+                (None, Some(t)) => format!("{} in {:?}", t.title, t.sprint_id),
+                other => panic!("{}: {other:?}", e.r#type),
+            };
+            (e.version, e.r#type.as_str(), what)
+        })
+        .collect();
+    let (s1, s2, s3) = (&one.id, &two.id, &three.id);
+    let expected: Vec<(u64, &str, String)> = vec![
+        (1, "sprint.created", "Sprint 1 Planned".into()),
+        (2, "sprint.created", "Sprint 2 Planned".into()),
+        (3, "sprint.created", "Sprint 3 Planned".into()),
+        (4, "sprint.started", "Sprint 1 Active".into()),
+        (5, "task.created", "Todo in \"\"".into()),
+        (6, "task.created", "Doing in \"\"".into()),
+        (7, "task.created", "Finished in \"\"".into()),
+        (8, "task.created", "Loose in \"\"".into()),
+        (9, "task.updated", format!("Todo in {s1:?}")),
+        (10, "task.updated", format!("Doing in {s1:?}")),
+        (11, "task.updated", format!("Finished in {s1:?}")),
+        (12, "sprint.completed", "Sprint 1 Completed".into()),
+        (13, "task.updated", "Todo in \"\"".into()),
+        (14, "task.updated", "Doing in \"\"".into()),
+        (15, "sprint.started", "Sprint 2 Active".into()),
+        (16, "task.updated", format!("Todo in {s2:?}")),
+        (17, "task.updated", format!("Doing in {s2:?}")),
+        (18, "sprint.completed", "Sprint 2 Completed".into()),
+        (19, "task.updated", format!("Todo in {s3:?}")),
+        (20, "task.updated", format!("Doing in {s3:?}")),
+    ];
+    assert_eq!(seen, expected);
+    for i in [8, 12, 13, 18, 19] {
+        assert_eq!(events[i].changed_fields, ["sprint_id"], "event {}", i + 1);
+    }
+    assert_eq!(events[11].request_id, "complete-1");
+    assert_eq!(events[12].request_id, "complete-1");
+    // The finished task stays in the sprint it was done in.
+    let snapshot = client
+        .get_board(GetBoardRequest { board_id: b.into() })
+        .await
+        .expect("snapshot")
+        .into_inner();
+    let finished_now = snapshot
+        .tasks
+        .iter()
+        .find(|t| t.id == finished.id)
+        .expect("finished task");
+    assert_eq!(finished_now.sprint_id, one.id);
 }

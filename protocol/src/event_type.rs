@@ -10,5 +10,8 @@ pub const LANE_UPDATED: &str = "lane.updated";
 pub const LANE_DELETED: &str = "lane.deleted";
 pub const PROJECT_CREATED: &str = "project.created";
 pub const PROJECT_UPDATED: &str = "project.updated";
+pub const SPRINT_CREATED: &str = "sprint.created";
+pub const SPRINT_STARTED: &str = "sprint.started";
+pub const SPRINT_COMPLETED: &str = "sprint.completed";
 /// Sent instead of a replay when the log no longer holds the requested events.
 pub const BOARD_RESYNC: &str = "board.resync";

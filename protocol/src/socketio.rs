@@ -38,6 +38,11 @@ pub mod outgoing {
     pub const LANE_DELETED: &str = "lane:deleted";
     pub const PROJECT_CREATED: &str = "project:created";
     pub const PROJECT_UPDATED: &str = "project:updated";
+    pub const SPRINT_CREATED: &str = "sprint:created";
+    pub const SPRINT_STARTED: &str = "sprint:started";
+    /// Followed by a `task:updated` (`changes.sprintId`) for each
+    /// unfinished task the completion moved.
+    pub const SPRINT_COMPLETED: &str = "sprint:completed";
     /// The whole board: replaces what the client holds (first join, or a
     /// resume the log can no longer serve).
     pub const BOARD_SYNC: &str = "board:sync";
@@ -292,6 +297,21 @@ pub fn events_from_frame(
             &envelope(&c.board_id, c.version, &c.command_id),
             &c.data,
         )],
+        ServerFrame::SprintCreated(c) => vec![flat(
+            SPRINT_CREATED,
+            &envelope(&c.board_id, c.version, &c.command_id),
+            &c.data,
+        )],
+        ServerFrame::SprintStarted(c) => vec![flat(
+            SPRINT_STARTED,
+            &envelope(&c.board_id, c.version, &c.command_id),
+            &c.data,
+        )],
+        ServerFrame::SprintCompleted(c) => vec![flat(
+            SPRINT_COMPLETED,
+            &envelope(&c.board_id, c.version, &c.command_id),
+            &c.data,
+        )],
         ServerFrame::Connected { .. }
         | ServerFrame::Ack(_)
         | ServerFrame::Error(_)
@@ -399,6 +419,9 @@ pub struct TaskPayload {
     /// The epic the task belongs to; `null` takes it out.
     #[serde(default, with = "crate::board_frames::nullable")]
     pub parent_id: Option<Option<String>>,
+    /// The sprint the task is planned in; `null` puts it back in the backlog.
+    #[serde(default, with = "crate::board_frames::nullable")]
+    pub sprint_id: Option<Option<String>>,
     #[serde(default)]
     board_version: Option<IgnoredAny>,
     #[serde(default)]
@@ -468,9 +491,10 @@ impl TaskPayload {
         if self.id.is_some() || self.task_id.is_some() {
             return Err(PayloadError("a new task has no id: leave id out".into()));
         }
-        if self.status.is_some() || self.parent_id.is_some() {
+        if self.status.is_some() || self.parent_id.is_some() || self.sprint_id.is_some() {
             return Err(PayloadError(
-                "status and parentId are set with task:update once the task exists".into(),
+                "status, parentId and sprintId are set with task:update once the task exists"
+                    .into(),
             ));
         }
         self.command(
@@ -505,6 +529,7 @@ impl TaskPayload {
                 labels: self.labels.clone(),
                 status: self.status.clone(),
                 parent_id: self.parent_id.clone(),
+                sprint_id: self.sprint_id.clone(),
                 progress: None,
             },
         };

@@ -6,9 +6,10 @@
 
 use prost::Message;
 use protocol::v1::{
-    CreateBoardRequest, CreateLaneRequest, CreateProjectRequest, CreateTaskRequest,
-    DeleteLaneRequest, DeleteTaskRequest, MoveTaskRequest, SetBoardProjectRequest,
-    UpdateLaneRequest, UpdateProjectRequest, UpdateTaskRequest,
+    CompleteSprintRequest, CreateBoardRequest, CreateLaneRequest, CreateProjectRequest,
+    CreateSprintRequest, CreateTaskRequest, DeleteLaneRequest, DeleteTaskRequest, MoveTaskRequest,
+    SetBoardProjectRequest, StartSprintRequest, UpdateLaneRequest, UpdateProjectRequest,
+    UpdateTaskRequest,
 };
 use service_kit::auth::Access;
 use sha2::{Digest, Sha256};
@@ -59,6 +60,9 @@ keyed!(
     CreateProjectRequest,
     UpdateProjectRequest,
     SetBoardProjectRequest,
+    CreateSprintRequest,
+    StartSprintRequest,
+    CompleteSprintRequest,
 );
 
 impl<'a> Key<'a> {

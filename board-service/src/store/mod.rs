@@ -11,6 +11,7 @@ mod lanes;
 pub mod log;
 mod projects;
 mod rows;
+mod sprints;
 mod tasks;
 
 use service_kit::auth::Access;
@@ -19,7 +20,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 pub use idempotency::Key;
-pub use rows::{BoardRow, LaneRow, ProjectRow, TaskRow};
+pub use rows::{BoardRow, LaneRow, ProjectRow, SprintRow, TaskRow};
 
 /// Lanes a board gets when created without `lane_keys`.
 pub const DEFAULT_LANES: [&str; 5] = ["backlog", "todo", "in_progress", "done", "recovery"];
@@ -83,6 +84,19 @@ async fn lock_board_of_lane(tx: &mut Tx, lane_id: Uuid) -> Result<BoardRow> {
     .ok_or_else(|| Error::NotFound(format!("lane {lane_id} not found")))
 }
 
+/// Locks the board that holds `sprint_id`.
+async fn lock_board_of_sprint(tx: &mut Tx, sprint_id: Uuid) -> Result<BoardRow> {
+    sqlx::query_as::<_, BoardRow>(
+        "SELECT b.id, b.slug, b.name, b.version, b.created_at, b.project_id
+         FROM boards b JOIN sprints s ON s.board_id = b.id
+         WHERE s.id = $1 FOR UPDATE OF b",
+    )
+    .bind(sprint_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| sprints::sprint_not_found(sprint_id))
+}
+
 /// The board's lanes in display order.
 async fn board_lanes(conn: &mut sqlx::PgConnection, board_id: Uuid) -> Result<Vec<LaneRow>> {
     Ok(sqlx::query_as::<_, LaneRow>(
@@ -125,6 +139,7 @@ pub(crate) enum Scope<'a> {
     Board(&'a str),
     Task(Uuid),
     Lane(Uuid),
+    Sprint(Uuid),
 }
 
 /// A mutation either replays the stored response to its request_id, or holds
@@ -151,6 +166,7 @@ impl Store {
             Scope::Board(board_ref) => lock_board(&mut tx, board_ref).await,
             Scope::Task(id) => lock_board_of_task(&mut tx, id).await,
             Scope::Lane(id) => lock_board_of_lane(&mut tx, id).await,
+            Scope::Sprint(id) => lock_board_of_sprint(&mut tx, id).await,
         };
         let board = match locked {
             Ok(board) => board,

@@ -29,6 +29,25 @@ pub struct ProjectRow {
 pub const PROJECT_COLUMNS: &str = "id, slug, name, description, version, created_at, updated_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SprintRow {
+    pub id: Uuid,
+    pub board_id: Uuid,
+    pub name: String,
+    pub goal: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// [`v1::SprintState`] as a number.
+    pub state: i16,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Columns of a [`SprintRow`].
+pub const SPRINT_COLUMNS: &str =
+    "id, board_id, name, goal, starts_at, ends_at, state, version, created_at, updated_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LaneRow {
     pub id: Uuid,
     pub board_id: Uuid,
@@ -53,6 +72,7 @@ pub struct TaskRow {
     pub labels: Vec<String>,
     pub status: String,
     pub parent_id: Option<Uuid>,
+    pub sprint_id: Option<Uuid>,
     /// Epics only: (done, total) of their tasks.
     pub progress_done: Option<i64>,
     pub progress_total: Option<i64>,
@@ -66,7 +86,7 @@ pub struct TaskRow {
 pub const TASK_COLUMNS: &str = "t.id, t.board_id, t.lane_id,
     (SELECT key FROM lanes WHERE id = t.lane_id) AS lane_key,
     t.title, t.description, t.priority, t.kind, t.estimated_hours, t.assignee,
-    t.labels, t.status, t.parent_id,
+    t.labels, t.status, t.parent_id, t.sprint_id,
     CASE WHEN t.kind = 4 THEN (SELECT count(*) FROM tasks c JOIN lanes cl ON cl.id = c.lane_id
                                WHERE c.parent_id = t.id AND cl.key = 'done') END AS progress_done,
     CASE WHEN t.kind = 4 THEN (SELECT count(*) FROM tasks c WHERE c.parent_id = t.id)
@@ -110,6 +130,23 @@ impl ProjectRow {
     }
 }
 
+impl SprintRow {
+    pub fn to_proto(&self) -> v1::Sprint {
+        v1::Sprint {
+            id: self.id.to_string(),
+            board_id: self.board_id.to_string(),
+            name: self.name.clone(),
+            goal: self.goal.clone(),
+            starts_at: Some(timestamp(self.starts_at)),
+            ends_at: Some(timestamp(self.ends_at)),
+            state: i32::from(self.state),
+            version: self.version as u64,
+            created_at: Some(timestamp(self.created_at)),
+            updated_at: Some(timestamp(self.updated_at)),
+        }
+    }
+}
+
 impl LaneRow {
     pub fn to_proto(&self) -> v1::Lane {
         v1::Lane {
@@ -144,6 +181,7 @@ impl TaskRow {
             status: self.status.clone(),
             parent_id: self.parent_id.map(|p| p.to_string()).unwrap_or_default(),
             progress: self.progress(),
+            sprint_id: self.sprint_id.map(|s| s.to_string()).unwrap_or_default(),
         }
     }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     Key, LaneRow, Scope, Store, TaskRow, Tx, board_lanes, epics, find_lane, locked_or_return,
-    rows::TASK_COLUMNS,
+    rows::TASK_COLUMNS, sprints,
 };
 use crate::{
     error::{Error, Result},
@@ -140,10 +140,14 @@ impl Store {
             any_field = true;
             apply!(parent_id, epics::parent_ref(parent)?);
         }
+        if let Some(sprint) = &req.sprint_id {
+            any_field = true;
+            apply!(sprint_id, sprints::sprint_ref(sprint)?);
+        }
         if !any_field {
             return Err(Error::InvalidArgument(
                 "nothing to update: set at least one of title, description, priority, kind, \
-                 estimated_hours, assignee, labels, status, parent_id"
+                 estimated_hours, assignee, labels, status, parent_id, sprint_id"
                     .into(),
             ));
         }
@@ -158,12 +162,15 @@ impl Store {
             epics::check_parent(&mut tx, board.id, Some(task_id), next.parent_id, next.kind)
                 .await?;
         }
+        if next.sprint_id != current.sprint_id {
+            sprints::check_sprint(&mut tx, board.id, next.sprint_id).await?;
+        }
         let before = epics::progress_before(&mut tx, [current.parent_id, next.parent_id]).await?;
 
         let updated: TaskRow = sqlx::query_as(&format!(
             "UPDATE tasks AS t SET title = $2, description = $3, priority = $4, kind = $5,
                  estimated_hours = $6, assignee = $7, labels = $8, status = $9, parent_id = $10,
-                 version = version + 1, updated_at = now()
+                 sprint_id = $11, version = version + 1, updated_at = now()
              WHERE id = $1 RETURNING {TASK_COLUMNS}"
         ))
         .bind(task_id)
@@ -176,6 +183,7 @@ impl Store {
         .bind(&next.labels)
         .bind(&next.status)
         .bind(next.parent_id)
+        .bind(next.sprint_id)
         .fetch_one(&mut *tx)
         .await?;
         let task = updated.to_proto();

@@ -6,7 +6,7 @@ use crate::{
     time::timestamp_ms,
     v1::{
         self, Board, BoardEvent, CreateTaskRequest, DeleteTaskRequest, Labels, Lane,
-        MoveTaskRequest, Project, Task, UpdateTaskRequest, move_task_request::Anchor,
+        MoveTaskRequest, Project, Sprint, Task, UpdateTaskRequest, move_task_request::Anchor,
     },
 };
 
@@ -102,6 +102,7 @@ impl From<&Task> for TaskData {
             labels: task.labels.clone(),
             status: task.status.clone(),
             parent_id: non_empty(&task.parent_id),
+            sprint_id: non_empty(&task.sprint_id),
             progress: task.progress.as_ref().map(Progress::from),
             position: task.position.clone(),
             version: task.version,
@@ -140,11 +141,47 @@ impl TaskChanges {
                 "labels" => changes.labels = Some(task.labels.clone()),
                 "status" => changes.status = Some(task.status.clone()),
                 "parent_id" => changes.parent_id = Some(non_empty(&task.parent_id)),
+                "sprint_id" => changes.sprint_id = Some(non_empty(&task.sprint_id)),
                 "progress" => changes.progress = task.progress.as_ref().map(Progress::from),
                 _ => {}
             }
         }
         changes
+    }
+}
+
+impl SprintState {
+    /// Unspecified (never sent by board-service) reads as planned.
+    pub fn from_proto(value: i32) -> Self {
+        match v1::SprintState::try_from(value).unwrap_or_default() {
+            v1::SprintState::Active => Self::Active,
+            v1::SprintState::Completed => Self::Completed,
+            v1::SprintState::Planned | v1::SprintState::Unspecified => Self::Planned,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::Active => "active",
+            Self::Completed => "completed",
+        }
+    }
+}
+
+impl From<&Sprint> for SprintData {
+    fn from(sprint: &Sprint) -> Self {
+        Self {
+            id: sprint.id.clone(),
+            name: sprint.name.clone(),
+            goal: sprint.goal.clone(),
+            state: SprintState::from_proto(sprint.state),
+            starts_at: timestamp_ms(sprint.starts_at.as_ref()),
+            ends_at: timestamp_ms(sprint.ends_at.as_ref()),
+            version: sprint.version,
+            created_at: timestamp_ms(sprint.created_at.as_ref()),
+            updated_at: timestamp_ms(sprint.updated_at.as_ref()),
+        }
     }
 }
 
@@ -308,6 +345,15 @@ impl ServerFrame {
                 event,
                 ProjectData::from_event(event.project.as_ref()?, &event.changed_fields),
             )),
+            event_type::SPRINT_CREATED => {
+                Self::SprintCreated(change(event, SprintData::from(event.sprint.as_ref()?)))
+            }
+            event_type::SPRINT_STARTED => {
+                Self::SprintStarted(change(event, SprintData::from(event.sprint.as_ref()?)))
+            }
+            event_type::SPRINT_COMPLETED => {
+                Self::SprintCompleted(change(event, SprintData::from(event.sprint.as_ref()?)))
+            }
             _ => return None,
         };
         Some(frame)
@@ -374,6 +420,10 @@ impl Command<UpdateTask> {
                 .parent_id
                 .clone()
                 .map(|parent| parent.unwrap_or_default()),
+            sprint_id: changes
+                .sprint_id
+                .clone()
+                .map(|sprint| sprint.unwrap_or_default()),
         }
     }
 }

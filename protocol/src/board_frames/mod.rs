@@ -17,7 +17,8 @@ pub(crate) use server::nullable;
 pub use server::{
     Ack, AckResult, BoardInfo, BoardSyncData, Change, ErrorCode, ErrorFrame, LaneData,
     LaneDeletedData, LaneFrame, LaneTasks, Priority, Progress, ProjectData, ServerFrame,
-    TaskChanges, TaskData, TaskDeletedData, TaskKind, TaskMovedData, TaskUpdatedData,
+    SprintData, SprintState, TaskChanges, TaskData, TaskDeletedData, TaskKind, TaskMovedData,
+    TaskUpdatedData,
 };
 
 #[cfg(test)]

@@ -34,6 +34,14 @@ pub enum ServerFrame {
     /// The project was renamed, or a board joined or left it.
     #[serde(rename = "project.updated")]
     ProjectUpdated(Change<ProjectData>),
+    #[serde(rename = "sprint.created")]
+    SprintCreated(Change<SprintData>),
+    #[serde(rename = "sprint.started")]
+    SprintStarted(Change<SprintData>),
+    /// The sprint completed; a `task.updated` (`changes.sprintId`) follows
+    /// for each unfinished task it moved.
+    #[serde(rename = "sprint.completed")]
+    SprintCompleted(Change<SprintData>),
     /// The answer to a command or a `subscribe` that carried an `id`.
     #[serde(rename = "ack")]
     Ack(Ack),
@@ -59,6 +67,9 @@ impl ServerFrame {
             Self::LaneDeleted(_) => "lane.deleted",
             Self::ProjectCreated(_) => "project.created",
             Self::ProjectUpdated(_) => "project.updated",
+            Self::SprintCreated(_) => "sprint.created",
+            Self::SprintStarted(_) => "sprint.started",
+            Self::SprintCompleted(_) => "sprint.completed",
             Self::Ack(_) => "ack",
             Self::Error(_) => "error",
             Self::Pong { .. } => "pong",
@@ -78,6 +89,9 @@ impl ServerFrame {
             Self::LaneDeleted(c) => Some(c.ts),
             Self::ProjectCreated(c) => Some(c.ts),
             Self::ProjectUpdated(c) => Some(c.ts),
+            Self::SprintCreated(c) => Some(c.ts),
+            Self::SprintStarted(c) => Some(c.ts),
+            Self::SprintCompleted(c) => Some(c.ts),
             Self::Connected { .. } | Self::Ack(_) | Self::Error(_) | Self::Pong { .. } => None,
         }
     }
@@ -195,6 +209,31 @@ pub struct ProjectData {
     pub changed: Vec<String>,
 }
 
+/// A sprint as frames carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SprintData {
+    pub id: String,
+    pub name: String,
+    pub goal: String,
+    pub state: SprintState,
+    /// In ms since the Unix epoch.
+    pub starts_at: i64,
+    pub ends_at: i64,
+    /// The sprint's own version.
+    pub version: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SprintState {
+    Planned,
+    Active,
+    Completed,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LaneFrame {
@@ -244,6 +283,9 @@ pub struct TaskData {
     /// The epic this task belongs to; `null` for none.
     #[serde(default)]
     pub parent_id: Option<String>,
+    /// The sprint this task is planned in; `null` for none (the backlog).
+    #[serde(default)]
+    pub sprint_id: Option<String>,
     /// Epics only: how many of their tasks are done, of how many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
@@ -279,6 +321,10 @@ pub struct TaskChanges {
     /// An epic's id; `null` takes the task out of its epic.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
     pub parent_id: Option<Option<String>>,
+    /// A planned or active sprint's id; `null` puts the task back in the
+    /// backlog.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    pub sprint_id: Option<Option<String>>,
     /// Server to client only: an epic's new progress. Derived from its
     /// tasks, so a `task.update` that sets it is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -389,9 +389,107 @@ fn a_tasks_status_travels_in_its_frames_and_commands() {
     );
 }
 
+fn sprint(state: i32) -> crate::v1::Sprint {
+    crate::v1::Sprint {
+        id: "s1".into(),
+        board_id: "b1".into(),
+        name: "Sprint 1".into(),
+        goal: "Checkout works".into(),
+        starts_at: Some(timestamp_from_ms(10_000)),
+        ends_at: Some(timestamp_from_ms(20_000)),
+        state,
+        version: 2,
+        created_at: Some(timestamp_from_ms(1_000)),
+        updated_at: Some(timestamp_from_ms(3_000)),
+    }
+}
+
+fn sprint_event(kind: &str, state: i32) -> BoardEvent {
+    let mut e = event(kind);
+    e.task = None;
+    e.sprint = Some(sprint(state));
+    e
+}
+
 /// The planning frames beyond projects, as later steps add them.
 fn planning_frames() -> Vec<ServerFrame> {
-    Vec::new()
+    [
+        ("sprint.created", 1),
+        ("sprint.started", 2),
+        ("sprint.completed", 3),
+    ]
+    .into_iter()
+    .filter_map(|(kind, state)| ServerFrame::from_event(&sprint_event(kind, state)))
+    .collect()
+}
+
+#[test]
+fn sprint_frames_carry_the_sprint_and_tasks_their_sprint_id_in_camel_case() {
+    let frames = planning_frames();
+    assert_eq!(frames.len(), 3, "each sprint event has its frame");
+    let value = to_json(&frames[1]);
+    assert_eq!(value["type"], "sprint.started");
+    assert_eq!(
+        (
+            value["boardId"].as_str(),
+            value["version"].as_u64(),
+            value["commandId"].as_str()
+        ),
+        (Some("b1"), Some(7), Some("cmd-1"))
+    );
+    assert_eq!(
+        value["data"],
+        json!({
+            "id": "s1", "name": "Sprint 1", "goal": "Checkout works", "state": "active",
+            "startsAt": 10_000, "endsAt": 20_000, "version": 2,
+            "createdAt": 1_000, "updatedAt": 3_000
+        })
+    );
+    let states: Vec<_> = frames
+        .iter()
+        .map(|f| to_json(f)["data"]["state"].clone())
+        .collect();
+    assert_eq!(states, ["planned", "active", "completed"]);
+    let mut empty = sprint_event("sprint.completed", 3);
+    empty.sprint = None;
+    assert!(
+        ServerFrame::from_event(&empty).is_none(),
+        "a sprint event needs its sprint"
+    );
+
+    // Every task frame has sprintId, null for none.
+    let mut e = event("task.created");
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["data"]["sprintId"], json!(null));
+    e.task.as_mut().unwrap().sprint_id = "s1".into();
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["data"]["sprintId"], "s1");
+    e.r#type = "task.updated".into();
+    e.changed_fields = vec!["sprint_id".into()];
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["data"]["changes"], json!({"sprintId": "s1"}));
+    e.task.as_mut().unwrap().sprint_id.clear();
+    let value = to_json(&ServerFrame::from_event(&e).unwrap());
+    assert_eq!(value["data"]["changes"], json!({"sprintId": null}));
+
+    // A command sets it with an id, and null puts the task back in the backlog.
+    let request = |changes: &str| match ClientFrame::parse(&format!(
+        r#"{{"type":"task.update","id":"c","boardId":"b","data":{{"id":"t","changes":{changes}}}}}"#
+    )) {
+        Ok(ClientFrame::TaskUpdate(command)) => {
+            command.update().expect("a field update").to_request()
+        }
+        other => panic!("not an update: {other:?}"),
+    };
+    assert_eq!(
+        request(r#"{"sprintId":"s1"}"#).sprint_id.as_deref(),
+        Some("s1")
+    );
+    assert_eq!(
+        request(r#"{"sprintId":null}"#).sprint_id.as_deref(),
+        Some("")
+    );
+    assert_eq!(request(r#"{"title":"x"}"#).sprint_id, None);
 }
 
 #[test]

@@ -21,6 +21,7 @@ fn task(kind: TaskKind) -> TaskData {
         updated_at: 1,
         status: String::new(),
         parent_id: None,
+        sprint_id: None,
         progress: None,
     }
 }
@@ -113,4 +114,55 @@ fn join_takes_an_id_or_an_object_with_a_version() {
     let join: JoinPayload =
         serde_json::from_value(json!({"projectId": "demo", "sinceVersion": 4})).unwrap();
     assert_eq!((join.room(), join.since_version()), ("demo", Some(4)));
+}
+
+#[test]
+fn sprint_events_are_flat_and_a_payload_plans_a_task_in_a_sprint() {
+    use crate::board_frames::{SprintData, SprintState};
+    let sprint = |state| SprintData {
+        id: "s1".into(),
+        name: "Sprint 1".into(),
+        goal: String::new(),
+        state,
+        starts_at: 10,
+        ends_at: 20,
+        version: 2,
+        created_at: 1,
+        updated_at: 2,
+    };
+    let mut epics = Epics::default();
+    let frames = [
+        ServerFrame::SprintCreated(change(1, sprint(SprintState::Planned))),
+        ServerFrame::SprintStarted(change(2, sprint(SprintState::Active))),
+        ServerFrame::SprintCompleted(change(3, sprint(SprintState::Completed))),
+    ];
+    let names: Vec<_> = frames
+        .iter()
+        .flat_map(|f| events_from_frame(f, "demo", &mut epics))
+        .map(|e| {
+            (
+                e.name,
+                e.payload["state"].clone(),
+                e.payload["boardVersion"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (outgoing::SPRINT_CREATED, json!("planned"), json!(1)),
+            (outgoing::SPRINT_STARTED, json!("active"), json!(2)),
+            (outgoing::SPRINT_COMPLETED, json!("completed"), json!(3)),
+        ]
+    );
+    assert_eq!(outgoing::SPRINT_STARTED, "sprint:started");
+
+    let payload =
+        TaskPayload::parse(json!({"projectId": "demo", "taskId": "t1", "sprintId": null})).unwrap();
+    let edit = payload.to_edit("r1".into()).unwrap();
+    assert_eq!(edit.data.changes.fields.sprint_id, Some(None));
+    let err = TaskPayload::parse(json!({"projectId": "demo", "title": "x", "sprintId": "s1"}))
+        .and_then(|p| p.to_create("r2".into()).map(|_| ()))
+        .unwrap_err();
+    assert!(err.0.contains("sprintId"), "{}", err.0);
 }
