@@ -174,10 +174,19 @@ async fn seed_003_client_renders_lanes_in_order_and_its_lane_change_reaches_othe
     assert_eq!(watcher_ui.cards("in_progress"), [first.id.as_str()]);
     assert_eq!(watcher_ui.cards("backlog"), [second.id.as_str()]);
 
-    let ack = mover.next_of("ack").await;
+    // The ack and the broadcast race (the event may come back first).
+    let (mut ack, mut own) = (None, None);
+    while ack.is_none() || own.is_none() {
+        let frame = mover.next().await;
+        match frame["type"].as_str() {
+            Some("ack") => ack = Some(frame),
+            Some("task.moved") => own = Some(frame),
+            _ => {}
+        }
+    }
+    let (ack, own) = (ack.unwrap_or_default(), own.unwrap_or_default());
     assert_eq!(ack["id"], "move-1");
     assert_eq!(ack["result"]["lane"], "in_progress");
-    let own = mover.next_of("task.moved").await;
     mover_ui.move_task(own["data"]["id"].as_str().unwrap(), "in_progress");
 
     // A later card lands at the lane's end, as the UI appended it.
