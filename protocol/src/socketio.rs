@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize, de::IgnoredAny};
 
 use crate::board_frames::{
-    BoardSyncData, Command, CreateTask, DeleteTask, EditChanges, EditTask, ErrorCode, LaneData,
-    LaneDeletedData, Priority, ServerFrame, TaskChanges, TaskData, TaskKind,
+    BoardSyncData, Change, Command, CreateTask, DeleteTask, EditChanges, EditTask, ErrorCode,
+    LaneData, LaneDeletedData, Priority, ServerFrame, TaskChanges, TaskData, TaskKind,
 };
 
 /// Client → server event names.
@@ -287,36 +287,41 @@ pub fn events_from_frame(
             data.moved_tasks.iter().for_each(|t| epics.note(t));
             vec![flat(LANE_DELETED, &e, data)]
         }
-        ServerFrame::ProjectCreated(c) => vec![flat(
+        ServerFrame::ProjectCreated(c) => vec![as_is(
             PROJECT_CREATED,
             &envelope(&c.board_id, c.version, &c.command_id),
-            &c.data,
+            c,
         )],
-        ServerFrame::ProjectUpdated(c) => vec![flat(
+        ServerFrame::ProjectUpdated(c) => vec![as_is(
             PROJECT_UPDATED,
             &envelope(&c.board_id, c.version, &c.command_id),
-            &c.data,
+            c,
         )],
-        ServerFrame::SprintCreated(c) => vec![flat(
+        ServerFrame::SprintCreated(c) => vec![as_is(
             SPRINT_CREATED,
             &envelope(&c.board_id, c.version, &c.command_id),
-            &c.data,
+            c,
         )],
-        ServerFrame::SprintStarted(c) => vec![flat(
+        ServerFrame::SprintStarted(c) => vec![as_is(
             SPRINT_STARTED,
             &envelope(&c.board_id, c.version, &c.command_id),
-            &c.data,
+            c,
         )],
-        ServerFrame::SprintCompleted(c) => vec![flat(
+        ServerFrame::SprintCompleted(c) => vec![as_is(
             SPRINT_COMPLETED,
             &envelope(&c.board_id, c.version, &c.command_id),
-            &c.data,
+            c,
         )],
         ServerFrame::Connected { .. }
         | ServerFrame::Ack(_)
         | ServerFrame::Error(_)
         | ServerFrame::Pong { .. } => Vec::new(),
     }
+}
+
+/// An event whose payload is the frame's data as it is.
+fn as_is<T: Serialize>(name: &'static str, envelope: &Envelope, change: &Change<T>) -> SioEvent {
+    flat(name, envelope, &change.data)
 }
 
 fn lane(name: &'static str, envelope: &Envelope, data: &LaneData) -> SioEvent {
