@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use protocol::time::now_ms;
+
 use protocol::chat_frames::{
     Approval, Artifact, ServerFrame, TokenData, ToolExecution, ToolStatus,
 };
@@ -64,7 +66,7 @@ impl RunOutput {
             let call = self.call(&id, "unknown");
             call.status = ToolStatus::Failed;
             call.error = Some(reason.to_owned());
-            call.end_time = Some(now_ms());
+            call.end_time = Some(now_ms() as i64);
             self.emit(&id, Some(outcome)).await;
         }
     }
@@ -81,7 +83,7 @@ impl RunOutput {
                     output: None,
                     error: None,
                     progress: None,
-                    start_time: now_ms(),
+                    start_time: now_ms() as i64,
                     end_time: None,
                     approval: None,
                 });
@@ -178,7 +180,7 @@ impl AgentOutput for RunOutput {
         let call = self.call(id, "unknown");
         call.status = ToolStatus::Completed;
         call.output = Some(output);
-        call.end_time = Some(now_ms());
+        call.end_time = Some(now_ms() as i64);
         self.emit(id, Some("completed")).await;
     }
 
@@ -187,7 +189,7 @@ impl AgentOutput for RunOutput {
         call.status = ToolStatus::Failed;
         call.error = Some(error);
         call.output = output;
-        call.end_time = Some(now_ms());
+        call.end_time = Some(now_ms() as i64);
         self.emit(id, Some("failed")).await;
     }
 
@@ -231,7 +233,7 @@ impl AgentOutput for RunOutput {
             approval.approved = Some(decision.approved);
             approval.decided_by = Some(decision.by.clone());
             approval.reason = decision.reason.clone();
-            approval.decided_at = Some(now_ms());
+            approval.decided_at = Some(now_ms() as i64);
         }
         decision
     }
@@ -245,9 +247,4 @@ impl AgentOutput for RunOutput {
     fn text(&self) -> &str {
         &self.text
     }
-}
-
-/// Milliseconds since the Unix epoch, as tool frames carry them (signed).
-fn now_ms() -> i64 {
-    protocol::time::now_ms() as i64
 }
