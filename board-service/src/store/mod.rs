@@ -58,43 +58,46 @@ async fn lock_board(tx: &mut Tx, board_ref: &str) -> Result<BoardRow> {
     .ok_or_else(|| board_not_found(board_ref))
 }
 
+/// The query locking the board that holds row `$1` of `$table`: one text
+/// for every kind of row, built at compile time.
+macro_rules! lock_board_holding {
+    ($table:literal) => {
+        concat!(
+            "SELECT b.id, b.slug, b.name, b.version, b.created_at, b.project_id
+             FROM boards b JOIN ",
+            $table,
+            " h ON h.board_id = b.id WHERE h.id = $1 FOR UPDATE OF b"
+        )
+    };
+}
+
+/// Locks the board of the row `id` that `sql` (from `lock_board_holding!`) names.
+async fn lock_board_holding(tx: &mut Tx, sql: &'static str, id: Uuid) -> Result<Option<BoardRow>> {
+    Ok(sqlx::query_as::<_, BoardRow>(sql)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
 /// Locks the board that holds `task_id`.
 async fn lock_board_of_task(tx: &mut Tx, task_id: Uuid) -> Result<BoardRow> {
-    sqlx::query_as::<_, BoardRow>(
-        "SELECT b.id, b.slug, b.name, b.version, b.created_at, b.project_id
-         FROM boards b JOIN tasks t ON t.board_id = b.id
-         WHERE t.id = $1 FOR UPDATE OF b",
-    )
-    .bind(task_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| task_not_found(task_id))
+    lock_board_holding(tx, lock_board_holding!("tasks"), task_id)
+        .await?
+        .ok_or_else(|| task_not_found(task_id))
 }
 
 /// Locks the board that holds `lane_id`.
 async fn lock_board_of_lane(tx: &mut Tx, lane_id: Uuid) -> Result<BoardRow> {
-    sqlx::query_as::<_, BoardRow>(
-        "SELECT b.id, b.slug, b.name, b.version, b.created_at, b.project_id
-         FROM boards b JOIN lanes l ON l.board_id = b.id
-         WHERE l.id = $1 FOR UPDATE OF b",
-    )
-    .bind(lane_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| Error::NotFound(format!("lane {lane_id} not found")))
+    lock_board_holding(tx, lock_board_holding!("lanes"), lane_id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("lane {lane_id} not found")))
 }
 
 /// Locks the board that holds `sprint_id`.
 async fn lock_board_of_sprint(tx: &mut Tx, sprint_id: Uuid) -> Result<BoardRow> {
-    sqlx::query_as::<_, BoardRow>(
-        "SELECT b.id, b.slug, b.name, b.version, b.created_at, b.project_id
-         FROM boards b JOIN sprints s ON s.board_id = b.id
-         WHERE s.id = $1 FOR UPDATE OF b",
-    )
-    .bind(sprint_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| sprints::sprint_not_found(sprint_id))
+    lock_board_holding(tx, lock_board_holding!("sprints"), sprint_id)
+        .await?
+        .ok_or_else(|| sprints::sprint_not_found(sprint_id))
 }
 
 /// The board's lanes in display order.
