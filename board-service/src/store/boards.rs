@@ -116,15 +116,7 @@ impl Store {
             .await?;
             response.version += 1;
         }
-        match Self::finish(tx, Uuid::nil(), &key, &response).await {
-            Ok(()) => Ok(response),
-            // A concurrent call with the same request_id won the race.
-            Err(Error::Database(e)) if unique_violation(&e).is_some() => key
-                .replay_on(&self.pool, Uuid::nil())
-                .await?
-                .ok_or(Error::Database(e)),
-            Err(e) => Err(e),
-        }
+        self.finish_or_replay(tx, &key, response).await
     }
 
     /// `base`, or `base-2`, `base-3`, … whichever is free.

@@ -255,6 +255,25 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// [`Store::finish`] for a write filed under the nil board (a new board
+    /// or project, whose row is only unique once it commits): when a
+    /// concurrent call with the same request_id committed first, its answer.
+    pub(crate) async fn finish_or_replay<M: prost::Message + Default>(
+        &self,
+        tx: Tx,
+        key: &Key<'_>,
+        response: M,
+    ) -> Result<M> {
+        match Self::finish(tx, Uuid::nil(), key, &response).await {
+            Ok(()) => Ok(response),
+            Err(Error::Database(e)) if crate::error::unique_violation(&e).is_some() => key
+                .replay_on(&self.pool, Uuid::nil())
+                .await?
+                .ok_or(Error::Database(e)),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Refuses a change to a board the caller may not write.

@@ -105,14 +105,7 @@ impl Store {
             vec![],
         )
         .await?;
-        match Self::finish(tx, Uuid::nil(), &key, &response).await {
-            Ok(()) => Ok(response),
-            Err(Error::Database(e)) if unique_violation(&e).is_some() => key
-                .replay_on(&self.pool, Uuid::nil())
-                .await?
-                .ok_or(Error::Database(e)),
-            Err(e) => Err(e),
-        }
+        self.finish_or_replay(tx, &key, response).await
     }
 
     pub async fn update_project(
