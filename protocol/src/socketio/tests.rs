@@ -166,3 +166,47 @@ fn sprint_events_are_flat_and_a_payload_plans_a_task_in_a_sprint() {
         .unwrap_err();
     assert!(err.0.contains("sprintId"), "{}", err.0);
 }
+
+#[test]
+fn project_events_and_a_status_change_reach_seed_000s_names() {
+    use crate::board_frames::{ProjectData, TaskChanges, TaskUpdatedData};
+    let project = ProjectData {
+        id: "p1".into(),
+        slug: "launch".into(),
+        name: "Launch".into(),
+        description: String::new(),
+        version: 2,
+        board_ids: vec!["b1".into()],
+        created_at: 1,
+        updated_at: 2,
+        changed: vec!["boardIds".into()],
+    };
+    let status = TaskUpdatedData {
+        id: "t1".into(),
+        changes: TaskChanges {
+            status: Some("blocked".into()),
+            ..Default::default()
+        },
+        task_version: 4,
+    };
+    let mut epics = Epics::default();
+    let frames = [
+        ServerFrame::ProjectCreated(change(1, project.clone())),
+        ServerFrame::ProjectUpdated(change(2, project)),
+        ServerFrame::TaskUpdated(change(3, status)),
+    ];
+    let events: Vec<_> = frames
+        .iter()
+        .flat_map(|f| events_from_frame(f, "demo", &mut epics))
+        .map(|e| (e.name, e.payload["boardVersion"].clone()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (outgoing::PROJECT_CREATED, json!(1)),
+            (outgoing::PROJECT_UPDATED, json!(2)),
+            (outgoing::TASK_UPDATED, json!(3)),
+            (outgoing::TASK_STATUS_CHANGED, json!(3)),
+        ]
+    );
+}
