@@ -8,8 +8,12 @@ pub struct Access {
     read: Vec<String>,
     write: Vec<String>,
     create_boards: bool,
+    /// Channel patterns the caller may subscribe to, and publish on.
+    channels: ChannelGrants,
     /// The token's `sub`; `None` with auth off or a token without one.
     pub subject: Option<String>,
+    /// The token's `name` (OIDC's display name), for presence.
+    pub name: Option<String>,
     /// Expiry in ms since the epoch; 0 for never (auth off).
     pub expires_ms: u64,
 }
@@ -26,6 +30,20 @@ pub(super) struct Claims {
     pub write: Vec<String>,
     #[serde(default)]
     pub create_boards: bool,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub channels: ChannelGrants,
+}
+
+/// The `channels` claim: `{"read": ["global", "topics/*"], "publish": [...]}`.
+/// A pattern in `publish` grants reading too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ChannelGrants {
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub read: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub publish: Vec<String>,
 }
 
 /// `"*"` and `["a", "b"]` both name boards; issuers differ in which they emit.
@@ -50,7 +68,12 @@ impl Access {
             read: vec!["*".into()],
             write: vec!["*".into()],
             create_boards: true,
+            channels: ChannelGrants {
+                read: vec!["*".into()],
+                publish: vec!["*".into()],
+            },
             subject: None,
+            name: None,
             expires_ms: 0,
         }
     }
@@ -61,7 +84,9 @@ impl Access {
             read: claims.read,
             write: claims.write,
             create_boards,
+            channels: claims.channels,
             subject: claims.sub.filter(|s| !s.is_empty()),
+            name: claims.name.filter(|s| !s.trim().is_empty()),
             expires_ms: claims.exp.saturating_mul(1000),
         }
     }
@@ -78,6 +103,16 @@ impl Access {
     /// Whether the caller may change the board with this id and slug.
     pub fn can_write(&self, board_id: &str, slug: &str) -> bool {
         Self::grants(&self.write, board_id, slug)
+    }
+
+    /// Whether the caller may subscribe to `channel`.
+    pub fn can_subscribe(&self, channel: &str) -> bool {
+        crate::channels::any_matches(&self.channels.read, channel) || self.can_publish(channel)
+    }
+
+    /// Whether the caller may publish on `channel`.
+    pub fn can_publish(&self, channel: &str) -> bool {
+        crate::channels::any_matches(&self.channels.publish, channel)
     }
 
     pub fn can_create_boards(&self) -> bool {
@@ -106,6 +141,12 @@ impl Access {
         self.subject.as_deref().unwrap_or("")
     }
 
+    /// Who the caller is to other people (presence): the token's `name`,
+    /// else its `sub`.
+    pub fn display_name(&self) -> Option<&str> {
+        self.name.as_deref().or(self.subject.as_deref())
+    }
+
     /// Whether the token has expired at `now_ms` (never, with auth off).
     pub fn expired_at(&self, now_ms: u64) -> bool {
         self.expires_ms != 0 && now_ms >= self.expires_ms
@@ -123,6 +164,11 @@ mod tests {
             read: read.iter().map(|s| s.to_string()).collect(),
             write: write.iter().map(|s| s.to_string()).collect(),
             create_boards: false,
+            name: None,
+            channels: ChannelGrants {
+                read: vec!["global".into(), "agents/*".into()],
+                publish: vec!["topics/*".into()],
+            },
         })
     }
 
@@ -140,6 +186,11 @@ mod tests {
         let reader = access(&["*"], &[]);
         assert!(reader.can_read("any", "any") && !reader.can_write_any());
         assert!(!reader.read_is_scoped());
+
+        assert!(a.can_subscribe("agents/x") && !a.can_publish("agents/x"));
+        assert!(a.can_subscribe("topics/t") && a.can_publish("topics/t"));
+        assert!(!a.can_subscribe("metrics"));
+        assert!(Access::open().can_publish("anything"));
 
         let admin = access(&[], &["*"]);
         assert!(admin.can_create_boards() && !admin.write_is_scoped());
