@@ -45,6 +45,11 @@ pub struct Args {
         default_value_t = 1024
     )]
     pub max_pending_handshakes: usize,
+    /// History per channel pattern: `pattern=size/age_secs[/durable]`,
+    /// comma-separated, first match wins, `*=…` for the rest (default
+    /// 100 publications, 300 s, ephemeral).
+    #[arg(long, env = "CHANNEL_HISTORY", default_value = "")]
+    pub channel_history: String,
     #[command(flatten)]
     pub auth: service_kit::auth::AuthConfig,
     /// Ask the board-service on `listen_addr`'s port for its gRPC health and
@@ -70,7 +75,9 @@ impl Args {
                 format!("BOARD_SERVICE_METRICS_ADDR {addr:?} is not host:port")
             })?),
         };
+        let channel_history = crate::channels::Policy::parse(&self.channel_history)?;
         Ok(Config {
+            channel_history,
             listen_addr: self.listen_addr,
             database_url,
             db_max_connections: self.db_max_connections,

@@ -4,6 +4,7 @@
 //! [`App::build`] connects, migrates and binds; [`App::run_until_stopped`]
 //! serves until the shutdown future resolves. Tests run it on port 0.
 
+pub mod channels;
 pub mod cli;
 pub mod error;
 pub mod events;
@@ -16,7 +17,9 @@ pub mod validate;
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use protocol::v1::board_service_server::BoardServiceServer;
+use protocol::v1::{
+    board_service_server::BoardServiceServer, channel_service_server::ChannelServiceServer,
+};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +54,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Connections at most that have not sent it yet.
     pub max_pending_handshakes: usize,
+    /// How much history each channel keeps (`CHANNEL_HISTORY`).
+    pub channel_history: channels::Policy,
 }
 
 /// How often each board's log is trimmed to [`Config::event_retention`].
@@ -159,7 +164,15 @@ impl App {
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let hub = EventHub::new(self.store.pool().clone(), stop.clone());
-        let listener_task = events::spawn_listener(hub.clone());
+        let channel_hub = channels::ChannelHub::new(
+            channels::ChannelStore::new(
+                self.store.pool().clone(),
+                self.config.channel_history.clone(),
+            ),
+            stop.clone(),
+        );
+        let listener_task = events::spawn_listener(hub.clone(), channel_hub.clone());
+        let sweep_task = channel_hub.spawn_sweeper();
         let trim_task = spawn_log_trimmer(self.store.clone(), self.config.clone(), stop.clone());
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -190,6 +203,11 @@ impl App {
         let metrics_task = self
             .metrics_listener
             .map(|listener| spawn_metrics_server(listener, metrics.clone(), stop.clone()));
+        let channel_api = ChannelServiceServer::new(channels::ChannelApi::new(
+            channel_hub,
+            auth.clone(),
+        ))
+        .max_decoding_message_size(self.config.max_message_bytes);
         let api = BoardServiceServer::new(BoardApi::new(
             self.store.clone(),
             hub,
@@ -212,10 +230,12 @@ impl App {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(api)
+            .add_service(channel_api)
             .serve_with_incoming_shutdown(incoming(self.listener, &self.config), signal)
             .await;
         stop.cancel();
         let _ = listener_task.await;
+        let _ = sweep_task.await;
         let _ = trim_task.await;
         if let Some(task) = metrics_task {
             let _ = task.await;

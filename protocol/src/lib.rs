@@ -14,6 +14,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/boardwire_descriptor.bin"));
 
 pub mod board_frames;
+pub mod channel_frames;
 pub mod chat_frames;
 pub mod event_type;
 pub mod json;

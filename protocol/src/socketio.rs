@@ -312,7 +312,10 @@ pub fn events_from_frame(
             &envelope(&c.board_id, c.version, &c.command_id),
             c,
         )],
-        ServerFrame::Connected { .. }
+        // Channels are not part of seed 000's vocabulary.
+        ServerFrame::Publication(_)
+        | ServerFrame::ChannelReset(_)
+        | ServerFrame::Connected { .. }
         | ServerFrame::Ack(_)
         | ServerFrame::Error(_)
         | ServerFrame::Pong { .. } => Vec::new(),
@@ -631,7 +634,7 @@ impl AckPayload {
                     slug: Some(slug.clone()),
                     ..empty
                 },
-                None => empty,
+                Some(AckResult::ChannelSubscribed(_) | AckResult::Published(_)) | None => empty,
             }),
             ServerFrame::Error(error) => Some(Self::refused(error.code, error.message.clone())),
             _ => None,

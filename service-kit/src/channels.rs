@@ -1,26 +1,5 @@
-//! Channel names and the glob patterns that grant them (JWT `channels`
-//! claims, history policies). Nothing here knows what travels on a channel.
-
-/// The longest channel name, in bytes.
-pub const NAME_MAX: usize = 200;
-
-/// Checks a channel name: 1..=200 bytes of printable, non-space text.
-/// A `*` is refused so a name is never mistaken for a pattern.
-pub fn validate_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("channel must not be empty".into());
-    }
-    if name.len() > NAME_MAX {
-        return Err(format!("channel must be at most {NAME_MAX} bytes"));
-    }
-    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("channel must not contain spaces or control characters".into());
-    }
-    if name.contains('*') {
-        return Err("channel must not contain '*' (that is for patterns)".into());
-    }
-    Ok(())
-}
+//! The glob patterns that grant them that grant channels (JWT `channels` claims, history
+//! policies). Names are checked by `protocol::channel_frames::check_name`.
 
 /// Whether `pattern` matches `name`. `*` matches any run of characters,
 /// separators included, so `agents/*` grants `agents/a` and `sse:progress:*`
@@ -73,15 +52,5 @@ mod tests {
         // Many stars stay fast (no exponential backtracking).
         let name = "a".repeat(200);
         assert!(!matches(&format!("{}b", "a*".repeat(50)), &name));
-    }
-
-    #[test]
-    fn names_are_checked() {
-        assert!(validate_name("ai:jobs:status").is_ok());
-        assert!(validate_name("").is_err());
-        assert!(validate_name("a b").is_err());
-        assert!(validate_name("a\nb").is_err());
-        assert!(validate_name("a*").is_err());
-        assert!(validate_name(&"x".repeat(201)).is_err());
     }
 }

@@ -14,7 +14,12 @@ use protocol::{board_frames::ServerFrame, time::now_ms};
 use tokio::{net::TcpStream, sync::Notify};
 
 pub use crate::outbox::Outgoing;
-use crate::{error::CloseReason, frame::Frame, metrics::Metrics, outbox::Outbox};
+use crate::{
+    error::CloseReason,
+    frame::{Dialect, Frame},
+    metrics::Metrics,
+    outbox::Outbox,
+};
 
 /// The outbox was full; the caller drops this board's frames for the client.
 #[derive(Debug)]
@@ -35,6 +40,8 @@ pub struct Client {
     auth_deadline_ms: AtomicU64,
     /// SSE clients cannot answer pings; only WebSockets time out.
     pub sse: bool,
+    /// How this client's own frames are spelled.
+    pub dialect: Dialect,
 }
 
 impl Client {
@@ -56,7 +63,14 @@ impl Client {
             wake: Notify::new(),
             last_seen_ms: AtomicU64::new(now_ms()),
             expires_ms: AtomicU64::new(0),
+            dialect: Dialect::Boardwire,
         }
+    }
+
+    /// The same client, speaking `dialect`.
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
     }
 
     fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
@@ -125,26 +139,37 @@ impl Client {
         self.wake.notify_one();
     }
 
-    /// Drops every queued frame of `board_id` and flags the client for a
-    /// fresh `board.sync` once it drains.
-    pub fn drop_board(&self, board_id: &str) {
+    /// Drops every queued frame of `board_id` (a board, or a channel's
+    /// stream key) and flags the client for a fresh start once it drains.
+    /// Returns the lowest version (offset) dropped, if any was.
+    pub fn drop_board(&self, board_id: &str) -> Option<u64> {
         let mut outbox = self.outbox();
         // A partly written frame stays: the stream must stay well framed.
         let partial = usize::from(outbox.written() > 0);
         let mut index = 0;
+        let mut lowest: Option<u64> = None;
         outbox.queue.retain(|o| {
             index += 1;
-            index <= partial || !matches!(o, Outgoing::Board(f) if &*f.board_id == board_id)
+            let drop = index > partial
+                && matches!(o, Outgoing::Board(f) if &*f.board_id == board_id);
+            if let (true, Outgoing::Board(f)) = (drop, o) {
+                lowest = Some(lowest.map_or(f.version, |l| l.min(f.version)));
+            }
+            !drop
         });
         outbox.lagging = true;
         drop(outbox);
         self.wake.notify_one();
+        lowest
     }
 
     /// Queues a frame for this client only; never refused, as these are
     /// answers to the client's own (rate-limited) frames.
     pub fn push_frame(&self, frame: &ServerFrame) {
-        self.push(Outgoing::Direct(frame.kind(), frame.to_json().into()));
+        self.push(Outgoing::Direct(
+            frame.kind(),
+            self.dialect.encode(frame).into(),
+        ));
     }
 
     pub fn push(&self, outgoing: Outgoing) {

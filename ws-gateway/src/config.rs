@@ -68,6 +68,10 @@ pub struct Config {
     /// Connections at most that have not finished their first request.
     #[arg(long, env = "WS_MAX_PENDING_CONNECTIONS", default_value_t = 1024)]
     pub max_pending_connections: usize,
+    /// How often the gateway's KPIs are published on the `metrics` channel
+    /// (seed 004's `metric.update`), ms; 0 for never.
+    #[arg(long, env = "WS_METRICS_CHANNEL_MS", default_value_t = 5_000)]
+    pub metrics_channel_ms: u64,
     /// Time to send an `auth` frame when a token is required, ms.
     #[arg(long, env = "WS_AUTH_TIMEOUT_MS", default_value_t = 10_000)]
     pub auth_timeout_ms: u64,

@@ -19,6 +19,8 @@ pub enum Error {
     Unauthorized(String),
     #[error("the token does not grant {} board {board:?}", if *.write { "writing" } else { "reading" })]
     Forbidden { board: String, write: bool },
+    #[error("the token does not grant {} channel {channel:?}", if *.publish { "publishing on" } else { "subscribing to" })]
+    ChannelForbidden { channel: String, publish: bool },
     #[error("the token does not grant creating boards")]
     CannotCreateBoards,
     /// A field breaks a rule; the text names the field and the rule.
@@ -33,6 +35,8 @@ pub enum Error {
     TooManySubscriptions(usize),
     #[error("not subscribed to board {0:?}")]
     NotSubscribed(String),
+    #[error("not subscribed to channel {0:?}")]
+    NotSubscribedChannel(String),
     #[error("more than {0} frames per second; frame ignored")]
     RateLimited(f64),
     /// board-service did not answer within the call timeout.
@@ -55,12 +59,14 @@ impl Error {
     pub fn client_error(&self) -> (ErrorCode, String) {
         let code = match self {
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
-            Self::Forbidden { .. } | Self::CannotCreateBoards => ErrorCode::Forbidden,
+            Self::Forbidden { .. } | Self::ChannelForbidden { .. } | Self::CannotCreateBoards => {
+                ErrorCode::Forbidden
+            }
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Self::BadFrame { code, .. } => *code,
             Self::BinaryFrame => ErrorCode::UnsupportedFrame,
             Self::TooManySubscriptions(_) => ErrorCode::TooManySubscriptions,
-            Self::NotSubscribed(_) => ErrorCode::NotSubscribed,
+            Self::NotSubscribed(_) | Self::NotSubscribedChannel(_) => ErrorCode::NotSubscribed,
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Timeout => return classified(&tonic::Status::deadline_exceeded("timeout")),
             Self::Upstream(status) => return classified(status),

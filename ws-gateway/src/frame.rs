@@ -43,3 +43,23 @@ impl Frame {
         }))
     }
 }
+
+/// How a client's own frames (connected, acks, errors, pongs) are spelled:
+/// Boardwire's frames, or seed 004's on `/ws/agents`. Shared frames
+/// (board changes, publications) are the same for both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    #[default]
+    Boardwire,
+    Seed004,
+}
+
+impl Dialect {
+    pub fn encode(self, frame: &ServerFrame) -> String {
+        match self {
+            Self::Seed004 => protocol::channel_frames::seed004::encode(frame)
+                .unwrap_or_else(|| frame.to_json()),
+            Self::Boardwire => frame.to_json(),
+        }
+    }
+}

@@ -9,6 +9,7 @@
 //! shutdown future resolves, then closes every socket with 1001.
 
 mod auth;
+mod channels;
 mod client;
 mod config;
 mod error;
@@ -77,7 +78,13 @@ impl App {
             config.replay_window,
             stop.child_token(),
         ));
-        let shared = Arc::new(Shared::new(config, hub, metrics, auth, port, stop));
+        let channels = Arc::new(channels::ChannelHub::new(
+            hub.upstream().clone(),
+            stop.child_token(),
+        ));
+        let shared = Arc::new(Shared::new(
+            config, hub, channels, metrics, auth, port, stop,
+        ));
         Ok(Self {
             listener,
             socketio_listener,
@@ -102,6 +109,9 @@ impl App {
         Router::new()
             .route("/ws", get(ws::upgrade))
             .route("/events", get(sse::events))
+            .route("/ws/agents", get(channels::agents_upgrade))
+            .route("/api/events", get(channels::http::events))
+            .route("/api/publish", axum::routing::post(channels::http::publish))
             .route("/health", get(http::health))
             .route("/stats", get(http::stats))
             .route("/metrics", get(http::metrics))
@@ -127,6 +137,10 @@ impl App {
         }
         tracing::info!(%addr, upstream = %shared.config.board_service_url, "ws-gateway listening");
         let heartbeat = heartbeat::spawn(shared.clone());
+        let kpis = channels::spawn_kpis(
+            shared.clone(),
+            Duration::from_millis(shared.config.metrics_channel_ms),
+        );
         let router = self.router();
         let signal = {
             let shared = shared.clone();
@@ -164,6 +178,9 @@ impl App {
             );
         }
         let _ = heartbeat.await;
+        if let Some(kpis) = kpis {
+            let _ = kpis.await;
+        }
         if let Some(socketio) = socketio
             && let Ok(Err(e)) = socketio.await
         {

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub clients_dropped: Counter,
     pub upstream_reconnects: Counter,
     pub feeds_active: Gauge,
+    /// Open seed 004 agent sockets that named an agent.
+    pub agents_active: Gauge,
     latency: Latency,
     /// Set from the live clients at each scrape.
     queued_frames: Gauge,
@@ -59,6 +61,7 @@ impl Default for Metrics {
             clients_dropped: Counter::default(),
             upstream_reconnects: Counter::default(),
             feeds_active: Gauge::default(),
+            agents_active: Gauge::default(),
             latency: Default::default(),
             queued_frames: Gauge::default(),
             max_queue: Gauge::default(),
@@ -82,6 +85,11 @@ impl Default for Metrics {
                 &m.queued_frames,
             ),
             ("client_queue_max", "Deepest client queue", &m.max_queue),
+            (
+                "agents_active",
+                "Open /ws/agents sockets that named an agent",
+                &m.agents_active,
+            ),
         ];
         for (name, help, gauge) in gauges {
             registry.register(name, help, gauge.clone());

@@ -155,12 +155,21 @@ async fn drain(stream: &TcpStream) {
     }
 }
 
+/// What kind of connection a socket is: how its own frames are spelled,
+/// and the agent it belongs to (seed 004's `/ws/agents`).
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub dialect: crate::frame::Dialect,
+    pub agent: Option<crate::channels::Agent>,
+}
+
 /// Serves one upgraded connection: `verdict` is admission's answer.
 pub async fn accept(
     on_upgrade: hyper::upgrade::OnUpgrade,
     shared: Arc<Shared>,
     addr: SocketAddr,
     verdict: Result<Option<Grant>, CloseReason>,
+    profile: Profile,
 ) {
     let Ok(upgraded) = on_upgrade.await else {
         return;
@@ -184,12 +193,15 @@ pub async fn accept(
         .write_buffer_size(0)
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
-    let client = Arc::new(Client::new(
-        shared.clients.next_id(),
-        shared.config.client_queue,
-        shared.metrics.clone(),
-        Some(stream.clone()),
-    ));
+    let client = Arc::new(
+        Client::new(
+            shared.clients.next_id(),
+            shared.config.client_queue,
+            shared.metrics.clone(),
+            Some(stream.clone()),
+        )
+        .with_dialect(profile.dialect),
+    );
     // The socket is created here and only borrowed below, so this future
     // (which every open connection pays for) holds it exactly once.
     let mut socket =
@@ -215,9 +227,19 @@ pub async fn accept(
         heartbeat_ms: shared.config.heartbeat_ms,
     });
     let mut session = Session::new(client.clone(), shared.clone(), access);
+    if let Some(mut agent) = profile.agent {
+        agent.connected(&shared, &client.id.to_string());
+        shared.metrics.agents_active.inc();
+        session.agent = Some(agent);
+    }
     let reason = serve(&mut socket, &mut session, &shared).await;
     if let Some(reason) = reason {
         Box::pin(close(&mut socket, &client, reason)).await;
+    }
+    if let Some(agent) = session.agent.take() {
+        let why = reason.map_or("closed", |r| r.text());
+        agent.disconnected(&shared, why);
+        shared.metrics.agents_active.dec();
     }
     session.leave();
     client.detach_socket();

@@ -35,7 +35,7 @@ pub struct EventsQuery {
 }
 
 /// Takes the client off the registry when the browser goes away.
-struct Connection {
+pub(crate) struct Connection {
     session: Session,
     shared: Arc<Shared>,
     batch: Vec<Outgoing>,
@@ -56,58 +56,95 @@ pub async fn events(
     Query(query): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let token_query = TokenQuery::from(query.token.clone());
-    let grant = match admit(&shared, addr, &headers, token(&token_query, &headers)).await {
-        Admission::Refuse(status, why) => return (status, why).into_response(),
-        Admission::Close(reason) => return (reason.http_status(), reason.text()).into_response(),
-        // SSE cannot send an auth frame: the token must come with the request.
-        Admission::Accept(None) => {
-            let reason = CloseReason::Unauthorized;
-            return (reason.http_status(), reason.text()).into_response();
-        }
-        Admission::Accept(Some(grant)) => grant,
+    let grant = match admit_stream(&shared, addr, &headers, query.token.clone()).await {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal,
     };
     let since = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .or(query.since_version);
-    let client = Arc::new(Client::new(
-        shared.clients.next_id(),
-        shared.config.client_queue,
-        shared.metrics.clone(),
-        None,
-    ));
-    shared.clients.insert(client.clone());
-    shared.metrics.connections_active.inc();
-    shared.metrics.connections_total.inc();
-    tracing::info!(client = client.id, %addr, "event stream opened");
-    let mut session = Session::new(client, shared.clone(), Some(grant));
-    session
+    let mut connection = Connection::open(shared, grant, addr);
+    connection
+        .session
         .handle(ClientFrame::Subscribe {
             board_id: query.board_id,
             since_version: since,
             id: None,
         })
         .await;
-    let connection = Connection {
-        session,
-        shared,
-        batch: Vec::new(),
-    };
-    Sse::new(stream(connection))
+    Sse::new(stream(connection, to_event))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
 }
 
-fn stream(connection: Connection) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold(connection, |mut c| async move {
+impl Connection {
+    /// An SSE client with `grant`, in the registry until the stream drops.
+    pub(crate) fn open(shared: Arc<Shared>, grant: crate::auth::Grant, addr: SocketAddr) -> Self {
+        let client = Arc::new(Client::new(
+            shared.clients.next_id(),
+            shared.config.client_queue,
+            shared.metrics.clone(),
+            None,
+        ));
+        shared.clients.insert(client.clone());
+        shared.metrics.connections_active.inc();
+        shared.metrics.connections_total.inc();
+        tracing::info!(client = client.id, %addr, "event stream opened");
+        let session = Session::new(client, shared.clone(), Some(grant));
+        Self {
+            session,
+            shared,
+            batch: Vec::new(),
+        }
+    }
+
+    pub(crate) fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+}
+
+/// Admits an SSE request (origin, limits, the token that must come with
+/// it, as SSE cannot send an auth frame); the refusal otherwise.
+pub(crate) async fn admit_stream(
+    shared: &Shared,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    token_query: Option<String>,
+) -> Result<crate::auth::Grant, Response> {
+    let token_query = TokenQuery::from(token_query);
+    match admit(shared, addr, headers, token(&token_query, headers)).await {
+        Admission::Refuse(status, why) => Err((status, why).into_response()),
+        Admission::Close(reason) => Err((reason.http_status(), reason.text()).into_response()),
+        Admission::Accept(None) => {
+            let reason = CloseReason::Unauthorized;
+            Err((reason.http_status(), reason.text()).into_response())
+        }
+        Admission::Accept(Some(grant)) => Ok(grant),
+    }
+}
+
+/// Keep-alive comments at this interval, for every SSE stream.
+pub(crate) fn keep_alive() -> KeepAlive {
+    KeepAlive::new().interval(KEEP_ALIVE)
+}
+
+/// The connection's outbox as SSE events, each entry mapped by `to_event`.
+pub(crate) fn stream<F>(
+    connection: Connection,
+    to_event: F,
+) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnMut(Outgoing) -> Option<Event> + Send + 'static,
+{
+    futures::stream::unfold((connection, to_event), |(mut c, mut to_event)| async move {
         loop {
             if let Some(outgoing) = c.batch.pop() {
                 let Some(event) = to_event(outgoing) else {
                     continue;
                 };
                 c.shared.metrics.frames_sent.inc();
-                return Some((Ok(event), c));
+                return Some((Ok(event), (c, to_event)));
             }
             let client = c.session.client.clone();
             match client.take(&mut c.batch, 64) {

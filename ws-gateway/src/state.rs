@@ -8,13 +8,14 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{client::Registry, config::Config, hub::Hub, metrics::Metrics};
+use crate::{channels::ChannelHub, client::Registry, config::Config, hub::Hub, metrics::Metrics};
 use protocol::time::now_ms;
 
 /// State shared by handlers, the heartbeat and shutdown.
 pub struct Shared {
     pub config: Config,
     pub hub: Arc<Hub>,
+    pub channels: Arc<ChannelHub>,
     pub metrics: Arc<Metrics>,
     pub clients: Registry,
     /// `None` with auth off.
@@ -28,6 +29,7 @@ impl Shared {
     pub fn new(
         config: Config,
         hub: Arc<Hub>,
+        channels: Arc<ChannelHub>,
         metrics: Arc<Metrics>,
         auth: Option<service_kit::auth::Authenticator>,
         port: u16,
@@ -36,6 +38,7 @@ impl Shared {
         Self {
             config,
             hub,
+            channels,
             metrics,
             clients: Registry::default(),
             auth,

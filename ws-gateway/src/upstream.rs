@@ -8,7 +8,9 @@ use std::{
     time::Duration,
 };
 
-use protocol::v1::board_service_client::BoardServiceClient;
+use protocol::v1::{
+    board_service_client::BoardServiceClient, channel_service_client::ChannelServiceClient,
+};
 use service_kit::auth::{Authenticator, insert_bearer};
 use tonic::{
     Status,
@@ -22,6 +24,9 @@ use tonic_health::pb::{
 /// A board-service client whose calls carry the gateway's service token
 /// unless they already carry an end user's.
 pub type Api = BoardServiceClient<InterceptedService<Channel, ServiceAuth>>;
+
+/// A channel client of board-service, with the same token rule.
+pub type Channels = ChannelServiceClient<InterceptedService<Channel, ServiceAuth>>;
 
 /// Adds the service token to calls that carry no `authorization` yet: the
 /// shared board feeds and their catch-up reads act for no single user.
@@ -64,6 +69,10 @@ impl Upstream {
     pub fn client(&self) -> Api {
         BoardServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(64 << 20)
+    }
+
+    pub fn channels(&self) -> Channels {
+        ChannelServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     pub fn set_serving(&self, serving: bool) {

@@ -84,8 +84,20 @@ pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(query): Query<TokenQuery>,
-    mut request: Request,
+    request: Request,
 ) -> Response {
+    upgrade_with(shared, addr, query.token, request, socket::Profile::default()).await
+}
+
+/// [`upgrade`] for a connection of `profile` (seed 004's agents use another).
+pub async fn upgrade_with(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    token_query: Option<String>,
+    mut request: Request,
+    profile: socket::Profile,
+) -> Response {
+    let query = TokenQuery::from(token_query);
     let headers = request.headers();
     let key = match handshake_key(request.method(), request.version(), headers) {
         Ok(key) => key,
@@ -97,7 +109,7 @@ pub async fn upgrade(
         Admission::Accept(grant) => Ok(grant),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
-    let task = socket::accept(on_upgrade, shared, addr, verdict);
+    let task = socket::accept(on_upgrade, shared, addr, verdict, profile);
     tokio::spawn(task);
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -1,4 +1,5 @@
-//! The process's one LISTEN connection.
+//! The process's one LISTEN connection, for board commits and channel
+//! publications alike.
 
 use std::time::Duration;
 
@@ -6,19 +7,21 @@ use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use super::EventHub;
-use crate::store::log::NOTIFY_CHANNEL;
+use crate::{channels::ChannelHub, store::log::NOTIFY_CHANNEL};
 
 /// Listens for commit notifications and pokes the matching feeds; reconnects
 /// on its own, poking every feed afterwards since notifications sent while
 /// disconnected are lost.
-pub fn spawn_listener(hub: EventHub) -> tokio::task::JoinHandle<()> {
+pub fn spawn_listener(hub: EventHub, channels: ChannelHub) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let shutdown = hub.shutdown_token().clone();
         let mut attempt = 0u32;
         loop {
             let connected = async {
                 let mut listener = PgListener::connect_with(hub.pool()).await?;
-                listener.listen(NOTIFY_CHANNEL).await?;
+                listener
+                    .listen_all([NOTIFY_CHANNEL, crate::channels::NOTIFY_CHANNEL])
+                    .await?;
                 Ok::<_, sqlx::Error>(listener)
             };
             let mut listener = tokio::select! {
@@ -37,12 +40,18 @@ pub fn spawn_listener(hub: EventHub) -> tokio::task::JoinHandle<()> {
             };
             attempt = 0;
             hub.poke_all();
+            channels.poke_all();
             loop {
                 let next = tokio::select! {
                     next = listener.try_recv() => next,
                     () = shutdown.cancelled() => return,
                 };
                 match next {
+                    Ok(Some(notification))
+                        if notification.channel() == crate::channels::NOTIFY_CHANNEL =>
+                    {
+                        channels.poke(notification.payload());
+                    }
                     Ok(Some(notification)) => {
                         let board = notification
                             .payload()
@@ -57,6 +66,7 @@ pub fn spawn_listener(hub: EventHub) -> tokio::task::JoinHandle<()> {
                     Ok(None) => {
                         tracing::warn!("LISTEN connection lost; re-checking every watched board");
                         hub.poke_all();
+                        channels.poke_all();
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "LISTEN connection failed; reconnecting");

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::server::{ErrorCode, Priority, TaskChanges, TaskKind};
+use crate::channel_frames::{Publish, SubscribeChannel, UnsubscribeChannel};
 
 /// A frame from a client to the gateway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,9 +27,14 @@ pub enum ClientFrame {
     },
     #[serde(rename = "ping")]
     Ping {},
-    /// Authenticates a connection opened without a token.
+    /// Authenticates a connection opened without a token. Seed 004's
+    /// agents send `{type: "auth", agent_id, session_id}` with no token:
+    /// accepted as is while auth is off.
     #[serde(rename = "auth")]
-    Auth { token: String },
+    Auth {
+        #[serde(default)]
+        token: String,
+    },
     #[serde(rename = "task.create")]
     TaskCreate(Command<CreateTask>),
     /// Field changes, a move (`changes.lane`), or both.
@@ -38,6 +44,14 @@ pub enum ClientFrame {
     TaskMove(Command<MoveTask>),
     #[serde(rename = "task.delete")]
     TaskDelete(Command<DeleteTask>),
+    /// `subscribe` naming a `channel` instead of a `boardId` (the parser
+    /// tells them apart; `channel.subscribe` is accepted as well).
+    #[serde(rename = "channel.subscribe")]
+    SubscribeChannel(SubscribeChannel),
+    #[serde(rename = "channel.unsubscribe")]
+    UnsubscribeChannel(UnsubscribeChannel),
+    #[serde(rename = "publish")]
+    Publish(Publish),
 }
 
 /// A change request, answered by `ack` or `error` with the same `id`.
@@ -170,7 +184,7 @@ pub struct FrameError {
     pub id: Option<String>,
 }
 
-const KNOWN_TYPES: [&str; 8] = [
+const KNOWN_TYPES: [&str; 11] = [
     "subscribe",
     "unsubscribe",
     "ping",
@@ -179,17 +193,27 @@ const KNOWN_TYPES: [&str; 8] = [
     "task.update",
     "task.move",
     "task.delete",
+    "publish",
+    "channel.subscribe",
+    "channel.unsubscribe",
 ];
 
 impl ClientFrame {
     /// Parses a text frame, telling bad JSON, an unknown `type` and a
     /// missing or mistyped field apart.
     pub fn parse(text: &str) -> Result<Self, FrameError> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| FrameError {
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| FrameError {
             code: ErrorCode::InvalidJson,
             message: format!("frame is not valid JSON: {e}"),
             id: None,
         })?;
+        // `subscribe` / `unsubscribe` name a board or a channel.
+        if value.get("channel").is_some()
+            && let Some(kind @ ("subscribe" | "unsubscribe")) =
+                value.get("type").and_then(|v| v.as_str())
+        {
+            value["type"] = format!("channel.{kind}").into();
+        }
         let id = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
         let fail = |code, message: String| FrameError {
             code,
@@ -239,6 +263,9 @@ impl ClientFrame {
             Self::TaskMove(c) => Some(&c.id),
             Self::TaskDelete(c) => Some(&c.id),
             Self::Subscribe { id, .. } | Self::Unsubscribe { id, .. } => id.as_ref(),
+            Self::SubscribeChannel(c) => c.id.as_ref(),
+            Self::UnsubscribeChannel(c) => c.id.as_ref(),
+            Self::Publish(p) => p.id.as_ref(),
             Self::Ping {} | Self::Auth { .. } => None,
         };
         if let Some(id) = command_id {
@@ -251,6 +278,24 @@ impl ClientFrame {
             Self::TaskUpdate(c) => check_edit(c),
             Self::TaskMove(c) => check_id("data.id", &c.data.id),
             Self::TaskDelete(c) => check_id("data.id", &c.data.id),
+            Self::SubscribeChannel(c) => {
+                crate::channel_frames::check_name(&c.channel)?;
+                match (&c.since_offset, &c.epoch) {
+                    (Some(_), None) => Err("sinceOffset needs the epoch it was seen in".into()),
+                    (_, Some(epoch)) => check_id("epoch", epoch),
+                    _ => Ok(()),
+                }
+            }
+            Self::UnsubscribeChannel(c) => crate::channel_frames::check_name(&c.channel),
+            Self::Publish(p) => {
+                crate::channel_frames::check_name(&p.channel)?;
+                check_id("event", &p.event)?;
+                if p.event.len() > crate::channel_frames::EVENT_MAX {
+                    let max = crate::channel_frames::EVENT_MAX;
+                    return Err(format!("event must be at most {max} bytes"));
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -270,6 +315,9 @@ fn failed_field(kind: &str, value: &serde_json::Value) -> Option<(String, String
         "task.update" => path_of::<Command<EditTask>>(value),
         "task.move" => path_of::<Command<MoveTask>>(value),
         "task.delete" => path_of::<Command<DeleteTask>>(value),
+        "channel.subscribe" => path_of::<SubscribeChannel>(value),
+        "channel.unsubscribe" => path_of::<UnsubscribeChannel>(value),
+        "publish" => path_of::<Publish>(value),
         _ => {
             #[derive(Deserialize)]
             #[serde(rename_all = "camelCase")]

@@ -42,6 +42,13 @@ pub enum ServerFrame {
     /// for each unfinished task it moved.
     #[serde(rename = "sprint.completed")]
     SprintCompleted(Change<SprintData>),
+    /// A channel delivery.
+    #[serde(rename = "publication")]
+    Publication(crate::channel_frames::Publication),
+    /// The channel lost history this subscription had not received (its
+    /// epoch changed): what follows starts afresh at `offset`.
+    #[serde(rename = "channel.reset")]
+    ChannelReset(crate::channel_frames::ChannelPosition),
     /// The answer to a command or a `subscribe` that carried an `id`.
     #[serde(rename = "ack")]
     Ack(Ack),
@@ -70,6 +77,8 @@ impl ServerFrame {
             Self::SprintCreated(_) => "sprint.created",
             Self::SprintStarted(_) => "sprint.started",
             Self::SprintCompleted(_) => "sprint.completed",
+            Self::Publication(_) => "publication",
+            Self::ChannelReset(_) => "channel.reset",
             Self::Ack(_) => "ack",
             Self::Error(_) => "error",
             Self::Pong { .. } => "pong",
@@ -92,7 +101,12 @@ impl ServerFrame {
             Self::SprintCreated(c) => Some(c.ts),
             Self::SprintStarted(c) => Some(c.ts),
             Self::SprintCompleted(c) => Some(c.ts),
-            Self::Connected { .. } | Self::Ack(_) | Self::Error(_) | Self::Pong { .. } => None,
+            Self::Publication(p) => Some(p.timestamp),
+            Self::Connected { .. }
+            | Self::ChannelReset(_)
+            | Self::Ack(_)
+            | Self::Error(_)
+            | Self::Pong { .. } => None,
         }
     }
 
@@ -427,6 +441,9 @@ pub enum AckResult {
     /// `subscribe` and `unsubscribe`.
     #[serde(rename_all = "camelCase")]
     Subscribed { board_id: String, slug: String },
+    /// Before `Published`: untagged, the wider shape must be tried first.
+    ChannelSubscribed(crate::channel_frames::ChannelPosition),
+    Published(crate::channel_frames::Published),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

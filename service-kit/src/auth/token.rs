@@ -58,6 +58,8 @@ struct ServiceClaims<'a> {
     iat: u64,
     read: [&'a str; 1],
     write: [&'a str; 1],
+    /// Services publish server events (agent presence, KPIs) on any channel.
+    channels: serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,6 +183,7 @@ impl Authenticator {
             iat: now,
             read: ["*"],
             write: ["*"],
+            channels: serde_json::json!({"read": ["*"], "publish": ["*"]}),
             aud: validation
                 .aud
                 .as_ref()

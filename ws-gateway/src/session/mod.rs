@@ -1,6 +1,7 @@
 //! What a connection may do and what it watches; turns client frames into
 //! subscriptions and board-service calls. Shared by WebSocket and SSE.
 
+mod channels;
 mod checks;
 mod commands;
 
@@ -20,7 +21,7 @@ use crate::{
     state::Shared,
 };
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One connection's protocol state.
 pub struct Session {
@@ -31,6 +32,9 @@ pub struct Session {
     /// The token behind `access`, forwarded with every command.
     token: Option<Arc<str>>,
     feeds: Vec<Arc<Feed>>,
+    channels: Vec<Arc<crate::channels::ChannelFeed>>,
+    /// The agent a seed 004 socket belongs to; its pings are heartbeats.
+    pub agent: Option<crate::channels::Agent>,
 }
 
 impl Session {
@@ -48,6 +52,8 @@ impl Session {
             access,
             token,
             feeds: Vec::new(),
+            channels: Vec::new(),
+            agent: None,
         }
     }
 
@@ -84,6 +90,9 @@ impl Session {
             return self.authenticate(token).await;
         }
         if let ClientFrame::Ping {} = frame {
+            if let Some(agent) = &mut self.agent {
+                agent.beat(&self.shared);
+            }
             return self.reply(ServerFrame::Pong {
                 ts: now_ms() as i64,
             });
@@ -157,6 +166,9 @@ impl Session {
                         })
                 },
             ),
+            ClientFrame::SubscribeChannel(c) => self.subscribe_channel(&access, c).await,
+            ClientFrame::UnsubscribeChannel(c) => self.unsubscribe_channel(&c.channel, c.id),
+            ClientFrame::Publish(p) => self.publish(&access, p),
             ClientFrame::Auth { .. } | ClientFrame::Ping {} => {}
         }
     }
@@ -268,13 +280,15 @@ impl Session {
         for feed in &self.feeds {
             feed.resync(self.client.id);
         }
+        self.resume_lagged_channels();
     }
 
-    /// Leaves every board; closes feeds nobody else watches.
+    /// Leaves every board and channel; closes feeds nobody else watches.
     pub fn leave(&mut self) {
         for feed in self.feeds.drain(..) {
             self.shared.hub.unsubscribe(&feed, self.client.id);
         }
+        self.leave_channels();
     }
 }
 
@@ -292,6 +306,9 @@ fn frame_id(frame: &ClientFrame) -> Option<String> {
         ClientFrame::TaskUpdate(c) => Some(c.id.clone()),
         ClientFrame::TaskMove(c) => Some(c.id.clone()),
         ClientFrame::TaskDelete(c) => Some(c.id.clone()),
+        ClientFrame::SubscribeChannel(c) => c.id.clone(),
+        ClientFrame::UnsubscribeChannel(c) => c.id.clone(),
+        ClientFrame::Publish(p) => p.id.clone(),
         ClientFrame::Ping {} | ClientFrame::Auth { .. } => None,
     }
 }
