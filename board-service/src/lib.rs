@@ -203,11 +203,9 @@ impl App {
         let metrics_task = self
             .metrics_listener
             .map(|listener| spawn_metrics_server(listener, metrics.clone(), stop.clone()));
-        let channel_api = ChannelServiceServer::new(channels::ChannelApi::new(
-            channel_hub,
-            auth.clone(),
-        ))
-        .max_decoding_message_size(self.config.max_message_bytes);
+        let channel_api =
+            ChannelServiceServer::new(channels::ChannelApi::new(channel_hub, auth.clone()))
+                .max_decoding_message_size(self.config.max_message_bytes);
         let api = BoardServiceServer::new(BoardApi::new(
             self.store.clone(),
             hub,

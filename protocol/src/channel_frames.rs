@@ -114,9 +114,19 @@ pub struct Publication {
 
 impl PartialEq for Publication {
     fn eq(&self, other: &Self) -> bool {
-        (&self.channel, &self.event, self.data.get(), self.offset, &self.epoch)
-            == (&other.channel, &other.event, other.data.get(), other.offset, &other.epoch)
-            && self.timestamp == other.timestamp
+        (
+            &self.channel,
+            &self.event,
+            self.data.get(),
+            self.offset,
+            &self.epoch,
+        ) == (
+            &other.channel,
+            &other.event,
+            other.data.get(),
+            other.offset,
+            &other.epoch,
+        ) && self.timestamp == other.timestamp
     }
 }
 

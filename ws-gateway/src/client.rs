@@ -150,8 +150,8 @@ impl Client {
         let mut lowest: Option<u64> = None;
         outbox.queue.retain(|o| {
             index += 1;
-            let drop = index > partial
-                && matches!(o, Outgoing::Board(f) if &*f.board_id == board_id);
+            let drop =
+                index > partial && matches!(o, Outgoing::Board(f) if &*f.board_id == board_id);
             if let (true, Outgoing::Board(f)) = (drop, o) {
                 lowest = Some(lowest.map_or(f.version, |l| l.min(f.version)));
             }

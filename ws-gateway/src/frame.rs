@@ -57,8 +57,9 @@ pub enum Dialect {
 impl Dialect {
     pub fn encode(self, frame: &ServerFrame) -> String {
         match self {
-            Self::Seed004 => protocol::channel_frames::seed004::encode(frame)
-                .unwrap_or_else(|| frame.to_json()),
+            Self::Seed004 => {
+                protocol::channel_frames::seed004::encode(frame).unwrap_or_else(|| frame.to_json())
+            }
             Self::Boardwire => frame.to_json(),
         }
     }

@@ -86,7 +86,14 @@ pub async fn upgrade(
     Query(query): Query<TokenQuery>,
     request: Request,
 ) -> Response {
-    upgrade_with(shared, addr, query.token, request, socket::Profile::default()).await
+    upgrade_with(
+        shared,
+        addr,
+        query.token,
+        request,
+        socket::Profile::default(),
+    )
+    .await
 }
 
 /// [`upgrade`] for a connection of `profile` (seed 004's agents use another).

@@ -39,7 +39,9 @@ impl ChannelApi {
 fn check_publish(request: &PublishRequest) -> Result<(), Status> {
     check_name(&request.channel).map_err(Status::invalid_argument)?;
     let event = &request.event;
-    if event.trim().is_empty() || event.len() > MAX_EVENT_BYTES || event.chars().any(char::is_control)
+    if event.trim().is_empty()
+        || event.len() > MAX_EVENT_BYTES
+        || event.chars().any(char::is_control)
     {
         return Err(Status::invalid_argument(format!(
             "event must be 1 to {MAX_EVENT_BYTES} bytes without control characters"

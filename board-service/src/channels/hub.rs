@@ -209,7 +209,10 @@ impl ChannelHub {
         if out.send(Ok(update(Update::Position(head)))).await.is_err() {
             return;
         }
-        if !self.catch_up(&channel, &position.epoch, &mut last, &out).await {
+        if !self
+            .catch_up(&channel, &position.epoch, &mut last, &out)
+            .await
+        {
             return;
         }
         let replayed = ChannelPosition {
@@ -217,7 +220,11 @@ impl ChannelHub {
             offset: last,
             recovered,
         };
-        if out.send(Ok(update(Update::Position(replayed)))).await.is_err() {
+        if out
+            .send(Ok(update(Update::Position(replayed))))
+            .await
+            .is_err()
+        {
             return;
         }
         loop {
@@ -230,14 +237,21 @@ impl ChannelHub {
                 Ok(p) if p.offset <= last => {}
                 Ok(p) if p.offset == last + 1 => {
                     last = p.offset;
-                    if out.send(Ok(update(Update::Publication((*p).clone())))).await.is_err() {
+                    if out
+                        .send(Ok(update(Update::Publication((*p).clone()))))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
                 // A skip (a TTL'd publication, or the reader started after
                 // our read) or a lag: the table has the truth.
                 Ok(_) | Err(RecvError::Lagged(_)) => {
-                    if !self.catch_up(&channel, &position.epoch, &mut last, &out).await {
+                    if !self
+                        .catch_up(&channel, &position.epoch, &mut last, &out)
+                        .await
+                    {
                         return;
                     }
                 }
@@ -249,7 +263,11 @@ impl ChannelHub {
     /// Sends every stored publication after `last`; false when the watch ended.
     async fn catch_up(&self, channel: &str, epoch: &str, last: &mut u64, out: &Outbox) -> bool {
         loop {
-            let batch = match self.store.read_after(channel, epoch, *last, READ_BATCH).await {
+            let batch = match self
+                .store
+                .read_after(channel, epoch, *last, READ_BATCH)
+                .await
+            {
                 Ok(batch) => batch,
                 Err(err) => {
                     let _ = out.send(Err(err.into())).await;
@@ -259,7 +277,11 @@ impl ChannelHub {
             let done = (batch.len() as i64) < READ_BATCH;
             for publication in batch {
                 *last = publication.offset;
-                if out.send(Ok(update(Update::Publication(publication)))).await.is_err() {
+                if out
+                    .send(Ok(update(Update::Publication(publication))))
+                    .await
+                    .is_err()
+                {
                     return false;
                 }
             }

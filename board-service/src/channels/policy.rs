@@ -44,11 +44,11 @@ impl Policy {
     pub fn parse(spec: &str) -> anyhow::Result<Self> {
         let mut policy = Self::default();
         for rule in spec.split(',').map(str::trim).filter(|r| !r.is_empty()) {
-            let (pattern, history) = rule
-                .split_once('=')
-                .with_context(|| format!("CHANNEL_HISTORY rule {rule:?} is not pattern=size/age"))?;
-            let history = parse_history(history)
-                .with_context(|| format!("CHANNEL_HISTORY rule {rule:?}"))?;
+            let (pattern, history) = rule.split_once('=').with_context(|| {
+                format!("CHANNEL_HISTORY rule {rule:?} is not pattern=size/age")
+            })?;
+            let history =
+                parse_history(history).with_context(|| format!("CHANNEL_HISTORY rule {rule:?}"))?;
             if pattern.trim().is_empty() {
                 bail!("CHANNEL_HISTORY rule {rule:?} has no pattern");
             }
@@ -121,7 +121,15 @@ mod tests {
 
     #[test]
     fn bad_rules_are_named() {
-        for bad in ["x", "x=1", "x=0/1", "x=1/0", "x=1/1/forever", "=1/1", "x=a/1"] {
+        for bad in [
+            "x",
+            "x=1",
+            "x=0/1",
+            "x=1/0",
+            "x=1/1/forever",
+            "=1/1",
+            "x=a/1",
+        ] {
             assert!(Policy::parse(bad).is_err(), "{bad} should be refused");
         }
     }

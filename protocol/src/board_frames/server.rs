@@ -437,10 +437,16 @@ pub enum AckResult {
     Task(Box<TaskData>),
     /// `task.delete`.
     #[serde(rename_all = "camelCase")]
-    Deleted { task_id: String, board_version: u64 },
+    Deleted {
+        task_id: String,
+        board_version: u64,
+    },
     /// `subscribe` and `unsubscribe`.
     #[serde(rename_all = "camelCase")]
-    Subscribed { board_id: String, slug: String },
+    Subscribed {
+        board_id: String,
+        slug: String,
+    },
     /// Before `Published`: untagged, the wider shape must be tried first.
     ChannelSubscribed(crate::channel_frames::ChannelPosition),
     Published(crate::channel_frames::Published),

@@ -53,7 +53,11 @@ fn bad_request(message: impl Into<String>) -> Response {
     Error::InvalidArgument(message.into()).into_response()
 }
 
-pub async fn publish(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn publish(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let token = service_kit::auth::bearer_from_headers(&headers, None);
     let grant = match (&shared.auth, token) {
         (None, _) => crate::auth::Grant::open(),
@@ -216,10 +220,9 @@ pub async fn events(
                 channel: &publication.channel,
                 message: publication.data,
             });
-            positions.at.insert(
-                publication.channel,
-                (publication.epoch, publication.offset),
-            );
+            positions
+                .at
+                .insert(publication.channel, (publication.epoch, publication.offset));
             Some(Event::default().id(positions.id()).data(data))
         }
         Outgoing::Direct("channel.reset", text) => {
@@ -231,7 +234,9 @@ pub async fn events(
             Some(Event::default().event("channel.reset").data(&*text))
         }
         // Not `error`: that name would reach EventSource's onerror.
-        Outgoing::Direct("error", text) => Some(Event::default().event("boardwire.error").data(&*text)),
+        Outgoing::Direct("error", text) => {
+            Some(Event::default().event("boardwire.error").data(&*text))
+        }
         Outgoing::Direct(..) | Outgoing::Ping | Outgoing::Pong(_) | Outgoing::Close(_) => None,
     };
     axum::response::sse::Sse::new(stream(connection, to_event))

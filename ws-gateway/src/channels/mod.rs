@@ -20,8 +20,8 @@ use protocol::{
 use tokio_util::sync::CancellationToken;
 
 pub use agents::{Agent, spawn_kpis, upgrade as agents_upgrade};
-pub use feed::ChannelFeed;
 use feed::Attach;
+pub use feed::ChannelFeed;
 
 use crate::{client::Client, error::Error, upstream::Upstream};
 
