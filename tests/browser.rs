@@ -164,3 +164,99 @@ async fn the_page_and_its_client_modules_pass_their_scripted_tests() {
         "node --test web/tests/ failed (output above)"
     );
 }
+
+/// Seed 001's client: Chromium's own `EventSource` on `/api/events`, read
+/// with `onmessage`; the gateway stops while publications go on, and the
+/// browser's reconnect with `Last-Event-ID` gets exactly what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventsource_reads_channels_and_resumes_after_a_gateway_restart() {
+    ensure_node_packages().await;
+    let _ = service_kit::telemetry::init("browser-tests");
+    let db = TestDatabase::create().await;
+    let board_config = board_service::Config::new(db.url());
+    let board_app = board_service::App::build(board_config)
+        .await
+        .expect("board-service starts");
+    let board_addr = board_app.local_addr();
+    let _board = RunningService::spawn(board_addr, |stopped| board_app.run_until_stopped(stopped));
+    let board_url = format!("http://{board_addr}");
+    let (gateway, gateway_addr) =
+        start_gateway(&board_url, "127.0.0.1:0".parse().expect("addr")).await;
+    let mut gateway = Some(gateway);
+    let publish = |body: serde_json::Value| {
+        async move {
+            // board-service holds the history whether or not a gateway is up.
+            let mut channels = protocol::v1::channel_service_client::ChannelServiceClient::connect(
+                format!("http://{board_addr}"),
+            )
+            .await
+            .expect("connect to board-service");
+            channels
+                .publish(protocol::v1::PublishRequest {
+                    channel: body["channel"].as_str().unwrap_or_default().into(),
+                    event: "message".into(),
+                    data_json: body["message"].to_string(),
+                    ttl_ms: 0,
+                })
+                .await
+                .expect("publish");
+        }
+    };
+
+    let mut script = Command::new("node")
+        .arg(repo().join("web/tools/page-eventsource.mjs"))
+        .arg(format!("http://{gateway_addr}/"))
+        .arg("ai:jobs:status,ui:activity")
+        .arg("4")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is required for the browser tests (apt-get install nodejs)");
+    let mut lines = BufReader::new(script.stdout.take().expect("stdout")).lines();
+    let mut messages = Vec::new();
+    let conversation = async {
+        while let Some(line) = lines.next_line().await.expect("read script output") {
+            println!("{line}");
+            if line == "OPEN 1" {
+                publish(serde_json::json!({"channel": "ai:jobs:status", "message": {"jobId": "job_1", "status": "running"}})).await;
+                publish(serde_json::json!({"channel": "ui:activity", "message": {"who": "ann"}}))
+                    .await;
+            } else if let Some(message) = line.strip_prefix("MSG ") {
+                messages.push(serde_json::from_str::<serde_json::Value>(message).expect("JSON"));
+                if messages.len() == 2 {
+                    gateway.take().expect("gateway is running").stop().await;
+                    publish(serde_json::json!({"channel": "ai:jobs:status", "message": {"jobId": "job_1", "status": "completed"}})).await;
+                    publish(
+                        serde_json::json!({"channel": "ui:activity", "message": {"who": "bob"}}),
+                    )
+                    .await;
+                    let (restarted, _) = start_gateway(&board_url, gateway_addr).await;
+                    gateway = Some(restarted);
+                }
+            } else if line == "DONE" || line.starts_with("FAILED") {
+                return line;
+            }
+        }
+        "EXITED".to_owned()
+    };
+    let end = tokio::time::timeout(SCRIPT_LIMIT, conversation)
+        .await
+        .expect("the page finishes within 5 minutes");
+    assert_eq!(end, "DONE", "the page script failed (output above)");
+    let data: Vec<_> = messages.iter().map(|m| m["data"].clone()).collect();
+    assert_eq!(
+        data,
+        [
+            serde_json::json!({"channel": "ai:jobs:status", "message": {"jobId": "job_1", "status": "running"}}),
+            serde_json::json!({"channel": "ui:activity", "message": {"who": "ann"}}),
+            serde_json::json!({"channel": "ai:jobs:status", "message": {"jobId": "job_1", "status": "completed"}}),
+            serde_json::json!({"channel": "ui:activity", "message": {"who": "bob"}}),
+        ],
+        "each message once, in order, the missed ones after the reconnect"
+    );
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["lastEventId"].as_str().is_some_and(|id| id.contains(':')))
+    );
+}

@@ -87,7 +87,6 @@ impl Agent {
 
     pub fn connected(&mut self, shared: &Arc<Shared>, client_id: &str) {
         self.client_id = client_id.to_owned();
-        self.last_heartbeat_ms = now_ms();
         publish(shared, GLOBAL, AGENT_CONNECTED, self.data());
     }
 
