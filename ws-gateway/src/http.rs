@@ -60,6 +60,10 @@ struct Stats {
     /// Times a lagging client's queue was dropped for a fresh board.sync.
     dropped_clients: u64,
     upstream_reconnects: u64,
+    /// Channels watched here, as seed 004's health reports them.
+    active_channels: usize,
+    /// Subscribers per channel the token may read.
+    channel_stats: std::collections::BTreeMap<String, usize>,
 }
 
 #[derive(Serialize)]
@@ -105,6 +109,14 @@ pub async fn stats(
         lagging_clients: clients.iter().filter(|c| c.queued() >= lagging_at).count(),
         dropped_clients: metrics.clients_dropped.get(),
         upstream_reconnects: metrics.upstream_reconnects.get(),
+        active_channels: shared.channels.stats().len(),
+        channel_stats: shared
+            .channels
+            .stats()
+            .into_iter()
+            .filter(|(name, _)| grant.access.can_subscribe(name))
+            .map(|(name, n)| (name.to_string(), n))
+            .collect(),
     })
     .into_response()
 }
