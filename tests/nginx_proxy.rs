@@ -1,0 +1,202 @@
+//! `deploy/nginx/boardwire.conf`, run by Debian's nginx with a self-signed
+//! certificate in front of a real gateway and board-service: a `wss://`
+//! client gets board frames and sends a command, and SSE clients (a board's
+//! `/events`, seed 001's `/api/events`) get events unbuffered. Everything
+//! lives in a private (0700) folder, as it does for root on CI.
+//!
+//! Needs nginx, openssl and python3 with venv (`apt-get install nginx
+//! openssl python3-venv`).
+
+#[allow(dead_code)]
+#[path = "../agent-bridge/tests/common/python_env.rs"]
+mod python_env;
+
+use std::{os::unix::fs::PermissionsExt, path::Path, process::Command, time::Duration};
+
+use service_kit::{test_database::TestDatabase, testing::RunningService};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (cert, key).
+fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is required (apt-get install openssl)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
+/// Runs nginx in the foreground until dropped.
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    /// SIGTERM, not SIGKILL: the master then stops its workers, which
+    /// would otherwise outlive it holding the test's stdout open.
+    fn drop(&mut self) {
+        let stopped = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        if !stopped.is_ok_and(|s| s.success()) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nginx_config_carries_wss_and_sse() {
+    let nginx_bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("nginx is required for the reverse-proxy test (apt-get install nginx)");
+    let _ = service_kit::telemetry::init("nginx-proxy-test");
+    let db = TestDatabase::create().await;
+    let board_app = board_service::App::build(board_service::Config::new(db.url()))
+        .await
+        .expect("board-service starts");
+    let board_addr = board_app.local_addr();
+    let _board = RunningService::spawn(board_addr, |stopped| board_app.run_until_stopped(stopped));
+    let gateway_app =
+        ws_gateway::App::build(ws_gateway::Config::new(format!("http://{board_addr}")))
+            .await
+            .expect("gateway starts");
+    let gateway_addr = gateway_app.local_addr();
+    let _gateway = RunningService::spawn(gateway_addr, |stopped| {
+        gateway_app.run_until_stopped(stopped)
+    });
+    let mut api = protocol::v1::board_service_client::BoardServiceClient::connect(format!(
+        "http://{board_addr}"
+    ))
+    .await
+    .expect("gRPC");
+    let board = api
+        .create_board(protocol::v1::CreateBoardRequest {
+            name: "Proxied".into(),
+            slug: Some("proxied".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("create board")
+        .into_inner();
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let port = free_port();
+    let shipped = std::fs::read_to_string(repo().join("deploy/nginx/boardwire.conf")).unwrap();
+    // The shipped file, pointed at this test's services, port and files;
+    // workers run as root so they can enter the private folder.
+    let config = format!("user root;\npid {}/nginx.pid;\nerror_log stderr;\n", dir.path().display())
+        + &shipped
+            .replace("server 127.0.0.1:4002", &format!("server {gateway_addr}"))
+            .replace("listen 443 ssl", &format!("listen 127.0.0.1:{port} ssl"))
+            .replace("/etc/boardwire/tls/cert.pem", &cert.display().to_string())
+            .replace("/etc/boardwire/tls/key.pem", &key.display().to_string())
+            .replace(
+                "http {",
+                &format!(
+                    "http {{\n    access_log off;\n    client_body_temp_path {0}/body;\n    proxy_temp_path {0}/proxy;\n    fastcgi_temp_path {0}/fastcgi;\n    uwsgi_temp_path {0}/uwsgi;\n    scgi_temp_path {0}/scgi;",
+                    dir.path().display()
+                ),
+            );
+    assert!(
+        config.contains(&gateway_addr.to_string()),
+        "the upstream was replaced"
+    );
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, config).unwrap();
+    let checked = Command::new(nginx_bin)
+        .args(["-t", "-p"])
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .expect("nginx -t");
+    assert!(
+        checked.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let _nginx = Nginx(
+        Command::new(nginx_bin)
+            .args(["-g", "daemon off;", "-p"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .spawn()
+            .expect("nginx starts"),
+    );
+    // nginx listens within moments; wait for the port rather than sleep blindly.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "nginx did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let python = tokio::task::spawn_blocking(|| python_env::python_for("ws-gateway/tests/seed004"))
+        .await
+        .expect("a venv with websockets");
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(python)
+            .arg(repo().join("tests/proxy/client.py"))
+            .arg(format!("https://127.0.0.1:{port}"))
+            .arg(&board.id)
+            .arg(&cert)
+            .output(),
+    )
+    .await
+    .expect("the proxy client finishes")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| {
+            panic!(
+                "no JSON from client.py: {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    assert_eq!(seen["sync_lanes"][0], "backlog", "{seen}");
+    assert_eq!(seen["created_title"], "Through the proxy");
+    assert!(
+        seen["board_sse_type"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("text/event-stream")
+    );
+    assert_eq!(
+        seen["board_sse_tasks"], 1,
+        "the command's task is on the board: {seen}"
+    );
+    assert_eq!(seen["published"]["offset"], 1);
+    assert_eq!(
+        seen["job_event"],
+        serde_json::json!({"channel": "ai:jobs:status", "message": {"jobId": "job_123", "status": "completed"}})
+    );
+}
