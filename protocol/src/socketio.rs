@@ -496,12 +496,6 @@ impl TaskPayload {
         if self.id.is_some() || self.task_id.is_some() {
             return Err(PayloadError("a new task has no id: leave id out".into()));
         }
-        if self.status.is_some() || self.parent_id.is_some() || self.sprint_id.is_some() {
-            return Err(PayloadError(
-                "status, parentId and sprintId are set with task:update once the task exists"
-                    .into(),
-            ));
-        }
         self.command(
             request_id,
             CreateTask {
@@ -514,6 +508,9 @@ impl TaskPayload {
                 estimated_hours: self.estimated_hours,
                 assignee: self.assignee.clone(),
                 labels: self.labels.clone(),
+                status: self.status.clone(),
+                parent_id: self.parent_id.clone().flatten(),
+                sprint_id: self.sprint_id.clone().flatten(),
             },
         )
     }
