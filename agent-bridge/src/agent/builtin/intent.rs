@@ -76,7 +76,7 @@ pub fn parse(text: &str) -> Intent {
 /// the login story to the sprint", "what is left in the sprint?".
 fn parse_sprint(first: &str, rest: &str, lower: &str) -> Option<Intent> {
     let words: Vec<&str> = lower.split_whitespace().collect();
-    if !words.iter().any(|w| *w == "sprint") {
+    if !words.contains(&"sprint") {
         return None;
     }
     // "start the sprint", "start sprint", "begin the next sprint".
