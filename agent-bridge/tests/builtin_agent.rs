@@ -231,3 +231,184 @@ async fn a_resent_message_creates_its_task_once() {
     ws.until_terminal().await;
     assert_eq!(count(&stack.board().await), 2);
 }
+
+/// One request and what it did: the statuses of its one tool call, the
+/// tool's name and output (or error), and the reply.
+async fn ask(ws: &mut Ws, content: &str) -> (Vec<ToolStatus>, String, serde_json::Value, String) {
+    ws.say(content).await;
+    let frames = ws.until_terminal().await;
+    assert_contiguous(&frames);
+    let tools = tool_frames(&frames);
+    assert!(
+        tools.iter().all(|t| t.id == tools[0].id),
+        "one call: {tools:?}"
+    );
+    let last = tools.last().expect("a tool ran").clone();
+    let outcome = last
+        .output
+        .clone()
+        .or(last.error.clone().map(serde_json::Value::from))
+        .unwrap_or_default();
+    (
+        tools.iter().map(|t| t.status).collect(),
+        tools[0].tool.clone(),
+        outcome,
+        streamed_text(&frames),
+    )
+}
+
+#[tokio::test]
+async fn plans_starts_reads_and_completes_the_sprint_without_a_model() {
+    use protocol::v1::{CreateSprintRequest, CreateTaskRequest, SprintState};
+    let stack = Stack::start().await;
+    let mut api = protocol::v1::board_service_client::BoardServiceClient::connect(format!(
+        "http://{}",
+        stack.board_addr
+    ))
+    .await
+    .unwrap();
+    let mut sprint_ids = Vec::new();
+    for (name, week) in [("Sprint 1", 0), ("Sprint 2", 2)] {
+        let start = 1_796_601_600 + week * 7 * 86_400;
+        let sprint = api
+            .create_sprint(CreateSprintRequest {
+                board_id: "default".into(),
+                name: name.into(),
+                starts_at: Some(protocol::time::timestamp_from_ms(start * 1000)),
+                ends_at: Some(protocol::time::timestamp_from_ms(
+                    (start + 14 * 86_400) * 1000,
+                )),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        sprint_ids.push(sprint.id);
+    }
+    for title in ["Login form", "Signup page", "Login audit log"] {
+        api.create_task(CreateTaskRequest {
+            board_id: "default".into(),
+            lane_id: "todo".into(),
+            title: title.into(),
+            kind: TaskKind::Story as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let task = |board: &protocol::v1::BoardSnapshot, title: &str| {
+        board
+            .tasks
+            .iter()
+            .find(|t| t.title == title)
+            .unwrap()
+            .clone()
+    };
+    let (mut ws, _) = Ws::open(&stack.ws_url("")).await;
+    let done = [
+        ToolStatus::Started,
+        ToolStatus::Running,
+        ToolStatus::Completed,
+    ];
+
+    // Two tasks hold "login": the words must pick one.
+    let (statuses, _, error, text) = ask(&mut ws, "add the login story to the sprint").await;
+    assert_eq!(statuses.last(), Some(&ToolStatus::Failed));
+    assert!(
+        error.as_str().unwrap().contains("more than one task"),
+        "{error}"
+    );
+    assert!(text.contains("I could not add"), "{text}");
+
+    // No sprint is active yet: the planned one takes it.
+    let (statuses, tool, output, text) =
+        ask(&mut ws, "add the login form story to the sprint").await;
+    assert_eq!(
+        (statuses.as_slice(), tool.as_str()),
+        (&done[..], "update_task")
+    );
+    assert_eq!(output["task"]["sprintId"], sprint_ids[0]);
+    assert_eq!(text, "Added \"Login form\" to sprint \"Sprint 1\".");
+    assert_eq!(
+        task(&stack.board().await, "Login form").sprint_id,
+        sprint_ids[0]
+    );
+
+    // Two are planned: the earliest starts.
+    let (statuses, tool, output, text) = ask(&mut ws, "start the sprint").await;
+    assert_eq!(
+        (statuses.as_slice(), tool.as_str()),
+        (&done[..], "start_sprint")
+    );
+    assert_eq!(output["sprint"]["id"], sprint_ids[0]);
+    assert_eq!(output["sprint"]["state"], "active");
+    assert!(text.contains("one more is planned"), "{text}");
+    let (statuses, _, error, _) = ask(&mut ws, "start the sprint").await;
+    assert_eq!(statuses.last(), Some(&ToolStatus::Failed));
+    assert!(error.as_str().unwrap().contains("still active"), "{error}");
+
+    // Now the active sprint takes new work.
+    let (_, _, output, _) = ask(&mut ws, "put signup in the sprint").await;
+    assert_eq!(output["task"]["title"], "Signup page");
+    assert_eq!(output["task"]["sprintId"], sprint_ids[0]);
+    ws.say("move login form to done").await;
+    ws.until_terminal().await;
+
+    let (statuses, tool, output, text) = ask(&mut ws, "what is left in the sprint?").await;
+    assert_eq!(
+        (statuses.as_slice(), tool.as_str()),
+        (&done[..], "list_tasks")
+    );
+    let titles: Vec<_> = output["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Signup page"]);
+    assert!(
+        text.contains("1 task is left in sprint \"Sprint 1\""),
+        "{text}"
+    );
+    assert!(!text.contains("Login form"), "{text}");
+
+    let (statuses, tool, output, text) = ask(&mut ws, "complete the sprint").await;
+    assert_eq!(
+        (statuses.as_slice(), tool.as_str()),
+        (&done[..], "complete_sprint")
+    );
+    assert_eq!(output["sprint"]["state"], "completed");
+    assert!(
+        text.contains("one unfinished task went back to the backlog"),
+        "{text}"
+    );
+    let board = stack.board().await;
+    assert_eq!(
+        task(&board, "Signup page").sprint_id,
+        "",
+        "back in the backlog"
+    );
+    assert_eq!(
+        task(&board, "Login form").sprint_id,
+        sprint_ids[0],
+        "done stays"
+    );
+    let sprints = api
+        .list_sprints(protocol::v1::ListSprintsRequest {
+            board_id: "default".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .sprints;
+    let states: Vec<_> = sprints.iter().map(|s| s.state()).collect();
+    assert_eq!(states, [SprintState::Completed, SprintState::Planned]);
+
+    let (statuses, _, error, _) = ask(&mut ws, "what is left in the sprint?").await;
+    assert_eq!(statuses.last(), Some(&ToolStatus::Failed));
+    assert!(
+        error.as_str().unwrap().contains("no sprint is active"),
+        "{error}"
+    );
+    stack.stop().await;
+}

@@ -12,15 +12,19 @@ use peer::{BoardSocket, Gateway, McpPeer, step};
 use serde_json::{Value, json};
 
 const SECRET: &str = "mcp-secret";
-const TOOLS: [&str; 8] = [
+const TOOLS: [&str; 12] = [
     "list_boards",
     "get_board",
+    "list_sprints",
     "create_task",
     "update_task",
     "move_task",
     "delete_task",
     "create_lane",
     "update_lane",
+    "create_sprint",
+    "start_sprint",
+    "complete_sprint",
 ];
 
 fn mcp_url(stack: &Stack) -> String {
@@ -37,7 +41,7 @@ fn names(value: &Value) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn lists_the_eight_tools_with_schemas_on_every_protocol_generation() {
+async fn lists_the_tools_with_schemas_on_every_protocol_generation() {
     let stack = Stack::start().await;
     for mode in ["auto", "legacy"] {
         let mut peer = McpPeer::start(&["tools", &mcp_url(&stack), "--mode", mode]).await;
@@ -236,7 +240,7 @@ async fn a_read_only_token_gets_read_only_tools_and_is_refused_a_write() {
         .await;
     assert_eq!(
         names(&step(&seen, "list_tools")["tools"]),
-        ["list_boards", "get_board"]
+        ["list_boards", "get_board", "list_sprints"]
     );
     let read = step(&seen, "get_board");
     assert_eq!(read["is_error"], false, "{read}");
@@ -306,5 +310,40 @@ async fn browsers_from_allowed_origins_get_cors_and_others_are_refused() {
         .await
         .unwrap();
     assert_eq!(foreign.status(), 403);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn sprint_tools_plan_a_sprint_with_a_task_in_it_and_start_it() {
+    let stack = Stack::start().await;
+    let peer = McpPeer::start(&["sprints", &mcp_url(&stack)]).await;
+    let seen = peer.finish().await;
+    let bad = step(&seen, "bad_time");
+    assert_eq!(bad["is_error"], true, "{bad}");
+    assert!(
+        bad["text"].as_str().unwrap().contains("starts_at must be"),
+        "{bad}"
+    );
+    let created = step(&seen, "create_sprint");
+    assert_eq!(created["is_error"], false, "{created}");
+    let sprint = &created["structured"];
+    assert_eq!(sprint["state"], "planned");
+    assert_eq!(sprint["startsAt"], 1_796_083_200_000_i64, "2026-12-01");
+    assert_eq!(sprint["endsAt"], 1_797_267_600_000_i64, "2026-12-14 17:00");
+    let task = step(&seen, "create_task");
+    assert_eq!(task["structured"]["sprintId"], sprint["id"], "{task}");
+    let started = step(&seen, "start_sprint");
+    assert_eq!(started["structured"]["state"], "active", "{started}");
+    let listed = step(&seen, "list_sprints");
+    assert_eq!(listed["structured"]["sprints"][0]["state"], "active");
+
+    // board-service holds what the tools reported.
+    let board = stack.board().await;
+    let login = board
+        .tasks
+        .iter()
+        .find(|t| t.title == "Login form")
+        .unwrap();
+    assert_eq!(login.sprint_id, sprint["id"].as_str().unwrap());
     stack.stop().await;
 }

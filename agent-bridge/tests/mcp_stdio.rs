@@ -59,7 +59,7 @@ async fn boardwire_mcp_over_stdio_lists_the_tools_and_changes_the_board() {
         .finish()
         .await;
         let tools = step(&seen, "list_tools")["tools"].as_array().unwrap().len();
-        assert_eq!(tools, 8, "{mode}: {seen:#?}");
+        assert_eq!(tools, 12, "{mode}: {seen:#?}");
         let boards = step(&seen, "list_boards");
         assert_eq!(boards["is_error"], false, "{mode}: {boards}");
         assert_eq!(boards["structured"]["boards"][0]["slug"], "default");
@@ -108,7 +108,7 @@ async fn boardwire_mcp_with_a_read_only_token_offers_only_the_read_tools() {
     .await;
     assert_eq!(
         step(&seen, "list_tools")["tools"],
-        serde_json::json!(["list_boards", "get_board"])
+        serde_json::json!(["list_boards", "get_board", "list_sprints"])
     );
     let boards = step(&seen, "list_boards");
     assert_eq!(boards["is_error"], false, "{boards}");

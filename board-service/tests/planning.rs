@@ -801,3 +801,150 @@ async fn a_sprint_starts_alone_and_its_unfinished_tasks_move_on_when_it_complete
         .expect("finished task");
     assert_eq!(finished_now.sprint_id, one.id);
 }
+
+#[tokio::test]
+async fn a_task_is_created_straight_into_a_sprint_and_an_epic_under_update_tasks_rules() {
+    let (_db, _service, mut client) = start().await;
+    let board = create_board(&mut client, "Born planned").await;
+    let other = create_board(&mut client, "Elsewhere").await;
+    let b = board.id.as_str();
+    let epic = add(&mut client, b, "Epic", TaskKind::Epic, "").await;
+    let planned = new_sprint(&mut client, b, "Next", 2).await;
+    let active = new_sprint(&mut client, b, "Now", 0).await;
+    start_sprint(&mut client, &active).await.expect("start now");
+    let finished = new_sprint(&mut client, b, "Done", 4).await;
+    let foreign = new_sprint(&mut client, &other.id, "Theirs", 0).await;
+    let before = client
+        .get_board(GetBoardRequest { board_id: b.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .version;
+
+    let story = client
+        .create_task(CreateTaskRequest {
+            board_id: b.into(),
+            lane_id: "todo".into(),
+            title: "Login".into(),
+            kind: TaskKind::Story as i32,
+            status: "working".into(),
+            parent_id: epic.id.clone(),
+            sprint_id: planned.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("create in sprint and epic")
+        .into_inner();
+    assert_eq!(
+        (
+            story.sprint_id.as_str(),
+            story.parent_id.as_str(),
+            story.status.as_str()
+        ),
+        (planned.id.as_str(), epic.id.as_str(), "working")
+    );
+    let mut stream = watch(&mut client, b, before).await;
+    let events = next_events(&mut stream, 2).await;
+    assert_eq!(events[0].r#type, "task.created");
+    assert_eq!(events[0].task.as_ref().unwrap().sprint_id, planned.id);
+    assert_eq!(
+        (
+            events[1].r#type.as_str(),
+            events[1].task.as_ref().unwrap().progress
+        ),
+        ("task.updated", progress(0, 1))
+    );
+    let in_active = add_in_sprint(&mut client, b, "Now task", &active.id).await;
+    assert_eq!(in_active.expect("the active sprint").sprint_id, active.id);
+
+    // The completed sprint: complete "Now" first (it holds one task).
+    complete(&mut client, &active, "", "complete-now")
+        .await
+        .expect("complete now");
+    start_sprint(&mut client, &finished)
+        .await
+        .expect("start done");
+    complete(&mut client, &finished, "", "complete-done")
+        .await
+        .expect("complete done");
+    let version = client
+        .get_board(GetBoardRequest { board_id: b.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .version;
+    let cases = [
+        (
+            foreign.id.clone(),
+            Code::FailedPrecondition,
+            format!(
+                "sprint_id: sprint {} is on another board; a task's sprint shares its board",
+                foreign.id
+            ),
+        ),
+        (
+            finished.id.clone(),
+            Code::FailedPrecondition,
+            format!(
+                "sprint_id: sprint {} is completed; plan the task in another sprint",
+                finished.id
+            ),
+        ),
+        (
+            epic.id.clone(),
+            Code::FailedPrecondition,
+            format!("sprint_id: sprint {} does not exist", epic.id),
+        ),
+        (
+            "nope".into(),
+            Code::InvalidArgument,
+            "sprint_id must be a UUID".into(),
+        ),
+    ];
+    for (sprint, code, message) in cases {
+        refused(
+            add_in_sprint(&mut client, b, "Refused", &sprint).await,
+            code,
+            &message,
+        );
+    }
+    // An epic in an epic is refused on create as on update.
+    let status = client
+        .create_task(CreateTaskRequest {
+            board_id: b.into(),
+            lane_id: "todo".into(),
+            title: "Epic in epic".into(),
+            kind: TaskKind::Epic as i32,
+            parent_id: epic.id.clone(),
+            sprint_id: planned.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an epic with a parent");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let after = client
+        .get_board(GetBoardRequest { board_id: b.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.version, version, "refusals wrote nothing");
+    assert!(after.tasks.iter().all(|t| t.title != "Refused"));
+}
+
+async fn add_in_sprint(
+    client: &mut Client,
+    board: &str,
+    title: &str,
+    sprint: &str,
+) -> Result<Task, tonic::Status> {
+    client
+        .create_task(CreateTaskRequest {
+            board_id: board.into(),
+            lane_id: "todo".into(),
+            title: title.into(),
+            sprint_id: sprint.into(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}

@@ -27,6 +27,7 @@ async fn created_tasks_keep_all_fields_and_default_sensibly() {
             request_id: String::new(),
             status: String::new(),
             parent_id: String::new(),
+            sprint_id: String::new(),
         })
         .await
         .expect("create")

@@ -2,10 +2,11 @@
 //! send and receive, and their conversion from and to the board frames, so
 //! the gateway spells no event by hand.
 //!
-//! A room is a board, joined by id or slug with `join:project` (boards have
-//! no projects yet; a board is its own project). Every server event carries
-//! `boardVersion`; a client that reconnects with the last one it saw gets
-//! exactly the events after it, or `board:sync`.
+//! A room is a project, joined by id or slug with `join:project`: all its
+//! boards, each event saying which (`boardId`). A board with no project is
+//! joined the same way by its own id or slug. Every server event carries
+//! `boardVersion`; a client that reconnects with the last one it saw per
+//! board gets exactly the events after it, or `board:sync`.
 
 use serde::{Deserialize, Serialize, de::IgnoredAny};
 
@@ -332,7 +333,8 @@ fn lane(name: &'static str, envelope: &Envelope, data: &LaneData) -> SioEvent {
 }
 
 /// `join:project` / `leave:project`: seed 000 sends the id alone; an object
-/// may add the last `boardVersion` seen, to resume.
+/// may add the last `boardVersion` seen, to resume: `sinceVersion` for a
+/// board, `versions: {boardId: n}` for a project's boards.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum JoinPayload {
@@ -342,11 +344,13 @@ pub enum JoinPayload {
         project_id: String,
         #[serde(default)]
         since_version: Option<u64>,
+        #[serde(default)]
+        versions: std::collections::HashMap<String, u64>,
     },
 }
 
 impl JoinPayload {
-    /// The board id or slug.
+    /// The project's (or board's) id or slug.
     pub fn room(&self) -> &str {
         match self {
             Self::Id(id) | Self::Object { project_id: id, .. } => id,
@@ -357,6 +361,14 @@ impl JoinPayload {
         match self {
             Self::Id(_) => None,
             Self::Object { since_version, .. } => *since_version,
+        }
+    }
+
+    /// The last version seen of `board`, as the join's `versions` give it.
+    pub fn version_of(&self, board: &str) -> Option<u64> {
+        match self {
+            Self::Id(_) => None,
+            Self::Object { versions, .. } => versions.get(board).copied(),
         }
     }
 }
@@ -499,12 +511,6 @@ impl TaskPayload {
         if self.id.is_some() || self.task_id.is_some() {
             return Err(PayloadError("a new task has no id: leave id out".into()));
         }
-        if self.status.is_some() || self.parent_id.is_some() || self.sprint_id.is_some() {
-            return Err(PayloadError(
-                "status, parentId and sprintId are set with task:update once the task exists"
-                    .into(),
-            ));
-        }
         self.command(
             request_id,
             CreateTask {
@@ -517,6 +523,9 @@ impl TaskPayload {
                 estimated_hours: self.estimated_hours,
                 assignee: self.assignee.clone(),
                 labels: self.labels.clone(),
+                status: self.status.clone(),
+                parent_id: self.parent_id.clone().flatten(),
+                sprint_id: self.sprint_id.clone().flatten(),
             },
         )
     }
@@ -557,7 +566,8 @@ impl TaskPayload {
 
 /// A write's acknowledgement: `{ok: true, task, version}` (`version` is the
 /// task's, for `expectedVersion`), `{ok: true, id, boardVersion}` for a
-/// delete, `{ok: true, boardId, slug}` for a join, or `{ok: false, error}`.
+/// delete, `{ok: true, boardId, slug}` for a board's join, `{ok: true,
+/// projectId, boardIds}` for a project's, or `{ok: false, error}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AckPayload {
@@ -574,6 +584,11 @@ pub struct AckPayload {
     pub board_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// A project's boards the join (or leave) concerned, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_ids: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<AckError>,
 }
@@ -594,7 +609,18 @@ impl AckPayload {
             board_version: None,
             board_id: None,
             slug: None,
+            project_id: None,
+            board_ids: None,
             error: None,
+        }
+    }
+
+    /// A project joined (or left): its id and the boards concerned.
+    pub fn joined_project(project_id: &str, board_ids: Vec<String>) -> Self {
+        Self {
+            project_id: Some(project_id.to_owned()),
+            board_ids: Some(board_ids),
+            ..Self::ok()
         }
     }
 

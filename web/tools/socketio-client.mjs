@@ -3,13 +3,18 @@
 //
 //   node web/tools/socketio-client.mjs <url> <board> scenario [token]
 //   node web/tools/socketio-client.mjs <url> <board> connect [token]
+//   node web/tools/socketio-client.mjs <url> <project> project [token]
 //
 // `scenario`: two clients join the board; A creates and updates tasks, B
 // sees them; B disconnects, A writes while it is away, B reconnects with
 // the last boardVersion it saw in its auth and rejoins. `connect`: one
-// connect, reporting `connect_error`'s message if refused. Prints one JSON
-// line: the events each client saw (name, boardVersion, id, ...), the
-// acknowledgements, and any error.
+// connect, reporting `connect_error`'s message if refused. `project`: two
+// clients join a project of two boards; A creates a task without boardId
+// and one on the second board, B sees both; then it prints
+// {"step":"joined"} and waits for a third board to join the project (the
+// test adds it), creates a task there, and B sees it. Prints one JSON
+// line (last): the events each client saw (name, boardVersion, boardId,
+// id, ...), the acknowledgements, and any error.
 import { io } from 'socket.io-client';
 
 const [url, board, mode, token] = process.argv.slice(2);
@@ -17,6 +22,7 @@ const WAIT = 15000;
 
 function client(name) {
   const seen = [];
+  const joins = [];
   const versions = {};
   // Default transports: long-polling first, then the WebSocket upgrade.
   const socket = io(url, {
@@ -33,6 +39,7 @@ function client(name) {
       lane: payload.lane,
       fromLane: payload.fromLane,
       projectId: payload.projectId,
+      boardId: payload.boardId,
       commandId: payload.commandId,
     });
     if (payload.boardId && payload.boardVersion !== undefined) {
@@ -40,12 +47,13 @@ function client(name) {
     }
   };
   for (const event of ['task:created', 'task:updated', 'task:deleted', 'task:status_changed',
-    'epic:created', 'epic:updated', 'epic:deleted', 'board:sync', 'notification']) {
+    'epic:created', 'epic:updated', 'epic:deleted', 'board:sync', 'project:updated',
+    'notification']) {
     socket.on(event, record(event));
   }
   // Seed 000's frontend joins its project on every connect.
-  socket.on('connect', () => socket.emit('join:project', board));
-  return { name, socket, seen, versions };
+  socket.on('connect', () => socket.emit('join:project', board, (ack) => joins.push(ack)));
+  return { name, socket, seen, joins, versions };
 }
 
 const until = (what, check) => new Promise((resolve, reject) => {
@@ -97,6 +105,36 @@ async function scenario() {
   return { acks, a: a.seen, b: b.seen, awayFrom, target };
 }
 
+const synced = (c) => new Set(c.seen.filter((e) => e.event === 'board:sync').map((e) => e.boardId));
+
+async function project() {
+  const acks = [];
+  const a = client('a');
+  const b = client('b');
+  await until('both synced two boards', () => synced(a).size === 2 && synced(b).size === 2);
+  const write = async (payload) => {
+    const ack = await call(a, 'task:create', payload);
+    acks.push(ack);
+    if (!ack.ok) throw new Error(`task:create refused: ${JSON.stringify(ack.error)}`);
+    return ack;
+  };
+  const firstBoards = [...synced(a)];
+  const [one, two] = a.joins[0].boardIds;
+  await write({ projectId: board, title: 'no board given', lane: 'todo' });
+  await write({ projectId: board, boardId: two, title: 'second board', lane: 'todo' });
+  const created = (c, title) => c.seen.some((e) => e.event === 'task:created' && e.title === title);
+  await until('B sees both', () => created(b, 'no board given') && created(b, 'second board'));
+  console.log(JSON.stringify({ step: 'joined' }));
+  await until('B syncs a third board', () => synced(b).size === 3);
+  await until('A syncs a third board', () => synced(a).size === 3);
+  const third = [...synced(b)].find((id) => id !== one && id !== two);
+  await write({ projectId: board, boardId: third, title: 'third board', lane: 'todo' });
+  await until('B sees the third board\'s task', () => created(b, 'third board'));
+  a.socket.disconnect();
+  b.socket.disconnect();
+  return { acks, joins: { a: a.joins, b: b.joins }, firstBoards, third, a: a.seen, b: b.seen };
+}
+
 async function connect() {
   const socket = io(url, { transports: ['websocket'], reconnection: false, auth: token ? { token } : {} });
   return await new Promise((resolve) => {
@@ -112,7 +150,9 @@ async function connect() {
 }
 
 try {
-  const result = mode === 'connect' ? await connect() : await scenario();
+  const modes = { connect, project, scenario };
+  if (!modes[mode]) throw new Error(`unknown mode ${mode}`);
+  const result = await modes[mode]();
   console.log(JSON.stringify(result));
   process.exit(0);
 } catch (err) {

@@ -194,3 +194,120 @@ async fn socketio_addr_serves_socket_io_on_a_port_of_its_own() {
     assert_eq!(report["join"]["ok"], true, "{report}");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn joining_a_project_joins_all_its_boards_and_a_board_added_later() {
+    use protocol::v1::{CreateProjectRequest, SetBoardProjectRequest};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut stack = Stack::start().await;
+    let first = stack.board("launch-web").await;
+    let second = stack.board("launch-api").await;
+    let later = stack.board("launch-docs").await;
+    let outside = stack.board("elsewhere").await;
+    stack
+        .api
+        .create_project(CreateProjectRequest {
+            name: "Launch".into(),
+            slug: Some("launch".into()),
+            board_ids: vec![first.id.clone(), second.id.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("create project");
+
+    let web = web();
+    tokio::task::spawn_blocking({
+        let web = web.clone();
+        move || service_kit::testing::ensure_node_packages(&web, &["socket.io-client"])
+    })
+    .await
+    .unwrap();
+    let mut child = tokio::process::Command::new("node")
+        .arg(web.join("tools/socketio-client.mjs"))
+        .args([
+            format!("http://{}", stack.gateway.addr),
+            "launch".into(),
+            "project".into(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (npm ci --prefix web first)");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut last = String::new();
+    while let Some(line) =
+        tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the client reports within a minute")
+            .unwrap()
+    {
+        if line.contains(r#""step":"joined""#) {
+            // A board joins the project while the clients are in its room.
+            stack
+                .api
+                .set_board_project(SetBoardProjectRequest {
+                    board_id: later.id.clone(),
+                    project_id: "launch".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("add the third board");
+        }
+        last = line;
+    }
+    child.wait().await.unwrap();
+    let report: Value = serde_json::from_str(&last).unwrap_or_else(|_| panic!("{last}"));
+    assert!(report.get("error").is_none(), "{report}");
+
+    let join = &report["joins"]["b"][0];
+    assert_eq!(join["ok"], true, "{join}");
+    assert_eq!(join["boardIds"], json!([first.id, second.id]), "{join}");
+    assert_eq!(report["third"], later.id);
+    let b = report["b"].as_array().unwrap();
+    let created = |title: &str| {
+        b.iter()
+            .find(|e| e["event"] == "task:created" && e["title"] == title)
+            .unwrap_or_else(|| panic!("{title} in {b:?}"))
+    };
+    // No boardId: the project's first (oldest) board.
+    assert_eq!(created("no board given")["boardId"], first.id);
+    assert_eq!(created("second board")["boardId"], second.id);
+    assert_eq!(created("third board")["boardId"], later.id);
+    // Every event is the project's, and none is from outside it.
+    assert!(b.iter().all(|e| e["projectId"] == "launch"), "{b:?}");
+    assert!(b.iter().all(|e| e["boardId"] != outside.id), "{b:?}");
+    let announced = b.iter().filter(|e| e["event"] == "project:updated").count();
+    assert!(
+        announced >= 1,
+        "the project's boards announced the new one: {b:?}"
+    );
+    // One sync per board: the added board from its start, the others once.
+    let mut syncs: Vec<_> = b
+        .iter()
+        .filter(|e| e["event"] == "board:sync")
+        .map(|e| e["boardId"].as_str().unwrap())
+        .collect();
+    syncs.sort();
+    let mut boards = [first.id.as_str(), second.id.as_str(), later.id.as_str()];
+    boards.sort();
+    assert_eq!(syncs, boards, "{b:?}");
+
+    // board-service agrees where each task went.
+    for (board, title) in [
+        (&first, "no board given"),
+        (&second, "second board"),
+        (&later, "third board"),
+    ] {
+        let snapshot = stack
+            .api
+            .get_board(protocol::v1::GetBoardRequest {
+                board_id: board.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let titles: Vec<_> = snapshot.tasks.iter().map(|t| t.title.as_str()).collect();
+        assert_eq!(titles, [title], "{}", board.slug);
+    }
+}

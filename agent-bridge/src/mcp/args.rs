@@ -90,6 +90,13 @@ pub struct CreateTask {
     /// Estimate in hours; 0 or absent means none.
     #[serde(default)]
     pub estimated_hours: Option<f64>,
+    /// The id of an epic on the same board that the task belongs to.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// The id of a planned or active sprint on the same board (list_sprints
+    /// shows them); absent puts the task in the backlog.
+    #[serde(default)]
+    pub sprint_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -118,6 +125,13 @@ pub struct UpdateTask {
     pub labels: Option<Vec<String>>,
     #[serde(default)]
     pub estimated_hours: Option<f64>,
+    /// An epic on the same board; empty string takes the task out of its epic.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// A planned or active sprint on the same board; empty string puts the
+    /// task back in the backlog.
+    #[serde(default)]
+    pub sprint_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -196,4 +210,52 @@ pub struct UpdateLane {
     /// New zero-based index among the board's lanes.
     #[serde(default)]
     pub position: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListSprints {
+    /// The board's slug or id.
+    pub board_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSprint {
+    /// The board's slug or id.
+    pub board_id: String,
+    /// Name, 1-200 characters (e.g. "Sprint 14").
+    pub name: String,
+    /// What the sprint is meant to achieve.
+    #[serde(default)]
+    pub goal: Option<String>,
+    /// When it starts: an RFC 3339 time ("2026-12-01T09:00:00Z") or a date
+    /// ("2026-12-01", midnight UTC).
+    pub starts_at: String,
+    /// When it ends, after starts_at; same formats.
+    pub ends_at: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartSprint {
+    /// The id of a planned sprint (list_sprints shows it).
+    pub sprint_id: String,
+    /// The sprint's version as you last read it; refused if it changed since.
+    #[serde(default)]
+    pub expected_version: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteSprint {
+    /// The id of the board's active sprint.
+    pub sprint_id: String,
+    /// A planned sprint of the same board that takes the unfinished tasks
+    /// (those not in the done lane); absent sends them to the backlog.
+    #[serde(default)]
+    pub move_to_sprint_id: Option<String>,
+    /// The sprint's version as you last read it; refused if it changed since.
+    #[serde(default)]
+    pub expected_version: Option<u64>,
 }

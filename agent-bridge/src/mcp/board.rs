@@ -8,9 +8,10 @@
 use std::time::Duration;
 
 use protocol::v1::{
-    Board, BoardEvent, BoardSnapshot, CreateLaneRequest, CreateTaskRequest, DeleteTaskRequest,
-    GetBoardRequest, Lane, ListBoardsRequest, MoveTaskRequest, Task, UpdateLaneRequest,
-    UpdateTaskRequest, WatchBoardRequest,
+    Board, BoardEvent, BoardSnapshot, CompleteSprintRequest, CompleteSprintResponse,
+    CreateLaneRequest, CreateSprintRequest, CreateTaskRequest, DeleteTaskRequest, GetBoardRequest,
+    Lane, ListBoardsRequest, ListSprintsRequest, MoveTaskRequest, Sprint, StartSprintRequest, Task,
+    UpdateLaneRequest, UpdateTaskRequest, WatchBoardRequest,
 };
 use tonic::Streaming;
 
@@ -95,6 +96,36 @@ impl BoardClient {
     pub async fn update_lane(&self, request: UpdateLaneRequest) -> Result<Lane, BoardError> {
         let mut client = self.channel.client();
         self.call(client.update_lane(self.request(request))).await
+    }
+
+    /// The board's sprints, by start time.
+    pub async fn list_sprints(&self, board: &str) -> Result<Vec<Sprint>, BoardError> {
+        let mut client = self.channel.client();
+        let listed = self
+            .call(client.list_sprints(self.request(ListSprintsRequest {
+                board_id: board.into(),
+            })))
+            .await?;
+        Ok(listed.sprints)
+    }
+
+    pub async fn create_sprint(&self, request: CreateSprintRequest) -> Result<Sprint, BoardError> {
+        let mut client = self.channel.client();
+        self.call(client.create_sprint(self.request(request))).await
+    }
+
+    pub async fn start_sprint(&self, request: StartSprintRequest) -> Result<Sprint, BoardError> {
+        let mut client = self.channel.client();
+        self.call(client.start_sprint(self.request(request))).await
+    }
+
+    pub async fn complete_sprint(
+        &self,
+        request: CompleteSprintRequest,
+    ) -> Result<CompleteSprintResponse, BoardError> {
+        let mut client = self.channel.client();
+        self.call(client.complete_sprint(self.request(request)))
+            .await
     }
 
     /// The board's events after `after_version`, in order, without end; only

@@ -30,7 +30,8 @@ use crate::http::Caller;
 
 const INSTRUCTIONS: &str = "Boardwire's Kanban boards. list_boards shows the boards; get_board \
      reads one with its lanes and tasks (ids, versions). Change tasks with create_task, \
-     update_task, move_task and delete_task, lanes with create_lane and update_lane. Every change \
+     update_task, move_task and delete_task, lanes with create_lane and update_lane, sprints with \
+     list_sprints, create_sprint, start_sprint and complete_sprint. Every change \
      shows live to everyone watching the board. Each board is also a resource \
      (boardwire://boards/{slug}); subscribe to it to hear about every change people make.";
 
@@ -180,7 +181,7 @@ impl ServerHandler for BoardwireMcp {
         if tools::is_write(name) && !caller.access.can_write_any() {
             return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
                 "{name} changes the board, and this token is read-only (it has no write claim): \
-                 only list_boards and get_board are available. Ask for a token with write \
+                 only list_boards, get_board and list_sprints are available. Ask for a token with write \
                  access to change boards."
             ))])
             .into());

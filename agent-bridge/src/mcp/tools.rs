@@ -1,11 +1,15 @@
-//! The eight tools: their definitions (schemas, descriptions, hints) and
+//! The tools: their definitions (schemas, descriptions, hints) and
 //! how each call becomes board-service requests.
 
 use std::sync::{Arc, LazyLock};
 
 use protocol::{
     board_frames::{self as frames, Command, TaskChanges},
-    v1::{CreateLaneRequest, UpdateLaneRequest},
+    time::timestamp_from_ms,
+    v1::{
+        CompleteSprintRequest, CreateLaneRequest, CreateSprintRequest, Sprint, StartSprintRequest,
+        UpdateLaneRequest,
+    },
 };
 use rmcp::{
     handler::server::common::schema_for_type,
@@ -46,16 +50,23 @@ pub static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
              description, priority, kind, assignee, labels, version). Call it before changing \
              tasks, to learn task ids, lane keys and the versions to pass as expected_version.",
         ),
+        read::<args::ListSprints>(
+            "list_sprints",
+            "List a board's sprints by start time: id, name, goal, state (planned, active or \
+             completed), start and end (ms since the epoch) and version. At most one is active.",
+        ),
         write::<args::CreateTask>(
             "create_task",
             "Create a task on a board, at the end of a lane (the board's first lane when no \
-             lane is given). Returns the new task with its id and version.",
+             lane is given), optionally in an epic (parent_id) and a sprint (sprint_id). Returns \
+             the new task with its id and version.",
             false,
         ),
         write::<args::UpdateTask>(
             "update_task",
             "Change a task's fields (title, description, priority, kind, assignee, labels, \
-             estimate); fields left out stay as they are. To change its lane use move_task.",
+             estimate, epic, sprint); fields left out stay as they are. To change its lane use \
+             move_task.",
             false,
         ),
         write::<args::MoveTask>(
@@ -79,6 +90,23 @@ pub static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
         write::<args::UpdateLane>(
             "update_lane",
             "Rename a lane, set or clear its WIP limit, or move it to another position.",
+            false,
+        ),
+        write::<args::CreateSprint>(
+            "create_sprint",
+            "Plan a sprint on a board: a name, an optional goal, and its start and end. It \
+             starts in the planned state; put tasks in it with update_task's sprint_id.",
+            false,
+        ),
+        write::<args::StartSprint>(
+            "start_sprint",
+            "Start a planned sprint. Refused while the board has another active sprint.",
+            false,
+        ),
+        write::<args::CompleteSprint>(
+            "complete_sprint",
+            "Complete the board's active sprint. Its tasks not in the done lane go back to the \
+             backlog, or into the planned sprint move_to_sprint_id.",
             false,
         ),
     ]
@@ -119,6 +147,15 @@ pub async fn call(board: &BoardClient, name: &str, arguments: JsonObject) -> Cal
         "delete_task" => run(arguments, |a: args::DeleteTask| delete_task(board, a)).await,
         "create_lane" => run(arguments, |a: args::CreateLane| create_lane(board, a)).await,
         "update_lane" => run(arguments, |a: args::UpdateLane| update_lane(board, a)).await,
+        "list_sprints" => run(arguments, |a: args::ListSprints| list_sprints(board, a)).await,
+        "create_sprint" => run(arguments, |a: args::CreateSprint| create_sprint(board, a)).await,
+        "start_sprint" => run(arguments, |a: args::StartSprint| start_sprint(board, a)).await,
+        "complete_sprint" => {
+            run(arguments, |a: args::CompleteSprint| {
+                complete_sprint(board, a)
+            })
+            .await
+        }
         other => Err(Failure::plain(BoardError::invalid(format!(
             "there is no tool named {other:?}; call tools/list"
         )))),
@@ -219,6 +256,9 @@ async fn create_task(board: &BoardClient, a: args::CreateTask) -> Outcome {
             estimated_hours: a.estimated_hours,
             assignee: a.assignee,
             labels: a.labels,
+            status: None,
+            parent_id: a.parent_id,
+            sprint_id: a.sprint_id,
         },
     };
     match board.create_task(command.to_request()).await {
@@ -242,6 +282,8 @@ async fn update_task(board: &BoardClient, a: args::UpdateTask) -> Outcome {
                 estimated_hours: a.estimated_hours,
                 assignee: a.assignee,
                 labels: a.labels,
+                parent_id: a.parent_id.map(Some),
+                sprint_id: a.sprint_id.map(Some),
                 ..TaskChanges::default()
             },
         },
@@ -363,4 +405,77 @@ async fn update_lane(board: &BoardClient, a: args::UpdateLane) -> Outcome {
     };
     let lane = board.update_lane(request).await?;
     Ok(json(&frames::lane_frame(&lane)))
+}
+
+/// A sprint as tools return it: the frames' sprint shape, with its board.
+fn sprint_view(sprint: &Sprint) -> serde_json::Value {
+    let mut value = json(&frames::SprintData::from(sprint));
+    value["boardId"] = serde_json::json!(sprint.board_id);
+    value
+}
+
+async fn list_sprints(board: &BoardClient, a: args::ListSprints) -> Outcome {
+    let sprints = board.list_sprints(&a.board_id).await?;
+    let sprints: Vec<_> = sprints.iter().map(sprint_view).collect();
+    Ok(serde_json::json!({ "sprints": sprints }))
+}
+
+/// An RFC 3339 time, or a date (midnight UTC), in ms since the epoch.
+fn instant_ms(field: &str, value: &str) -> Result<i64, BoardError> {
+    let value = value.trim();
+    let ms = chrono::DateTime::parse_from_rfc3339(value)
+        .map(|at| at.timestamp_millis())
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").map(|day| {
+                day.and_time(chrono::NaiveTime::MIN)
+                    .and_utc()
+                    .timestamp_millis()
+            })
+        })
+        .map_err(|_| {
+            BoardError::invalid(format!(
+                "{field} must be an RFC 3339 time (\"2026-12-01T09:00:00Z\") or a date \
+                 (\"2026-12-01\"), not {value:?}"
+            ))
+        })?;
+    Ok(ms)
+}
+
+async fn create_sprint(board: &BoardClient, a: args::CreateSprint) -> Outcome {
+    let request = CreateSprintRequest {
+        board_id: a.board_id,
+        name: a.name,
+        goal: a.goal.unwrap_or_default(),
+        starts_at: Some(timestamp_from_ms(instant_ms("starts_at", &a.starts_at)?)),
+        ends_at: Some(timestamp_from_ms(instant_ms("ends_at", &a.ends_at)?)),
+        request_id: request_id(),
+    };
+    let sprint = board.create_sprint(request).await?;
+    Ok(sprint_view(&sprint))
+}
+
+async fn start_sprint(board: &BoardClient, a: args::StartSprint) -> Outcome {
+    let request = StartSprintRequest {
+        sprint_id: a.sprint_id,
+        expected_version: a.expected_version,
+        request_id: request_id(),
+    };
+    let sprint = board.start_sprint(request).await?;
+    Ok(sprint_view(&sprint))
+}
+
+async fn complete_sprint(board: &BoardClient, a: args::CompleteSprint) -> Outcome {
+    let request = CompleteSprintRequest {
+        sprint_id: a.sprint_id,
+        move_to_sprint_id: a.move_to_sprint_id.unwrap_or_default(),
+        expected_version: a.expected_version,
+        request_id: request_id(),
+    };
+    let completed = board.complete_sprint(request).await?;
+    let moved: Vec<_> = completed.moved_tasks.iter().map(task_view).collect();
+    Ok(serde_json::json!({
+        "sprint": completed.sprint.as_ref().map(sprint_view),
+        "movedTasks": json(&moved),
+        "boardVersion": completed.board_version,
+    }))
 }

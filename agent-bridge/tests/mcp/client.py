@@ -70,6 +70,36 @@ async def create_move(client: Client, args) -> None:
     say(step="move_task", **moved)
 
 
+async def sprints(client: Client, args) -> None:
+    """Plans a sprint, puts a new task in it and starts it."""
+    bad = await client.call_tool(
+        "create_sprint",
+        {"board_id": args.board, "name": "Sprint 1", "starts_at": "next monday", "ends_at": "2026-12-14"},
+    )
+    say(step="bad_time", **result(bad))
+    created = result(
+        await client.call_tool(
+            "create_sprint",
+            {"board_id": args.board, "name": "Sprint 1", "goal": "Log in", "starts_at": "2026-12-01",
+             "ends_at": "2026-12-14T17:00:00Z"},
+        )
+    )
+    say(step="create_sprint", **created)
+    sprint = created["structured"]
+    task = result(
+        await client.call_tool(
+            "create_task", {"board_id": args.board, "title": "Login form", "sprint_id": sprint["id"]}
+        )
+    )
+    say(step="create_task", **task)
+    started = result(
+        await client.call_tool("start_sprint", {"sprint_id": sprint["id"], "expected_version": sprint["version"]})
+    )
+    say(step="start_sprint", **started)
+    listed = result(await client.call_tool("list_sprints", {"board_id": args.board}))
+    say(step="list_sprints", **listed)
+
+
 async def errors(client: Client, args) -> None:
     """The refusals a model must be able to act on."""
     created = result(await client.call_tool("create_task", {"board_id": args.board, "title": "Refusals"}))
@@ -163,6 +193,8 @@ async def main() -> None:
             await tools(client, args)
         elif args.scenario == "create-move":
             await create_move(client, args)
+        elif args.scenario == "sprints":
+            await sprints(client, args)
         elif args.scenario == "errors":
             await errors(client, args)
         elif args.scenario == "readonly":

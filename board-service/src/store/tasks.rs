@@ -32,6 +32,7 @@ impl Store {
         let labels = validate::labels(&req.labels)?;
         let status = validate::status(&req.status)?;
         let parent = epics::parent_ref(&req.parent_id)?;
+        let sprint = sprints::sprint_ref(&req.sprint_id)?;
         if req.lane_id.is_empty() {
             return Err(Error::InvalidArgument(
                 "lane_id is required (a lane id or key)".into(),
@@ -45,6 +46,7 @@ impl Store {
         let lanes = board_lanes(&mut tx, board.id).await?;
         let lane = find_lane(&lanes, &req.lane_id)?;
         epics::check_parent(&mut tx, board.id, None, parent, kind as i16).await?;
+        sprints::check_sprint(&mut tx, board.id, sprint).await?;
         check_wip(&mut tx, lane, 1).await?;
         let before = epics::progress_before(&mut tx, [parent]).await?;
         let (last, _) = neighbours(&mut tx, lane.id, None, Uuid::nil()).await?;
@@ -52,8 +54,8 @@ impl Store {
 
         let task: TaskRow = sqlx::query_as(&format!(
             "INSERT INTO tasks AS t (id, board_id, lane_id, title, description, priority, kind,
-                 estimated_hours, assignee, labels, position, status, parent_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 estimated_hours, assignee, labels, position, status, parent_id, sprint_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              RETURNING {TASK_COLUMNS}"
         ))
         .bind(Uuid::now_v7())
@@ -69,6 +71,7 @@ impl Store {
         .bind(position)
         .bind(status)
         .bind(parent)
+        .bind(sprint)
         .fetch_one(&mut *tx)
         .await?;
         let task = task.to_proto();

@@ -395,8 +395,9 @@ impl Command<CreateTask> {
             assignee: data.assignee.clone().unwrap_or_default(),
             labels: data.labels.clone().unwrap_or_default(),
             request_id: self.id.clone(),
-            status: String::new(),
-            parent_id: String::new(),
+            status: data.status.clone().unwrap_or_default(),
+            parent_id: data.parent_id.clone().unwrap_or_default(),
+            sprint_id: data.sprint_id.clone().unwrap_or_default(),
         }
     }
 }

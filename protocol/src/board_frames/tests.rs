@@ -229,6 +229,24 @@ fn client_frames_parse_and_become_requests() {
     };
     assert_eq!(command.to_request().lane_id, "todo");
     assert_eq!(command.to_request().priority, 1);
+    assert_eq!(command.to_request().sprint_id, "");
+    let frame = ClientFrame::parse(
+        r#"{"type":"task.create","id":"c3","boardId":"demo","data":{"title":"x",
+            "sprintId":"s1","parentId":"e1","status":"working"}}"#,
+    )
+    .unwrap();
+    let ClientFrame::TaskCreate(command) = frame else {
+        panic!("not a create")
+    };
+    let request = command.to_request();
+    assert_eq!(
+        (
+            request.sprint_id.as_str(),
+            request.parent_id.as_str(),
+            request.status.as_str()
+        ),
+        ("s1", "e1", "working")
+    );
 }
 
 #[test]

@@ -161,10 +161,24 @@ fn sprint_events_are_flat_and_a_payload_plans_a_task_in_a_sprint() {
         TaskPayload::parse(json!({"projectId": "demo", "taskId": "t1", "sprintId": null})).unwrap();
     let edit = payload.to_edit("r1".into()).unwrap();
     assert_eq!(edit.data.changes.fields.sprint_id, Some(None));
-    let err = TaskPayload::parse(json!({"projectId": "demo", "title": "x", "sprintId": "s1"}))
-        .and_then(|p| p.to_create("r2".into()).map(|_| ()))
-        .unwrap_err();
-    assert!(err.0.contains("sprintId"), "{}", err.0);
+    // A new task may be born in a sprint and an epic, with a status.
+    let create = TaskPayload::parse(json!({"projectId": "demo", "title": "x", "sprintId": "s1",
+                                           "parentId": "e1", "status": "working"}))
+    .and_then(|p| p.to_create("r2".into()))
+    .unwrap();
+    let request = create.to_request();
+    assert_eq!(
+        (
+            request.sprint_id.as_str(),
+            request.parent_id.as_str(),
+            request.status.as_str()
+        ),
+        ("s1", "e1", "working")
+    );
+    let create = TaskPayload::parse(json!({"projectId": "demo", "title": "x", "sprintId": null}))
+        .and_then(|p| p.to_create("r3".into()))
+        .unwrap();
+    assert_eq!(create.to_request().sprint_id, "", "null is the backlog");
 }
 
 #[test]

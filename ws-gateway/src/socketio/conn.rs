@@ -1,12 +1,13 @@
 //! One Socket.IO connection's state beside its session: the callbacks
-//! waiting for their command's answer, the rooms it joined and the
-//! versions it resumes from.
+//! waiting for their command's answer, the rooms it joined (a board, or a
+//! project's boards) and the versions it resumes from.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
+use protocol::socketio::AckPayload;
 use socketioxide::extract::AckSender;
 
 use crate::{client::Client, session::Session, socket::RateLimit};
@@ -20,17 +21,88 @@ pub(super) struct Conn {
     pending: Mutex<HashMap<String, Waiting>>,
     /// The room (`projectId`) each board was joined as, by board id.
     rooms: Mutex<HashMap<String, String>>,
+    /// Rooms joined as a project, by the name the client gave.
+    projects: Mutex<HashMap<String, ProjectRoom>>,
     /// Board (id or room) → last `boardVersion` the client saw, from `auth`.
     pub resume: HashMap<String, u64>,
     pub rate: Mutex<RateLimit>,
+    /// The connect's token, for the project look-ups made as the user.
+    pub token: Option<Arc<str>>,
+    /// Serialises the project rooms' refreshes, so they apply in order.
+    pub refreshing: tokio::sync::Mutex<()>,
+}
+
+/// A room that is a project: its id, and the boards joined under it in
+/// the project's order (oldest board first).
+#[derive(Debug, Clone, Default)]
+pub(super) struct ProjectRoom {
+    pub project_id: String,
+    pub boards: Vec<String>,
 }
 
 /// A request the session will answer.
+#[derive(Default)]
 pub(super) struct Waiting {
     /// The client's callback, if it gave one.
     pub ack: Option<AckSender>,
     /// For a join: the room the client named, which its events carry.
     pub room: Option<String>,
+    /// Part of a project join, whose one callback answers all its boards.
+    pub group: Option<Arc<Group>>,
+    /// A join the gateway made itself: a refusal is not announced.
+    pub quiet: bool,
+}
+
+/// A project join: one board subscription per board, one answer.
+pub(super) struct Group {
+    project_id: String,
+    state: Mutex<GroupState>,
+}
+
+struct GroupState {
+    ack: Option<AckSender>,
+    left: usize,
+    joined: Vec<String>,
+    refusal: Option<AckPayload>,
+}
+
+impl Group {
+    pub fn new(project_id: String, ack: AckSender, boards: usize) -> Arc<Self> {
+        Arc::new(Self {
+            project_id,
+            state: Mutex::new(GroupState {
+                ack: Some(ack),
+                left: boards,
+                joined: Vec::new(),
+                refusal: None,
+            }),
+        })
+    }
+
+    /// One board's answer: its id when joined, else the refusal. The last
+    /// answer sends the callback `{ok, projectId, boardIds}`, or the first
+    /// refusal when no board could be joined.
+    pub fn answered(&self, result: Result<String, AckPayload>) {
+        let mut state = lock(&self.state);
+        match result {
+            Ok(board) => state.joined.push(board),
+            Err(refusal) => {
+                state.refusal.get_or_insert(refusal);
+            }
+        }
+        state.left = state.left.saturating_sub(1);
+        if state.left > 0 {
+            return;
+        }
+        let Some(ack) = state.ack.take() else {
+            return;
+        };
+        let payload = match state.refusal.take() {
+            Some(refusal) if state.joined.is_empty() => refusal,
+            _ => AckPayload::joined_project(&self.project_id, std::mem::take(&mut state.joined)),
+        };
+        let _ = ack.send(&payload);
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -38,14 +110,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Conn {
-    pub fn new(session: Session, resume: HashMap<String, u64>, rate: RateLimit) -> Self {
+    pub fn new(
+        session: Session,
+        resume: HashMap<String, u64>,
+        rate: RateLimit,
+        token: Option<Arc<str>>,
+    ) -> Self {
         Self {
             client: session.client.clone(),
             session: tokio::sync::Mutex::new(session),
             pending: Mutex::default(),
             rooms: Mutex::default(),
+            projects: Mutex::default(),
             resume,
             rate: Mutex::new(rate),
+            token,
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -68,5 +148,40 @@ impl Conn {
             .get(board_id)
             .cloned()
             .unwrap_or_else(|| board_id.to_owned())
+    }
+}
+
+impl Conn {
+    /// Whether the client joined `room` as a board (by its id or slug).
+    pub fn joined_as_board(&self, room: &str) -> bool {
+        lock(&self.rooms).values().any(|r| r == room) && !lock(&self.projects).contains_key(room)
+    }
+
+    pub fn project(&self, room: &str) -> Option<ProjectRoom> {
+        lock(&self.projects).get(room).cloned()
+    }
+
+    pub fn set_project(&self, room: &str, project: ProjectRoom) {
+        lock(&self.projects).insert(room.to_owned(), project);
+    }
+
+    pub fn remove_project(&self, room: &str) -> Option<ProjectRoom> {
+        let project = lock(&self.projects).remove(room)?;
+        let mut rooms = lock(&self.rooms);
+        for board in &project.boards {
+            if rooms.get(board).is_some_and(|r| r == room) {
+                rooms.remove(board);
+            }
+        }
+        Some(project)
+    }
+
+    /// The rooms joined as project `project_id`.
+    pub fn rooms_of_project(&self, project_id: &str) -> Vec<String> {
+        lock(&self.projects)
+            .iter()
+            .filter(|(_, p)| p.project_id == project_id)
+            .map(|(room, _)| room.clone())
+            .collect()
     }
 }

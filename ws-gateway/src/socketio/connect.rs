@@ -101,9 +101,10 @@ pub(super) async fn connected(shared: Arc<Shared>, socket: SocketRef, TryData(au
     shared.metrics.connections_active.inc();
     shared.metrics.connections_total.inc();
     tracing::info!(client = client.id, sid = %socket.id, "socket.io connected");
+    let token = grant.token.as_deref().map(Arc::from);
     let session = Session::new(client, shared.clone(), Some(grant));
     let rate = RateLimit::new(shared.config.max_messages_per_sec);
-    let conn = Arc::new(Conn::new(session, resume, rate));
+    let conn = Arc::new(Conn::new(session, resume, rate, token));
     events::register(&socket, &shared, &conn);
     tokio::spawn(pump::run(shared, socket, conn));
 }

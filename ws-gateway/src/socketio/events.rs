@@ -12,7 +12,10 @@ use protocol::{
 use serde_json::Value;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 
-use super::conn::{Conn, Waiting};
+use super::{
+    conn::{Conn, Waiting},
+    projects,
+};
 use crate::state::Shared;
 
 type Payload = TryData<Value>;
@@ -36,12 +39,12 @@ pub(super) fn register(socket: &SocketRef, shared: &Arc<Shared>, conn: &Arc<Conn
         }),
     ];
     for (event, to_frame) in writes {
-        let conn = conn.clone();
+        let (conn, shared) = (conn.clone(), shared.clone());
         socket.on(
             event,
             async move |socket: SocketRef, TryData(data): Payload, ack: AckSender| {
                 if let Some(ack) = admit(&socket, &conn, ack) {
-                    write(&conn, data, ack, to_frame).await;
+                    write(&shared, &conn, data, ack, to_frame).await;
                 }
             },
         );
@@ -94,15 +97,27 @@ fn request_id() -> String {
 }
 
 async fn write(
+    shared: &Shared,
     conn: &Conn,
     data: Result<Value, impl std::fmt::Display>,
     ack: AckSender,
     to_frame: ToFrame,
 ) {
-    let frame = data
+    let payload = data
         .map_err(|e| PayloadError(format!("the payload must be a JSON object: {e}")))
-        .and_then(TaskPayload::parse)
-        .and_then(|payload| to_frame(&payload, request_id()))
+        .and_then(TaskPayload::parse);
+    let mut payload = match payload {
+        Ok(payload) => payload,
+        Err(PayloadError(message)) => {
+            let _ = ack.send(&AckPayload::refused(ErrorCode::InvalidFrame, message));
+            return;
+        }
+    };
+    if let Err(refusal) = projects::route(shared, conn, &mut payload).await {
+        let _ = ack.send(&refusal);
+        return;
+    }
+    let frame = to_frame(&payload, request_id())
         .and_then(|frame| frame.check().map(|()| frame).map_err(PayloadError));
     let frame = match frame {
         Ok(frame) => frame,
@@ -118,7 +133,7 @@ async fn write(
         &id,
         Waiting {
             ack: Some(ack),
-            room: None,
+            ..Waiting::default()
         },
     );
     conn.session.lock().await.handle(frame).await;
@@ -134,9 +149,10 @@ fn command_id(frame: &ClientFrame) -> Option<String> {
     }
 }
 
-/// `join:project` subscribes the socket to the board (a room is a board:
-/// id or slug), resuming from the version the join or the connect's `auth`
-/// names; `leave:project` unsubscribes.
+/// `join:project` subscribes the socket to the project's boards, or to
+/// the board when the room names no project (a board's id or slug),
+/// resuming from the version the join or the connect's `auth` names;
+/// `leave:project` unsubscribes.
 async fn join(
     shared: &Shared,
     conn: &Conn,
@@ -151,13 +167,28 @@ async fn join(
         Ok(payload) => payload,
         Err(why) => {
             let message = format!(
-                "expected a project (board) id or slug, or {{projectId, sinceVersion?}}: {why}"
+                "expected a project (or board) id or slug, or {{projectId, sinceVersion?, \
+                 versions?}}: {why}"
             );
             let _ = ack.send(&AckPayload::refused(ErrorCode::InvalidFrame, message));
             return;
         }
     };
     let room = payload.room().to_owned();
+    if leave && let Some(left) = projects::leave(conn, &room).await {
+        let _ = ack.send(&left);
+        return;
+    }
+    if !leave {
+        match projects::find(shared, conn, &room).await {
+            Ok(Some(view)) => return projects::join(conn, &room, view, &payload, ack).await,
+            Ok(None) => {}
+            Err(refusal) => {
+                let _ = ack.send(&refusal);
+                return;
+            }
+        }
+    }
     let id = request_id();
     let frame = if leave {
         ClientFrame::Unsubscribe {
@@ -178,6 +209,7 @@ async fn join(
     let waiting = Waiting {
         ack: Some(ack),
         room: (!leave).then_some(room),
+        ..Waiting::default()
     };
     conn.wait_for(&id, waiting);
     conn.session.lock().await.handle(frame).await;

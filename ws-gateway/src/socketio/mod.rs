@@ -8,6 +8,7 @@
 mod conn;
 mod connect;
 mod events;
+mod projects;
 mod pump;
 
 use std::sync::Arc;

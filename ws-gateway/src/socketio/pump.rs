@@ -11,7 +11,7 @@ use protocol::{
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 
-use super::conn::Conn;
+use super::{conn::Conn, projects};
 use crate::{
     client::{Outgoing, Taken},
     state::Shared,
@@ -53,9 +53,9 @@ pub(super) async fn run(shared: Arc<Shared>, socket: SocketRef, conn: Arc<Conn>)
 
 /// Sends one outbox entry; `false` when the socket stopped taking events.
 async fn deliver(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     socket: &SocketRef,
-    conn: &Conn,
+    conn: &Arc<Conn>,
     epics: &mut Epics,
     outgoing: Outgoing,
 ) -> bool {
@@ -71,6 +71,12 @@ async fn deliver(
                     return false;
                 }
                 shared.metrics.frames_sent.inc();
+            }
+            // A board joined or left a project this socket joined.
+            if let ServerFrame::ProjectUpdated(change) = &parsed {
+                for room in conn.rooms_of_project(&change.data.id) {
+                    tokio::spawn(projects::refresh(shared.clone(), conn.clone(), room));
+                }
             }
             true
         }
@@ -96,20 +102,30 @@ fn answer(socket: &SocketRef, conn: &Conn, frame: &ServerFrame) {
         _ => None,
     };
     let waiting = id.and_then(|id| conn.answered(id));
+    let mut joined = None;
     if let (ServerFrame::Ack(ack), Some(waiting)) = (frame, &waiting)
         && let (Some(AckResult::Subscribed { board_id, .. }), Some(room)) =
             (&ack.result, &waiting.room)
     {
         conn.join(board_id, room);
+        joined = Some(board_id.clone());
     }
-    if let Some(error) = &payload.error {
+    let quiet = waiting.as_ref().is_some_and(|w| w.quiet);
+    if let Some(error) = &payload.error
+        && !quiet
+    {
         notify(
             socket,
             "error",
             &format!("{:?}: {}", error.code, error.message),
         );
     }
-    if let Some(ack) = waiting.and_then(|w| w.ack) {
+    let Some(waiting) = waiting else {
+        return;
+    };
+    if let Some(group) = &waiting.group {
+        group.answered(joined.ok_or_else(|| payload.clone()));
+    } else if let Some(ack) = waiting.ack {
         let _ = ack.send(&payload);
     }
 }

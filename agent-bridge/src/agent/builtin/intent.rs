@@ -28,6 +28,17 @@ pub enum Intent {
     Delete {
         title: String,
     },
+    /// Start the board's planned sprint (the earliest, if several).
+    StartSprint,
+    /// Complete the board's active sprint; unfinished tasks go to the backlog.
+    CompleteSprint,
+    /// Put the task whose title holds these words in the active sprint, or
+    /// else the planned one.
+    AddToSprint {
+        title: String,
+    },
+    /// The unfinished tasks of the active sprint.
+    SprintLeft,
     /// Not understood; the reason, when there is one worth telling.
     Help(Option<String>),
 }
@@ -45,6 +56,9 @@ pub fn parse(text: &str) -> Intent {
     let first_word = text.split_whitespace().next().unwrap_or("");
     let first = first_word.to_lowercase();
     let rest = text.strip_prefix(first_word).unwrap_or(text).trim();
+    if let Some(intent) = parse_sprint(&first, rest, &lower) {
+        return intent;
+    }
     match first.as_str() {
         "create" | "add" | "new" | "make" | "open" | "file" => parse_create(rest),
         "move" => parse_move(rest),
@@ -56,6 +70,63 @@ pub fn parse(text: &str) -> Intent {
         },
         _ => parse_list(&lower).unwrap_or(Intent::Help(None)),
     }
+}
+
+/// The sprint requests: "start the sprint", "complete the sprint", "add
+/// the login story to the sprint", "what is left in the sprint?".
+fn parse_sprint(first: &str, rest: &str, lower: &str) -> Option<Intent> {
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    if !words.contains(&"sprint") {
+        return None;
+    }
+    // "start the sprint", "start sprint", "begin the next sprint".
+    let about_the_sprint = |rest: &str| {
+        let rest = rest.to_lowercase();
+        let rest = strip_words(&rest, &["the", "our", "this"]).to_owned();
+        let rest = strip_words(&rest, &["next", "planned", "current", "active"]).to_owned();
+        rest == "sprint"
+    };
+    match first {
+        "start" | "begin" | "kick" if about_the_sprint(strip_words(rest, &["off"])) => {
+            return Some(Intent::StartSprint);
+        }
+        "complete" | "finish" | "end" | "close" if about_the_sprint(rest) => {
+            return Some(Intent::CompleteSprint);
+        }
+        "add" | "put" | "plan" | "move" | "pull" => {
+            const TAILS: [&str; 4] = [" to the ", " into the ", " in the ", " to "];
+            // Padded, so "add to the sprint" has a tail too (and no title).
+            let rest = format!(" {rest}");
+            let (at, tail) = TAILS
+                .iter()
+                .find_map(|tail| rfind_ascii(&rest, tail).map(|at| (at, tail.len())))?;
+            if !about_the_sprint(&format!("the {}", &rest[at + tail..])) {
+                return None;
+            }
+            let title = strip_words(unquote(&rest[..at]), &["the task", "the", "task"]);
+            // "the login story": the kind word is not part of the title.
+            let title = title
+                .rsplit_once(' ')
+                .filter(|(_, last)| kind_word(&last.to_lowercase()).is_some())
+                .map_or(title, |(head, _)| head.trim());
+            let title = unquote(title);
+            return Some(if title.is_empty() {
+                Intent::Help(Some(
+                    "Tell me which task: \"add the login story to the sprint\".".into(),
+                ))
+            } else {
+                Intent::AddToSprint {
+                    title: title.into(),
+                }
+            });
+        }
+        _ => {}
+    }
+    const ASKS: [&str; 6] = ["what", "what's", "whats", "show", "list", "how"];
+    if ASKS.contains(&first) {
+        return Some(Intent::SprintLeft);
+    }
+    None
 }
 
 fn parse_create(rest: &str) -> Intent {
@@ -295,6 +366,39 @@ mod tests {
         fn never_panics_on_any_unicode(text in proptest::collection::vec(proptest::char::any(), 0..64)) {
             let _ = parse(&text.into_iter().collect::<String>());
         }
+    }
+
+    #[test]
+    fn understands_sprint_requests() {
+        assert_eq!(parse("start the sprint"), Intent::StartSprint);
+        assert_eq!(parse("Start the next sprint."), Intent::StartSprint);
+        assert_eq!(parse("kick off the sprint"), Intent::StartSprint);
+        assert_eq!(parse("complete the sprint"), Intent::CompleteSprint);
+        assert_eq!(parse("Finish the current sprint!"), Intent::CompleteSprint);
+        assert_eq!(
+            parse("add the login story to the sprint"),
+            Intent::AddToSprint {
+                title: "login".into()
+            }
+        );
+        assert_eq!(
+            parse("put \"Checkout crashes\" in the current sprint"),
+            Intent::AddToSprint {
+                title: "Checkout crashes".into()
+            }
+        );
+        assert_eq!(parse("what is left in the sprint?"), Intent::SprintLeft);
+        assert_eq!(parse("What's in the sprint"), Intent::SprintLeft);
+        // Not about the sprint: the other intents still apply.
+        assert!(matches!(
+            parse("create a story for sprint planning"),
+            Intent::Create { .. }
+        ));
+        assert!(matches!(
+            parse("add the sprint to the sprint"),
+            Intent::AddToSprint { .. }
+        ));
+        assert!(matches!(parse("add to the sprint"), Intent::Help(Some(_))));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! ([`intent`]), runs one board-service tool ([`tools`]) and streams a reply.
 
 pub mod intent;
+mod sprints;
 pub mod tools;
 mod words;
 
@@ -20,7 +21,9 @@ const HELP: &str = "I can manage the board for you. Try:\n\
 - \"Create a P1 story for user authentication\" (P0 critical … P3 low; story, bug, task or epic; \"in todo\" picks a lane)\n\
 - \"move <task title> to done\"\n\
 - \"what is in progress?\"\n\
-- \"delete <task title>\"";
+- \"delete <task title>\"\n\
+- \"start the sprint\", \"complete the sprint\", \"add the login story to the sprint\", \
+\"what is left in the sprint?\"";
 
 /// The agent used when no `AGENT_URL` is set.
 pub struct PmAgent {
@@ -87,6 +90,12 @@ async fn act(
 ) -> Result<String, AgentError> {
     let board = request.board_id.as_str();
     let call_id = tool_call_id(request);
+    let sprint_call = sprints::Call {
+        tools,
+        approvals,
+        board,
+        id: &call_id,
+    };
     match intent {
         Intent::Create {
             title,
@@ -205,6 +214,10 @@ async fn act(
                 },
             )
         }
+        Intent::StartSprint => sprints::start(sprint_call, out).await,
+        Intent::CompleteSprint => sprints::complete(sprint_call, out).await,
+        Intent::AddToSprint { title } => sprints::add(sprint_call, &title, out).await,
+        Intent::SprintLeft => sprints::left(sprint_call, out).await,
         Intent::Help(_) => Ok(HELP.to_owned()),
     }
 }

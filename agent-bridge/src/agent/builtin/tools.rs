@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use protocol::board_frames::ErrorCode;
 use protocol::v1::{
-    CreateTaskRequest, DeleteTaskRequest, GetBoardRequest, MoveTaskRequest, Priority, Task,
-    TaskKind,
+    CompleteSprintRequest, CompleteSprintResponse, CreateTaskRequest, DeleteTaskRequest,
+    GetBoardRequest, ListSprintsRequest, MoveTaskRequest, Priority, Sprint, SprintState,
+    StartSprintRequest, Task, TaskKind, UpdateTaskRequest,
 };
 use serde_json::{Value, json};
 
@@ -181,6 +182,122 @@ impl BoardTools {
         .await
         .map(drop)
     }
+}
+
+impl BoardTools {
+    /// The board's sprints, by start time.
+    pub async fn sprints(&self, board: &str) -> Result<Vec<Sprint>, ToolError> {
+        let mut client = self.channel.client();
+        let listed = self
+            .call(client.list_sprints(self.request(ListSprintsRequest {
+                board_id: board.into(),
+            })))
+            .await?;
+        Ok(listed.sprints)
+    }
+
+    /// The board's active sprint.
+    pub async fn active_sprint(&self, board: &str) -> Result<Sprint, ToolError> {
+        let sprints = self.sprints(board).await?;
+        sprints
+            .into_iter()
+            .find(|s| s.state() == SprintState::Active)
+            .ok_or_else(|| ToolError::Refused("no sprint is active on this board".into()))
+    }
+
+    /// The sprint new work goes in: the active one, else the earliest planned.
+    pub async fn current_sprint(&self, board: &str) -> Result<Sprint, ToolError> {
+        let sprints = self.sprints(board).await?;
+        let pick = |state| sprints.iter().find(|s| s.state() == state).cloned();
+        pick(SprintState::Active)
+            .or_else(|| pick(SprintState::Planned))
+            .ok_or_else(|| {
+                ToolError::Refused(
+                    "the board has no active or planned sprint; plan one first".into(),
+                )
+            })
+    }
+
+    pub async fn start_sprint(
+        &self,
+        sprint_id: &str,
+        request_id: String,
+    ) -> Result<Sprint, ToolError> {
+        let mut client = self.channel.client();
+        self.call(client.start_sprint(self.request(StartSprintRequest {
+            sprint_id: sprint_id.into(),
+            request_id,
+            ..Default::default()
+        })))
+        .await
+    }
+
+    /// Completes the sprint; its unfinished tasks go back to the backlog.
+    pub async fn complete_sprint(
+        &self,
+        sprint_id: &str,
+        request_id: String,
+    ) -> Result<CompleteSprintResponse, ToolError> {
+        let mut client = self.channel.client();
+        self.call(client.complete_sprint(self.request(CompleteSprintRequest {
+            sprint_id: sprint_id.into(),
+            request_id,
+            ..Default::default()
+        })))
+        .await
+    }
+
+    pub async fn plan_task(
+        &self,
+        task_id: &str,
+        sprint_id: &str,
+        request_id: String,
+    ) -> Result<Task, ToolError> {
+        let mut client = self.channel.client();
+        self.call(client.update_task(self.request(UpdateTaskRequest {
+            task_id: task_id.into(),
+            sprint_id: Some(sprint_id.into()),
+            request_id,
+            ..Default::default()
+        })))
+        .await
+    }
+
+    /// The task whose title holds every one of `words` (ignoring case): the
+    /// one whose title is exactly them, else the only one.
+    pub async fn find_task_by_words(&self, board: &str, words: &str) -> Result<Task, ToolError> {
+        let tasks = self.tasks(board).await?;
+        let wanted = words.to_lowercase();
+        if let Some(task) = tasks.iter().find(|t| t.title.to_lowercase() == wanted) {
+            return Ok(task.clone());
+        }
+        let words: Vec<&str> = wanted.split_whitespace().collect();
+        let mut matching = tasks.into_iter().filter(|t| {
+            let title = t.title.to_lowercase();
+            words.iter().all(|w| title.contains(w))
+        });
+        match (matching.next(), matching.next()) {
+            (Some(task), None) => Ok(task),
+            (Some(a), Some(b)) => Err(ToolError::Refused(format!(
+                "more than one task matches \"{words}\" (\"{}\", \"{}\", ...); use more of its title",
+                a.title,
+                b.title,
+                words = words.join(" ")
+            ))),
+            (None, _) => Err(ToolError::Refused(format!(
+                "no task title holds \"{}\"",
+                words.join(" ")
+            ))),
+        }
+    }
+}
+
+/// A sprint as tools return it: the frames' sprint shape, with its board.
+pub fn sprint_json(sprint: &Sprint) -> Value {
+    let mut value =
+        serde_json::to_value(protocol::board_frames::SprintData::from(sprint)).unwrap_or_default();
+    value["boardId"] = json!(sprint.board_id);
+    value
 }
 
 /// A task as tools return it: the frames' task shape, with its board.
