@@ -10,7 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from("../proto");
     println!("cargo:rerun-if-changed={}", proto_root.display());
 
-    let files = [proto_root.join("boardwire/v1/board.proto")];
+    let files = [
+        proto_root.join("boardwire/v1/board.proto"),
+        proto_root.join("boardwire/v1/presence.proto"),
+    ];
     let descriptors = protox::compile(&files, [&proto_root])?;
 
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);

@@ -49,19 +49,27 @@ impl BoardApi {
 
     /// What the caller's bearer token grants. Every RPC asks first.
     async fn access<T>(&self, request: &Request<T>) -> Result<Access, Status> {
-        let Some(auth) = &self.auth else {
-            return Ok(Access::open());
-        };
-        let token = bearer_from_metadata(request.metadata()).ok_or(AuthError::Missing);
-        match token {
-            Ok(token) => auth.verify(token).await,
-            Err(missing) => Err(missing),
-        }
-        .map_err(|e| match e {
-            AuthError::KeysUnavailable(_) => Status::unavailable(e.to_string()),
-            e => Error::Unauthenticated(e.to_string()).into(),
-        })
+        access(self.auth.as_ref(), request).await
     }
+}
+
+/// What the bearer token of `request` grants; everything with auth off.
+pub(crate) async fn access<T>(
+    auth: Option<&Authenticator>,
+    request: &Request<T>,
+) -> Result<Access, Status> {
+    let Some(auth) = auth else {
+        return Ok(Access::open());
+    };
+    let token = bearer_from_metadata(request.metadata()).ok_or(AuthError::Missing);
+    match token {
+        Ok(token) => auth.verify(token).await,
+        Err(missing) => Err(missing),
+    }
+    .map_err(|e| match e {
+        AuthError::KeysUnavailable(_) => Status::unavailable(e.to_string()),
+        e => Error::Unauthenticated(e.to_string()).into(),
+    })
 }
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod metrics;
+pub mod presence;
 pub mod rank;
 pub mod store;
 pub mod validate;
@@ -16,7 +17,9 @@ pub mod validate;
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use protocol::v1::board_service_server::BoardServiceServer;
+use protocol::v1::{
+    board_service_server::BoardServiceServer, presence_service_server::PresenceServiceServer,
+};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -161,9 +164,17 @@ impl App {
         let hub = EventHub::new(self.store.pool().clone(), stop.clone());
         let listener_task = events::spawn_listener(hub.clone());
         let trim_task = spawn_log_trimmer(self.store.clone(), self.config.clone(), stop.clone());
+        let presence = presence::PresenceHub::new(self.store.pool().clone(), stop.clone());
+        let presence_tasks = [
+            presence::spawn_listener(presence.clone()),
+            presence::spawn_sweeper(presence.clone()),
+        ];
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<BoardServiceServer<BoardApi>>().await;
+        health
+            .set_serving::<PresenceServiceServer<presence::PresenceApi>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(protocol::FILE_DESCRIPTOR_SET)
             .build_v1()
@@ -190,6 +201,12 @@ impl App {
         let metrics_task = self
             .metrics_listener
             .map(|listener| spawn_metrics_server(listener, metrics.clone(), stop.clone()));
+        let presence_api = PresenceServiceServer::new(presence::PresenceApi::new(
+            self.store.clone(),
+            presence,
+            auth.clone(),
+        ))
+        .max_decoding_message_size(self.config.max_message_bytes);
         let api = BoardServiceServer::new(BoardApi::new(
             self.store.clone(),
             hub,
@@ -212,11 +229,15 @@ impl App {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(api)
+            .add_service(presence_api)
             .serve_with_incoming_shutdown(incoming(self.listener, &self.config), signal)
             .await;
         stop.cancel();
         let _ = listener_task.await;
         let _ = trim_task.await;
+        for task in presence_tasks {
+            let _ = task.await;
+        }
         if let Some(task) = metrics_task {
             let _ = task.await;
         }
