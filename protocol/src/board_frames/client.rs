@@ -38,6 +38,18 @@ pub enum ClientFrame {
     TaskMove(Command<MoveTask>),
     #[serde(rename = "task.delete")]
     TaskDelete(Command<DeleteTask>),
+    /// Who is on a subscribed board (`boardId`) or channel (`channel`):
+    /// answered by `presence`, then `presence.joined` / `presence.left`
+    /// while subscribed.
+    #[serde(rename = "presence", rename_all = "camelCase")]
+    Presence {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        board_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
 }
 
 /// A change request, answered by `ack` or `error` with the same `id`.
@@ -170,7 +182,7 @@ pub struct FrameError {
     pub id: Option<String>,
 }
 
-const KNOWN_TYPES: [&str; 8] = [
+const KNOWN_TYPES: [&str; 9] = [
     "subscribe",
     "unsubscribe",
     "ping",
@@ -179,6 +191,7 @@ const KNOWN_TYPES: [&str; 8] = [
     "task.update",
     "task.move",
     "task.delete",
+    "presence",
 ];
 
 impl ClientFrame {
@@ -238,7 +251,9 @@ impl ClientFrame {
             Self::TaskUpdate(c) => Some(&c.id),
             Self::TaskMove(c) => Some(&c.id),
             Self::TaskDelete(c) => Some(&c.id),
-            Self::Subscribe { id, .. } | Self::Unsubscribe { id, .. } => id.as_ref(),
+            Self::Subscribe { id, .. }
+            | Self::Unsubscribe { id, .. }
+            | Self::Presence { id, .. } => id.as_ref(),
             Self::Ping {} | Self::Auth { .. } => None,
         };
         if let Some(id) = command_id {
@@ -251,6 +266,11 @@ impl ClientFrame {
             Self::TaskUpdate(c) => check_edit(c),
             Self::TaskMove(c) => check_id("data.id", &c.data.id),
             Self::TaskDelete(c) => check_id("data.id", &c.data.id),
+            Self::Presence {
+                board_id, channel, ..
+            } if board_id.is_some() == channel.is_some() => {
+                Err("presence takes one of boardId and channel".into())
+            }
             _ => Ok(()),
         }
     }
@@ -279,6 +299,7 @@ fn failed_field(kind: &str, value: &serde_json::Value) -> Option<(String, String
                 since_version: Option<u64>,
                 id: Option<String>,
                 token: Option<String>,
+                channel: Option<String>,
             }
             path_of::<Control>(value)
         }

@@ -49,6 +49,13 @@ pub enum ServerFrame {
     Error(ErrorFrame),
     #[serde(rename = "pong")]
     Pong { ts: i64 },
+    /// Who is on a board: the whole list, or only a count (`presence.rs`).
+    #[serde(rename = "presence")]
+    Presence(super::PresenceList),
+    #[serde(rename = "presence.joined")]
+    PresenceJoined(super::PresenceChange),
+    #[serde(rename = "presence.left")]
+    PresenceLeft(super::PresenceChange),
 }
 
 impl ServerFrame {
@@ -73,6 +80,9 @@ impl ServerFrame {
             Self::Ack(_) => "ack",
             Self::Error(_) => "error",
             Self::Pong { .. } => "pong",
+            Self::Presence(_) => "presence",
+            Self::PresenceJoined(_) => "presence.joined",
+            Self::PresenceLeft(_) => "presence.left",
         }
     }
 
@@ -93,6 +103,7 @@ impl ServerFrame {
             Self::SprintStarted(c) => Some(c.ts),
             Self::SprintCompleted(c) => Some(c.ts),
             Self::Connected { .. } | Self::Ack(_) | Self::Error(_) | Self::Pong { .. } => None,
+            Self::Presence(_) | Self::PresenceJoined(_) | Self::PresenceLeft(_) => None,
         }
     }
 
