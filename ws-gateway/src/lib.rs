@@ -19,6 +19,7 @@ mod http;
 mod hub;
 mod metrics;
 mod outbox;
+mod presence;
 mod session;
 mod socket;
 mod socketio;
@@ -71,13 +72,16 @@ impl App {
             .with_context(|| format!("invalid BOARD_SERVICE_URL {:?}", config.board_service_url))?;
         let metrics = Arc::new(Metrics::default());
         let stop = CancellationToken::new();
+        let presence = presence::Presence::start(&config, upstream.clone(), stop.child_token());
         let hub = Arc::new(Hub::new(
             upstream,
             metrics.clone(),
             config.replay_window,
             stop.child_token(),
         ));
-        let shared = Arc::new(Shared::new(config, hub, metrics, auth, port, stop));
+        let shared = Arc::new(Shared::new(
+            config, hub, presence, metrics, auth, port, stop,
+        ));
         Ok(Self {
             listener,
             socketio_listener,
@@ -164,6 +168,7 @@ impl App {
             );
         }
         let _ = heartbeat.await;
+        shared.presence.released().await;
         if let Some(socketio) = socketio
             && let Ok(Err(e)) = socketio.await
         {

@@ -161,6 +161,7 @@ pub async fn accept(
     shared: Arc<Shared>,
     addr: SocketAddr,
     verdict: Result<Option<Grant>, CloseReason>,
+    guest_name: Option<String>,
 ) {
     let Ok(upgraded) = on_upgrade.await else {
         return;
@@ -211,10 +212,11 @@ pub async fn accept(
     shared.metrics.connections_total.inc();
     tracing::info!(client = client.id, %addr, "websocket connected");
     client.push_frame(&ServerFrame::Connected {
-        client_id: client.id.to_string(),
+        client_id: shared.presence.client_key(client.id),
         heartbeat_ms: shared.config.heartbeat_ms,
     });
     let mut session = Session::new(client.clone(), shared.clone(), access);
+    session.set_guest_name(guest_name);
     let reason = serve(&mut socket, &mut session, &shared).await;
     if let Some(reason) = reason {
         Box::pin(close(&mut socket, &client, reason)).await;

@@ -32,6 +32,8 @@ pub struct EventsQuery {
     board_id: String,
     since_version: Option<u64>,
     token: Option<String>,
+    /// With auth off, the name others see in presence.
+    name: Option<String>,
 }
 
 /// Takes the client off the registry when the browser goes away.
@@ -82,6 +84,7 @@ pub async fn events(
     shared.metrics.connections_total.inc();
     tracing::info!(client = client.id, %addr, "event stream opened");
     let mut session = Session::new(client, shared.clone(), Some(grant));
+    session.set_guest_name(query.name);
     session
         .handle(ClientFrame::Subscribe {
             board_id: query.board_id,

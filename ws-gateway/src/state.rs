@@ -8,13 +8,14 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{client::Registry, config::Config, hub::Hub, metrics::Metrics};
+use crate::{client::Registry, config::Config, hub::Hub, metrics::Metrics, presence::Presence};
 use protocol::time::now_ms;
 
 /// State shared by handlers, the heartbeat and shutdown.
 pub struct Shared {
     pub config: Config,
     pub hub: Arc<Hub>,
+    pub presence: Arc<Presence>,
     pub metrics: Arc<Metrics>,
     pub clients: Registry,
     /// `None` with auth off.
@@ -28,6 +29,7 @@ impl Shared {
     pub fn new(
         config: Config,
         hub: Arc<Hub>,
+        presence: Arc<Presence>,
         metrics: Arc<Metrics>,
         auth: Option<service_kit::auth::Authenticator>,
         port: u16,
@@ -36,6 +38,7 @@ impl Shared {
         Self {
             config,
             hub,
+            presence,
             metrics,
             clients: Registry::default(),
             auth,

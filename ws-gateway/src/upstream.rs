@@ -8,7 +8,9 @@ use std::{
     time::Duration,
 };
 
-use protocol::v1::board_service_client::BoardServiceClient;
+use protocol::v1::{
+    board_service_client::BoardServiceClient, presence_service_client::PresenceServiceClient,
+};
 use service_kit::auth::{Authenticator, insert_bearer};
 use tonic::{
     Status,
@@ -22,6 +24,9 @@ use tonic_health::pb::{
 /// A board-service client whose calls carry the gateway's service token
 /// unless they already carry an end user's.
 pub type Api = BoardServiceClient<InterceptedService<Channel, ServiceAuth>>;
+
+/// A presence client; its calls carry the service token.
+pub type PresenceApi = PresenceServiceClient<InterceptedService<Channel, ServiceAuth>>;
 
 /// Adds the service token to calls that carry no `authorization` yet: the
 /// shared board feeds and their catch-up reads act for no single user.
@@ -63,6 +68,12 @@ impl Upstream {
 
     pub fn client(&self) -> Api {
         BoardServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(64 << 20)
+    }
+
+    /// A presence client, carrying the service token like [`Upstream::client`].
+    pub fn presence(&self) -> PresenceApi {
+        PresenceServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(64 << 20)
     }
 

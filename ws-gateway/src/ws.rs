@@ -17,11 +17,14 @@ use crate::{auth::Grant, error::CloseReason, socket, state::Shared};
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
     token: Option<String>,
+    /// With auth off, the name others see in presence (cleaned and
+    /// bounded by `presence::display_name`).
+    name: Option<String>,
 }
 
 impl From<Option<String>> for TokenQuery {
     fn from(token: Option<String>) -> Self {
-        Self { token }
+        Self { token, name: None }
     }
 }
 
@@ -97,7 +100,7 @@ pub async fn upgrade(
         Admission::Accept(grant) => Ok(grant),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
-    let task = socket::accept(on_upgrade, shared, addr, verdict);
+    let task = socket::accept(on_upgrade, shared, addr, verdict, query.name);
     tokio::spawn(task);
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
