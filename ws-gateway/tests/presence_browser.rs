@@ -36,5 +36,8 @@ async fn a_page_sees_another_page_s_avatar_come_and_go() {
         "the browser test failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("pass 1"), "the test ran (not skipped): {stdout}");
+    assert!(
+        stdout.contains("pass 1"),
+        "the test ran (not skipped): {stdout}"
+    );
 }
