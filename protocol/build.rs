@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         proto_root.join("boardwire/v1/board.proto"),
         proto_root.join("boardwire/v1/channels.proto"),
+        proto_root.join("boardwire/v1/presence.proto"),
     ];
     let descriptors = protox::compile(&files, [&proto_root])?;
 

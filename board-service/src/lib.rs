@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod metrics;
+pub mod presence;
 pub mod rank;
 pub mod store;
 pub mod validate;
@@ -19,6 +20,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use anyhow::Context;
 use protocol::v1::{
     board_service_server::BoardServiceServer, channel_service_server::ChannelServiceServer,
+    presence_service_server::PresenceServiceServer,
 };
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::net::TcpListener;
@@ -174,9 +176,17 @@ impl App {
         let listener_task = events::spawn_listener(hub.clone(), channel_hub.clone());
         let sweep_task = channel_hub.spawn_sweeper();
         let trim_task = spawn_log_trimmer(self.store.clone(), self.config.clone(), stop.clone());
+        let presence = presence::PresenceHub::new(self.store.pool().clone(), stop.clone());
+        let presence_tasks = [
+            presence::spawn_listener(presence.clone()),
+            presence::spawn_sweeper(presence.clone()),
+        ];
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<BoardServiceServer<BoardApi>>().await;
+        health
+            .set_serving::<PresenceServiceServer<presence::PresenceApi>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(protocol::FILE_DESCRIPTOR_SET)
             .build_v1()
@@ -206,6 +216,12 @@ impl App {
         let channel_api =
             ChannelServiceServer::new(channels::ChannelApi::new(channel_hub, auth.clone()))
                 .max_decoding_message_size(self.config.max_message_bytes);
+        let presence_api = PresenceServiceServer::new(presence::PresenceApi::new(
+            self.store.clone(),
+            presence,
+            auth.clone(),
+        ))
+        .max_decoding_message_size(self.config.max_message_bytes);
         let api = BoardServiceServer::new(BoardApi::new(
             self.store.clone(),
             hub,
@@ -229,12 +245,16 @@ impl App {
             .add_service(reflection)
             .add_service(api)
             .add_service(channel_api)
+            .add_service(presence_api)
             .serve_with_incoming_shutdown(incoming(self.listener, &self.config), signal)
             .await;
         stop.cancel();
         let _ = listener_task.await;
         let _ = sweep_task.await;
         let _ = trim_task.await;
+        for task in presence_tasks {
+            let _ = task.await;
+        }
         if let Some(task) = metrics_task {
             let _ = task.await;
         }

@@ -319,7 +319,10 @@ pub fn events_from_frame(
         | ServerFrame::Connected { .. }
         | ServerFrame::Ack(_)
         | ServerFrame::Error(_)
-        | ServerFrame::Pong { .. } => Vec::new(),
+        | ServerFrame::Pong { .. }
+        | ServerFrame::Presence(_)
+        | ServerFrame::PresenceJoined(_)
+        | ServerFrame::PresenceLeft(_) => Vec::new(),
     }
 }
 

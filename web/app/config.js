@@ -20,6 +20,8 @@ export const config = {
   /** Base of the gateway's HTTP API (board list and create). */
   apiUrl: (params.get('api') || meta('boardwire-api-url') || '').replace(/\/$/, ''),
   token: params.get('token') || undefined,
+  /** The name others see on this board when the gateway has no auth (`?name=`). */
+  name: params.get('name') || undefined,
   /** Failed reconnects in a row before showing Offline with a Retry button (`?retries=`). */
   maxAttempts: Number(params.get('retries')) || 12,
   /** `?chat=off` hides the chat panel. */

@@ -8,6 +8,7 @@ import { BoardView } from './board-view.js';
 import { TaskEditor } from './task-editor.js';
 import { ChatPanel } from './chat-panel.js';
 import { statusPill } from './status-pill.js';
+import { presenceBar } from './presence-bar.js';
 import { showBoardList } from './board-list.js';
 
 const app = document.getElementById('app');
@@ -21,7 +22,8 @@ if (!config.board) {
 
 function openBoard(board) {
   document.body.classList.add('page-board');
-  const client = new BoardClient({ url: config.boardWsUrl, eventsUrl: config.eventsUrl, board, token: config.token, maxAttempts: config.maxAttempts });
+  const client = new BoardClient({ url: config.boardWsUrl, eventsUrl: config.eventsUrl, board, token: config.token, name: config.name, presence: true, maxAttempts: config.maxAttempts });
+  const presence = presenceBar(client);
   const status = statusPill({ label: 'Board', testid: 'board-status', onRetry: () => client.retry() });
   const title = h('h1.board-title', { 'data-testid': 'board-title' }, board);
   const meta = h('span.board-meta', { 'data-testid': 'board-meta' });
@@ -36,7 +38,7 @@ function openBoard(board) {
     h('header.topbar',
       h('a.brand', { href: boardHref(''), title: 'All boards' }, h('span.brand-mark'), 'Boardwire'),
       h('span.crumb-sep', '/'), title, meta,
-      h('span.spacer'), filter, status.el, config.chatEnabled ? chatToggle : null, newTask),
+      h('span.spacer'), presence, filter, status.el, config.chatEnabled ? chatToggle : null, newTask),
     h('main.workspace', boardEl, config.chatEnabled ? chatEl : null));
 
   const view = new BoardView(boardEl, client, { onOpenTask: (id) => editor.open(id) });

@@ -131,6 +131,10 @@ function byPosition(a, b) {
  * - `latency` (ms): round trip of the last ping.
  * - `error` (CommandError): an error frame that answers no command.
  * - `gap` `{expected, got}`: a version gap; the client resubscribes by itself.
+ * - `presence` `{entries, count, listed}` (with `opts.presence`): who is on
+ *   the board over every gateway, one entry per person (`key`, `name`,
+ *   `connections`); `listed` is false above the gateway's member limit,
+ *   when only `count` is known.
  */
 export class BoardClient extends Emitter {
   /**
@@ -138,6 +142,8 @@ export class BoardClient extends Emitter {
    * @param {string} opts.url WebSocket URL of the gateway's `/ws`.
    * @param {string} opts.board Board id or slug.
    * @param {string} [opts.token] Sent as `?token=` when set.
+   * @param {string} [opts.name] Sent as `?name=`: the name others see with auth off.
+   * @param {boolean} [opts.presence=false] Ask who is on the board, and follow it.
    * @param {number} [opts.baseDelayMs=500] First reconnect delay (before jitter).
    * @param {number} [opts.maxDelayMs=10000] Reconnect delay cap.
    * @param {number} [opts.maxAttempts=12] Failed attempts in a row before `disconnected`.
@@ -154,6 +160,13 @@ export class BoardClient extends Emitter {
     this.url = opts.url;
     this.board = opts.board;
     this.token = opts.token;
+    this.name = opts.name;
+    this.presenceEnabled = Boolean(opts.presence);
+    /** Who is on the board: key → {key, name, connections}. */
+    this.presence = new Map();
+    this.presenceCount = 0;
+    this.presenceListed = true;
+    this._presenceId = null;
     this.WebSocket = opts.WebSocket || globalThis.WebSocket;
     this.backoff = new Backoff(opts.baseDelayMs ?? 500, opts.maxDelayMs ?? 10000);
     this.maxAttempts = opts.maxAttempts ?? 12;
@@ -262,8 +275,11 @@ export class BoardClient extends Emitter {
   }
 
   _wsUrl() {
-    if (!this.token) return this.url;
-    return `${this.url}${this.url.includes('?') ? '&' : '?'}token=${encodeURIComponent(this.token)}`;
+    const query = [];
+    if (this.token) query.push(`token=${encodeURIComponent(this.token)}`);
+    if (this.name) query.push(`name=${encodeURIComponent(this.name)}`);
+    if (!query.length) return this.url;
+    return `${this.url}${this.url.includes('?') ? '&' : '?'}${query.join('&')}`;
   }
 
   _onMessage(ws, text) {
@@ -293,6 +309,11 @@ export class BoardClient extends Emitter {
         return;
       case 'error':
         this._onError(frame);
+        return;
+      case 'presence':
+      case 'presence.joined':
+      case 'presence.left':
+        this._onPresence(frame);
         return;
       case 'board.sync':
         if (!this._ours(frame)) return;
@@ -329,8 +350,28 @@ export class BoardClient extends Emitter {
     this.emit('frame', frame);
   }
 
+  _onPresence(frame) {
+    if (!this._ours(frame)) return;
+    const entries = frame.entries || [];
+    if (frame.type === 'presence') {
+      this.presenceListed = Array.isArray(frame.entries);
+      this.presence = new Map(entries.map((e) => [e.key, e]));
+    } else if (frame.type === 'presence.joined') {
+      for (const e of entries) this.presence.set(e.key, e);
+    } else {
+      for (const e of entries) this.presence.delete(e.key);
+    }
+    this.presenceCount = frame.count ?? this.presence.size;
+    this.emit('presence', { entries: [...this.presence.values()], count: this.presenceCount, listed: this.presenceListed });
+  }
+
   _onError(frame) {
     const err = new CommandError(frame.code, frame.message, frame);
+    if (frame.id && frame.id === this._presenceId) {
+      // A gateway without presence (or one that timed out): no avatars.
+      this.emit('presence-error', err);
+      return;
+    }
     if (frame.id && frame.id === this._subscribeId) {
       if (FATAL_SUBSCRIBE.has(frame.code)) {
         this._stopped = true;
@@ -370,6 +411,10 @@ export class BoardClient extends Emitter {
     this._subscribed = true;
     this.backoff.reset();
     this._setState('connected', { transport: this.transport });
+    if (this.presenceEnabled && this.transport === 'websocket') {
+      this._presenceId = newId();
+      this._send({ type: 'presence', boardId: this.boardId || this.board, id: this._presenceId });
+    }
     for (const [, p] of this._pending) {
       p.frame.boardId = this.boardId || p.frame.boardId;
       this._send(p.frame);
@@ -463,6 +508,7 @@ export class BoardClient extends Emitter {
     const params = new URLSearchParams({ boardId: this.boardId || this.board });
     if (this.model.board) params.set('sinceVersion', String(this.model.version));
     if (this.token) params.set('token', this.token);
+    if (this.name) params.set('name', this.name);
     const es = new this.EventSource(`${this.eventsUrl}${this.eventsUrl.includes('?') ? '&' : '?'}${params}`);
     this._es = es;
     es.onopen = () => {

@@ -172,6 +172,24 @@ impl Client {
         ));
     }
 
+    /// Queues a frame the gateway pushes on its own (presence), unless the
+    /// outbox is at its limit: then the client is flagged as lagging, so
+    /// it gets the whole state again once it drains.
+    pub fn push_unless_full(&self, outgoing: Outgoing) -> Result<(), Full> {
+        let mut outbox = self.outbox();
+        if outbox.sealed || outbox.failed {
+            return Ok(());
+        }
+        if outbox.queue.len() >= self.limit {
+            outbox.lagging = true;
+            drop(outbox);
+            self.wake.notify_one();
+            return Err(Full);
+        }
+        self.send(outbox, outgoing);
+        Ok(())
+    }
+
     pub fn push(&self, outgoing: Outgoing) {
         let outbox = self.outbox();
         if outbox.sealed || outbox.failed {

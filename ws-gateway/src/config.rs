@@ -75,6 +75,16 @@ pub struct Config {
     /// Time to send an `auth` frame when a token is required, ms.
     #[arg(long, env = "WS_AUTH_TIMEOUT_MS", default_value_t = 10_000)]
     pub auth_timeout_ms: u64,
+    /// This gateway's presence lease, ms: renewed every third of it, so the
+    /// members of a gateway that dies leave within about this long.
+    #[arg(long, env = "PRESENCE_LEASE_MS", default_value_t = 15_000)]
+    pub presence_lease_ms: u32,
+    /// Joins and leaves are sent to board-service in batches this far apart, ms.
+    #[arg(long, env = "PRESENCE_BATCH_MS", default_value_t = 150)]
+    pub presence_batch_ms: u64,
+    /// Above this many members, a board's presence is sent as a count only.
+    #[arg(long, env = "PRESENCE_MAX_MEMBERS", default_value_t = 100)]
+    pub presence_max_members: usize,
 }
 
 impl Config {

@@ -20,6 +20,7 @@ mod http;
 mod hub;
 mod metrics;
 mod outbox;
+mod presence;
 mod session;
 mod socket;
 mod socketio;
@@ -72,18 +73,15 @@ impl App {
             .with_context(|| format!("invalid BOARD_SERVICE_URL {:?}", config.board_service_url))?;
         let metrics = Arc::new(Metrics::default());
         let stop = CancellationToken::new();
+        let presence = presence::Presence::start(&config, upstream.clone(), stop.child_token());
         let hub = Arc::new(Hub::new(
             upstream,
             metrics.clone(),
             config.replay_window,
             stop.child_token(),
         ));
-        let channels = Arc::new(channels::ChannelHub::new(
-            hub.upstream().clone(),
-            stop.child_token(),
-        ));
         let shared = Arc::new(Shared::new(
-            config, hub, channels, metrics, auth, port, stop,
+            config, hub, presence, metrics, auth, port, stop,
         ));
         Ok(Self {
             listener,
@@ -181,6 +179,7 @@ impl App {
         if let Some(kpis) = kpis {
             let _ = kpis.await;
         }
+        shared.presence.released().await;
         if let Some(socketio) = socketio
             && let Ok(Err(e)) = socketio.await
         {

@@ -170,6 +170,7 @@ pub async fn accept(
     addr: SocketAddr,
     verdict: Result<Option<Grant>, CloseReason>,
     profile: Profile,
+    guest_name: Option<String>,
 ) {
     let Ok(upgraded) = on_upgrade.await else {
         return;
@@ -223,12 +224,13 @@ pub async fn accept(
     shared.metrics.connections_total.inc();
     tracing::info!(client = client.id, %addr, "websocket connected");
     client.push_frame(&ServerFrame::Connected {
-        client_id: client.id.to_string(),
+        client_id: shared.presence.client_key(client.id),
         heartbeat_ms: shared.config.heartbeat_ms,
     });
     let mut session = Session::new(client.clone(), shared.clone(), access);
+    session.set_guest_name(guest_name);
     if let Some(mut agent) = profile.agent {
-        agent.connected(&shared, &client.id.to_string());
+        agent.connected(&shared, &shared.presence.client_key(client.id));
         shared.metrics.agents_active.inc();
         session.agent = Some(agent);
     }

@@ -32,6 +32,8 @@ pub struct EventsQuery {
     board_id: String,
     since_version: Option<u64>,
     token: Option<String>,
+    /// With auth off, the name others see in presence.
+    name: Option<String>,
 }
 
 /// Takes the client off the registry when the browser goes away.
@@ -65,6 +67,7 @@ pub async fn events(
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .or(query.since_version);
     let mut connection = Connection::open(shared, grant, addr);
+    connection.session.set_guest_name(query.name);
     connection
         .session
         .handle(ClientFrame::Subscribe {

@@ -8,7 +8,10 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{channels::ChannelHub, client::Registry, config::Config, hub::Hub, metrics::Metrics};
+use crate::{
+    channels::ChannelHub, client::Registry, config::Config, hub::Hub, metrics::Metrics,
+    presence::Presence,
+};
 use protocol::time::now_ms;
 
 /// State shared by handlers, the heartbeat and shutdown.
@@ -16,6 +19,7 @@ pub struct Shared {
     pub config: Config,
     pub hub: Arc<Hub>,
     pub channels: Arc<ChannelHub>,
+    pub presence: Arc<Presence>,
     pub metrics: Arc<Metrics>,
     pub clients: Registry,
     /// `None` with auth off.
@@ -29,16 +33,19 @@ impl Shared {
     pub fn new(
         config: Config,
         hub: Arc<Hub>,
-        channels: Arc<ChannelHub>,
+        presence: Arc<Presence>,
         metrics: Arc<Metrics>,
         auth: Option<service_kit::auth::Authenticator>,
         port: u16,
         stop: CancellationToken,
     ) -> Self {
+        // Channels share the boards' board-service connection.
+        let channels = Arc::new(ChannelHub::new(hub.upstream().clone(), stop.child_token()));
         Self {
             config,
             hub,
             channels,
+            presence,
             metrics,
             clients: Registry::default(),
             auth,

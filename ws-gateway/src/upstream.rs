@@ -10,6 +10,7 @@ use std::{
 
 use protocol::v1::{
     board_service_client::BoardServiceClient, channel_service_client::ChannelServiceClient,
+    presence_service_client::PresenceServiceClient,
 };
 use service_kit::auth::{Authenticator, insert_bearer};
 use tonic::{
@@ -27,6 +28,8 @@ pub type Api = BoardServiceClient<InterceptedService<Channel, ServiceAuth>>;
 
 /// A channel client of board-service, with the same token rule.
 pub type Channels = ChannelServiceClient<InterceptedService<Channel, ServiceAuth>>;
+/// A presence client; its calls carry the service token.
+pub type PresenceApi = PresenceServiceClient<InterceptedService<Channel, ServiceAuth>>;
 
 /// Adds the service token to calls that carry no `authorization` yet: the
 /// shared board feeds and their catch-up reads act for no single user.
@@ -73,6 +76,12 @@ impl Upstream {
 
     pub fn channels(&self) -> Channels {
         ChannelServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A presence client, carrying the service token like [`Upstream::client`].
+    pub fn presence(&self) -> PresenceApi {
+        PresenceServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(64 << 20)
     }
 
     pub fn set_serving(&self, serving: bool) {

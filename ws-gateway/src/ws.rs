@@ -17,11 +17,14 @@ use crate::{auth::Grant, error::CloseReason, socket, state::Shared};
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
     token: Option<String>,
+    /// With auth off, the name others see in presence (cleaned and
+    /// bounded by `presence::display_name`).
+    name: Option<String>,
 }
 
 impl From<Option<String>> for TokenQuery {
     fn from(token: Option<String>) -> Self {
-        Self { token }
+        Self { token, name: None }
     }
 }
 
@@ -86,25 +89,17 @@ pub async fn upgrade(
     Query(query): Query<TokenQuery>,
     request: Request,
 ) -> Response {
-    upgrade_with(
-        shared,
-        addr,
-        query.token,
-        request,
-        socket::Profile::default(),
-    )
-    .await
+    upgrade_with(shared, addr, query, request, socket::Profile::default()).await
 }
 
 /// [`upgrade`] for a connection of `profile` (seed 004's agents use another).
 pub async fn upgrade_with(
     shared: Arc<Shared>,
     addr: SocketAddr,
-    token_query: Option<String>,
+    query: TokenQuery,
     mut request: Request,
     profile: socket::Profile,
 ) -> Response {
-    let query = TokenQuery::from(token_query);
     let headers = request.headers();
     let key = match handshake_key(request.method(), request.version(), headers) {
         Ok(key) => key,
@@ -116,7 +111,7 @@ pub async fn upgrade_with(
         Admission::Accept(grant) => Ok(grant),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
-    let task = socket::accept(on_upgrade, shared, addr, verdict, profile);
+    let task = socket::accept(on_upgrade, shared, addr, verdict, profile, query.name);
     tokio::spawn(task);
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -236,7 +236,7 @@ async fn last_event_id_resumes_every_channel_of_a_seed_001_stream() {
         .await
         .expect("GET /api/events again");
     let mut events = sse_events(resumed).await;
-    let mut got = vec![events.next_message().await.0, events.next_message().await.0];
+    let mut got = [events.next_message().await.0, events.next_message().await.0];
     got.sort_by_key(|m| m["channel"].as_str().unwrap().to_owned());
     assert_eq!(got[0]["message"]["status"], "completed");
     assert_eq!(got[1]["message"]["who"], "bob");

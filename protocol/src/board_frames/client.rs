@@ -52,6 +52,18 @@ pub enum ClientFrame {
     UnsubscribeChannel(UnsubscribeChannel),
     #[serde(rename = "publish")]
     Publish(Publish),
+    /// Who is on a subscribed board (`boardId`) or channel (`channel`):
+    /// answered by `presence`, then `presence.joined` / `presence.left`
+    /// while subscribed.
+    #[serde(rename = "presence", rename_all = "camelCase")]
+    Presence {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        board_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
 }
 
 /// A change request, answered by `ack` or `error` with the same `id`.
@@ -194,7 +206,7 @@ pub struct FrameError {
     pub id: Option<String>,
 }
 
-const KNOWN_TYPES: [&str; 11] = [
+const KNOWN_TYPES: [&str; 12] = [
     "subscribe",
     "unsubscribe",
     "ping",
@@ -206,6 +218,7 @@ const KNOWN_TYPES: [&str; 11] = [
     "publish",
     "channel.subscribe",
     "channel.unsubscribe",
+    "presence",
 ];
 
 impl ClientFrame {
@@ -272,7 +285,9 @@ impl ClientFrame {
             Self::TaskUpdate(c) => Some(&c.id),
             Self::TaskMove(c) => Some(&c.id),
             Self::TaskDelete(c) => Some(&c.id),
-            Self::Subscribe { id, .. } | Self::Unsubscribe { id, .. } => id.as_ref(),
+            Self::Subscribe { id, .. }
+            | Self::Unsubscribe { id, .. }
+            | Self::Presence { id, .. } => id.as_ref(),
             Self::SubscribeChannel(c) => c.id.as_ref(),
             Self::UnsubscribeChannel(c) => c.id.as_ref(),
             Self::Publish(p) => p.id.as_ref(),
@@ -306,6 +321,11 @@ impl ClientFrame {
                 }
                 Ok(())
             }
+            Self::Presence {
+                board_id, channel, ..
+            } if board_id.is_some() == channel.is_some() => {
+                Err("presence takes one of boardId and channel".into())
+            }
             _ => Ok(()),
         }
     }
@@ -337,6 +357,7 @@ fn failed_field(kind: &str, value: &serde_json::Value) -> Option<(String, String
                 since_version: Option<u64>,
                 id: Option<String>,
                 token: Option<String>,
+                channel: Option<String>,
             }
             path_of::<Control>(value)
         }

@@ -6,6 +6,7 @@
 
 mod client;
 mod convert;
+mod presence;
 mod server;
 
 pub use client::{
@@ -13,6 +14,7 @@ pub use client::{
     UpdateTask,
 };
 pub use convert::lane_frame;
+pub use presence::{PresenceChange, PresenceEntry, PresenceList, PresenceTarget};
 pub(crate) use server::nullable;
 pub use server::{
     Ack, AckResult, BoardInfo, BoardSyncData, Change, ErrorCode, ErrorFrame, LaneData,

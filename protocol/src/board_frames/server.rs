@@ -56,6 +56,13 @@ pub enum ServerFrame {
     Error(ErrorFrame),
     #[serde(rename = "pong")]
     Pong { ts: i64 },
+    /// Who is on a board: the whole list, or only a count (`presence.rs`).
+    #[serde(rename = "presence")]
+    Presence(super::PresenceList),
+    #[serde(rename = "presence.joined")]
+    PresenceJoined(super::PresenceChange),
+    #[serde(rename = "presence.left")]
+    PresenceLeft(super::PresenceChange),
 }
 
 impl ServerFrame {
@@ -82,6 +89,9 @@ impl ServerFrame {
             Self::Ack(_) => "ack",
             Self::Error(_) => "error",
             Self::Pong { .. } => "pong",
+            Self::Presence(_) => "presence",
+            Self::PresenceJoined(_) => "presence.joined",
+            Self::PresenceLeft(_) => "presence.left",
         }
     }
 
@@ -107,6 +117,7 @@ impl ServerFrame {
             | Self::Ack(_)
             | Self::Error(_)
             | Self::Pong { .. } => None,
+            Self::Presence(_) | Self::PresenceJoined(_) | Self::PresenceLeft(_) => None,
         }
     }
 

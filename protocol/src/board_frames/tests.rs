@@ -358,9 +358,10 @@ fn kind_is_the_serialized_type_of_every_frame() {
         frames.extend(ServerFrame::from_event(&project_event));
     }
     frames.extend(planning_frames());
+    frames.extend(presence_frames());
     assert_eq!(
         frames.len(),
-        14 + planning_frames().len(),
+        14 + planning_frames().len() + presence_frames().len(),
         "every kind is covered"
     );
     for frame in frames {
@@ -370,7 +371,15 @@ fn kind_is_the_serialized_type_of_every_frame() {
         assert_eq!(reparsed, json);
         let is_change = !matches!(
             json["type"].as_str(),
-            Some("connected" | "pong" | "error" | "ack")
+            Some(
+                "connected"
+                    | "pong"
+                    | "error"
+                    | "ack"
+                    | "presence"
+                    | "presence.joined"
+                    | "presence.left"
+            )
         );
         assert_eq!(frame.committed_ms().is_some(), is_change, "{json}");
     }
@@ -705,4 +714,66 @@ fn task_update_without_a_lane_stays_a_field_update() {
     let frame = json!({"type":"task.update","id":long_id,"boardId":"b","data":{"id":"t","changes":{"lane":"a","title":"y"}}});
     let err = ClientFrame::parse(&frame.to_string()).unwrap_err();
     assert!(err.message.contains("at most 195 bytes"), "{}", err.message);
+}
+
+fn presence_frames() -> Vec<ServerFrame> {
+    let target = PresenceTarget {
+        board_id: Some("b".into()),
+        channel: None,
+    };
+    let entries = vec![PresenceEntry {
+        key: "u1".into(),
+        name: "Ann".into(),
+        connections: 3,
+    }];
+    let change = PresenceChange {
+        target: target.clone(),
+        entries: entries.clone(),
+        count: 1,
+    };
+    vec![
+        ServerFrame::Presence(PresenceList {
+            target,
+            id: Some("q".into()),
+            entries: Some(entries),
+            count: 1,
+        }),
+        ServerFrame::PresenceJoined(change.clone()),
+        ServerFrame::PresenceLeft(change),
+    ]
+}
+
+#[test]
+fn presence_frames_say_board_entries_and_count_and_omit_entries_above_the_limit() {
+    let frames = presence_frames();
+    let list = to_json(&frames[0]);
+    assert_eq!(
+        list,
+        serde_json::json!({"type": "presence", "boardId": "b", "id": "q", "count": 1,
+            "entries": [{"key": "u1", "name": "Ann", "connections": 3}]})
+    );
+    let counts_only = ServerFrame::Presence(PresenceList {
+        target: PresenceTarget {
+            board_id: Some("b".into()),
+            channel: None,
+        },
+        id: None,
+        entries: None,
+        count: 500,
+    });
+    assert_eq!(
+        to_json(&counts_only),
+        serde_json::json!({"type": "presence", "boardId": "b", "count": 500})
+    );
+    let query = ClientFrame::parse(r#"{"type":"presence","boardId":"b","id":"q"}"#).unwrap();
+    assert_eq!(
+        query,
+        ClientFrame::Presence {
+            board_id: Some("b".into()),
+            channel: None,
+            id: Some("q".into())
+        }
+    );
+    let neither = ClientFrame::parse(r#"{"type":"presence","id":"q"}"#).unwrap_err();
+    assert!(neither.message.contains("boardId"), "{}", neither.message);
 }

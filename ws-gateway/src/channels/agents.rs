@@ -72,7 +72,8 @@ pub async fn upgrade(
         dialect: crate::frame::Dialect::Seed004,
         agent,
     };
-    crate::ws::upgrade_with(shared, addr, query.token, request, profile).await
+    let query = crate::ws::TokenQuery::from(query.token);
+    crate::ws::upgrade_with(shared, addr, query, request, profile).await
 }
 
 impl Agent {

@@ -56,6 +56,12 @@ pub fn check_text(frame: &ClientFrame) -> Result<(), Error> {
             line(&mut fields, "data.after", c.data.after.as_ref());
         }
         ClientFrame::TaskDelete(c) => line(&mut fields, "boardId", Some(&c.board_id)),
+        ClientFrame::Presence {
+            board_id, channel, ..
+        } => {
+            line(&mut fields, "boardId", board_id.as_ref());
+            line(&mut fields, "channel", channel.as_ref());
+        }
         // Checked by `ClientFrame::check` (names) and board-service (data).
         ClientFrame::SubscribeChannel(_)
         | ClientFrame::UnsubscribeChannel(_)

@@ -4,6 +4,7 @@
 mod channels;
 mod checks;
 mod commands;
+mod presence;
 
 use protocol::time::now_ms;
 use std::{sync::Arc, time::Duration};
@@ -35,6 +36,12 @@ pub struct Session {
     channels: Vec<Arc<crate::channels::ChannelFeed>>,
     /// The agent a seed 004 socket belongs to; its pings are heartbeats.
     pub agent: Option<crate::channels::Agent>,
+    /// With auth off, the `?name=` this connection gave.
+    guest_name: Option<String>,
+    /// Boards this connection is present on, as whom.
+    present: Vec<(Arc<str>, crate::presence::Member)>,
+    /// Boards whose presence changes this connection gets.
+    watching: Vec<Arc<str>>,
 }
 
 impl Session {
@@ -54,7 +61,15 @@ impl Session {
             feeds: Vec::new(),
             channels: Vec::new(),
             agent: None,
+            guest_name: None,
+            present: Vec::new(),
+            watching: Vec::new(),
         }
+    }
+
+    /// The name shown for this connection with auth off (`?name=`).
+    pub fn set_guest_name(&mut self, name: Option<String>) {
+        self.guest_name = name;
     }
 
     /// Answers the frame `id` (about `board`, if any) with `error`.
@@ -169,6 +184,11 @@ impl Session {
             ClientFrame::SubscribeChannel(c) => self.subscribe_channel(&access, c).await,
             ClientFrame::UnsubscribeChannel(c) => self.unsubscribe_channel(&c.channel, c.id),
             ClientFrame::Publish(p) => self.publish(&access, p),
+            ClientFrame::Presence {
+                board_id,
+                channel,
+                id,
+            } => self.presence_query(&access, board_id, channel, id).await,
             ClientFrame::Auth { .. } | ClientFrame::Ping {} => {}
         }
     }
@@ -215,7 +235,7 @@ impl Session {
             // The ack goes first, so it precedes the board's frames.
             self.ack_subscribe(id.take(), &feed.board_id, &feed.slug);
             if let Some(feed) = hub.subscribe_existing(&self.client, board_ref, since) {
-                return self.remember(feed);
+                return self.remember(access, feed);
             }
         }
         let snapshot = match self.snapshot(board_ref).await {
@@ -228,7 +248,7 @@ impl Session {
         }
         self.ack_subscribe(id, &board.id, &board.slug);
         let feed = hub.subscribe(&self.client, snapshot, since);
-        self.remember(feed);
+        self.remember(access, feed);
     }
 
     fn ack_subscribe(&self, id: Option<String>, board_id: &str, slug: &str) {
@@ -244,8 +264,9 @@ impl Session {
         }
     }
 
-    fn remember(&mut self, feed: Arc<Feed>) {
+    fn remember(&mut self, access: &Access, feed: Arc<Feed>) {
         if !self.feeds.iter().any(|f| Arc::ptr_eq(f, &feed)) {
+            self.join_presence(access, &feed.board_id);
             self.feeds.push(feed);
         }
     }
@@ -272,6 +293,7 @@ impl Session {
         };
         let feed = self.feeds.swap_remove(index);
         self.shared.hub.unsubscribe(&feed, self.client.id);
+        self.leave_presence(&feed.board_id);
         self.ack_subscribe(id, &feed.board_id, &feed.slug);
     }
 
@@ -281,6 +303,7 @@ impl Session {
             feed.resync(self.client.id);
         }
         self.resume_lagged_channels();
+        self.resend_presence();
     }
 
     /// Leaves every board and channel; closes feeds nobody else watches.
@@ -289,6 +312,7 @@ impl Session {
             self.shared.hub.unsubscribe(&feed, self.client.id);
         }
         self.leave_channels();
+        self.leave_all_presence();
     }
 }
 
@@ -301,7 +325,9 @@ impl Drop for Session {
 /// The `id` a reply to `frame` carries.
 fn frame_id(frame: &ClientFrame) -> Option<String> {
     match frame {
-        ClientFrame::Subscribe { id, .. } | ClientFrame::Unsubscribe { id, .. } => id.clone(),
+        ClientFrame::Subscribe { id, .. }
+        | ClientFrame::Unsubscribe { id, .. }
+        | ClientFrame::Presence { id, .. } => id.clone(),
         ClientFrame::TaskCreate(c) => Some(c.id.clone()),
         ClientFrame::TaskUpdate(c) => Some(c.id.clone()),
         ClientFrame::TaskMove(c) => Some(c.id.clone()),
