@@ -365,3 +365,62 @@ async fn the_channels_claim_decides_who_reads_and_publishes() {
         .unwrap_err();
     assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
 }
+
+/// Presence on a channel works as on a board: every subscriber is present,
+/// one entry per person (or agent) with its connection count.
+#[tokio::test]
+async fn channel_subscribers_are_present_and_agents_by_their_id() {
+    let stack = Stack::start().await;
+    let mut ann = Ws::connect(&format!("{}?name=Ann", stack.ws_url())).await;
+    ann.next_of("connected").await;
+    subscribe(&mut ann, "rooms/1", None).await;
+    let agent_url = format!(
+        "ws://{}/ws/agents?agent_id=planner&session_id=s1",
+        stack.gateway.addr
+    );
+    let mut agent = Ws::connect(&agent_url).await;
+    agent.next().await;
+    agent
+        .send(json!({"type": "subscribe", "channel": "rooms/1", "id": "a1"}))
+        .await;
+    assert_eq!(agent.next_of("ack").await["success"], true);
+
+    // Not subscribed: refused, and named.
+    ann.send(json!({"type": "presence", "channel": "rooms/2", "id": "q0"}))
+        .await;
+    assert_eq!(ann.next().await["code"], "not_subscribed");
+    // Presence travels through board-service in batches: ask until both show.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        ann.send(json!({"type": "presence", "channel": "rooms/1", "id": "q1"}))
+            .await;
+        let answer = ann.next_of("presence").await;
+        let mut names: Vec<String> = answer["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["name"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        names.sort();
+        if names == ["Ann", "planner"] {
+            let agent_entry = answer["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == "planner")
+                .unwrap()
+                .clone();
+            assert_eq!(agent_entry["key"], "planner", "{answer}");
+            assert_eq!(agent_entry["connections"], 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw both: {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(agent);
+    let left = ann.next_of("presence.left").await;
+    assert_eq!(left["entries"][0]["key"], "planner", "{left}");
+}

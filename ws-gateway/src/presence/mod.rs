@@ -74,6 +74,11 @@ pub fn board_scope(board_id: &str) -> String {
     format!("board:{board_id}")
 }
 
+/// The presence scope of a channel.
+pub fn channel_scope(channel: &str) -> String {
+    format!("channel:{channel}")
+}
+
 /// What a scope holds right now.
 // Read by the channels code (`presence` on channels); boards use `watch`.
 #[allow(dead_code)]

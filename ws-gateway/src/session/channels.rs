@@ -9,7 +9,9 @@ use protocol::{
 };
 
 use super::{CALL_TIMEOUT, Session};
-use crate::{auth::Access, client::Client, error::Error, upstream::as_user};
+use crate::{
+    auth::Access, client::Client, error::Error, presence::channel_scope, upstream::as_user,
+};
 
 impl Session {
     pub(super) async fn subscribe_channel(&mut self, access: &Access, frame: SubscribeChannel) {
@@ -41,6 +43,7 @@ impl Session {
                 if !already {
                     self.channels.push(feed);
                 }
+                self.join_presence(access, channel_scope(&channel));
             }
             Err(error) => self.refuse(error, id, None),
         }
@@ -52,6 +55,7 @@ impl Session {
         };
         let feed = self.channels.swap_remove(index);
         self.shared.channels.unsubscribe(&feed, self.client.id);
+        self.leave_presence(&channel_scope(channel));
         if let Some(id) = id {
             self.reply(ServerFrame::Ack(Ack {
                 id,

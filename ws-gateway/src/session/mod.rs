@@ -19,6 +19,7 @@ use crate::{
     client::Client,
     error::{CloseReason, Error},
     hub::Feed,
+    presence::board_scope,
     state::Shared,
 };
 
@@ -38,10 +39,10 @@ pub struct Session {
     pub agent: Option<crate::channels::Agent>,
     /// With auth off, the `?name=` this connection gave.
     guest_name: Option<String>,
-    /// Boards this connection is present on, as whom.
-    present: Vec<(Arc<str>, crate::presence::Member)>,
-    /// Boards whose presence changes this connection gets.
-    watching: Vec<Arc<str>>,
+    /// Scopes (boards, channels) this connection is present on, as whom.
+    present: Vec<(String, crate::presence::Member)>,
+    /// Scopes whose presence changes this connection gets.
+    watching: Vec<String>,
 }
 
 impl Session {
@@ -266,7 +267,7 @@ impl Session {
 
     fn remember(&mut self, access: &Access, feed: Arc<Feed>) {
         if !self.feeds.iter().any(|f| Arc::ptr_eq(f, &feed)) {
-            self.join_presence(access, &feed.board_id);
+            self.join_presence(access, board_scope(&feed.board_id));
             self.feeds.push(feed);
         }
     }
@@ -293,7 +294,7 @@ impl Session {
         };
         let feed = self.feeds.swap_remove(index);
         self.shared.hub.unsubscribe(&feed, self.client.id);
-        self.leave_presence(&feed.board_id);
+        self.leave_presence(&board_scope(&feed.board_id));
         self.ack_subscribe(id, &feed.board_id, &feed.slug);
     }
 

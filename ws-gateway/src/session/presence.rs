@@ -1,7 +1,5 @@
-//! A session's presence: present on every board it subscribes to, and
-//! told who else is once it asks (`presence` query).
-
-use std::sync::Arc;
+//! A session's presence: present on every board and channel it
+//! subscribes to, and told who else is once it asks (`presence` query).
 
 use protocol::board_frames::PresenceTarget;
 
@@ -9,15 +7,16 @@ use super::{Session, forbidden};
 use crate::{
     auth::Access,
     error::Error,
-    presence::{Member, board_scope},
+    presence::{Member, board_scope, channel_scope},
 };
 
 impl Session {
     /// Who this connection is: the token's `sub` and name with auth on,
-    /// else its `clientId` and `?name=`.
+    /// else a seed 004 socket's agent id, else its `clientId` and `?name=`.
     fn member(&self, access: &Access) -> Member {
-        match (&self.shared.auth, &access.subject) {
-            (Some(_), Some(subject)) => Member::new(subject.clone(), access.display_name()),
+        match (&self.shared.auth, &access.subject, &self.agent) {
+            (Some(_), Some(subject), _) => Member::new(subject.clone(), access.display_name()),
+            (_, _, Some(agent)) => Member::new(agent.agent_id.clone(), Some(&agent.agent_id)),
             _ => Member::new(
                 self.shared.presence.client_key(self.client.id),
                 self.guest_name.as_deref(),
@@ -25,46 +24,41 @@ impl Session {
         }
     }
 
-    pub(super) fn join_presence(&mut self, access: &Access, board_id: &Arc<str>) {
-        if self.present.iter().any(|(b, _)| b == board_id) {
+    pub(super) fn join_presence(&mut self, access: &Access, scope: String) {
+        if self.present.iter().any(|(s, _)| *s == scope) {
             return;
         }
         let member = self.member(access);
-        self.shared
-            .presence
-            .join(&board_scope(board_id), &member, self.client.id);
-        self.present.push((board_id.clone(), member));
+        self.shared.presence.join(&scope, &member, self.client.id);
+        self.present.push((scope, member));
     }
 
-    pub(super) fn leave_presence(&mut self, board_id: &str) {
+    pub(super) fn leave_presence(&mut self, scope: &str) {
         let presence = &self.shared.presence;
-        let scope = board_scope(board_id);
-        if let Some(index) = self.present.iter().position(|(b, _)| &**b == board_id) {
+        if let Some(index) = self.present.iter().position(|(s, _)| s == scope) {
             let (_, member) = self.present.swap_remove(index);
-            presence.leave(&scope, &member.key, self.client.id);
+            presence.leave(scope, &member.key, self.client.id);
         }
-        if let Some(index) = self.watching.iter().position(|b| &**b == board_id) {
+        if let Some(index) = self.watching.iter().position(|s| s == scope) {
             self.watching.swap_remove(index);
-            presence.unwatch(&scope, self.client.id);
+            presence.unwatch(scope, self.client.id);
         }
     }
 
     pub(super) fn leave_all_presence(&mut self) {
         let presence = &self.shared.presence;
-        for (board_id, member) in self.present.drain(..) {
-            presence.leave(&board_scope(&board_id), &member.key, self.client.id);
+        for (scope, member) in self.present.drain(..) {
+            presence.leave(&scope, &member.key, self.client.id);
         }
-        for board_id in self.watching.drain(..) {
-            presence.unwatch(&board_scope(&board_id), self.client.id);
+        for scope in self.watching.drain(..) {
+            presence.unwatch(&scope, self.client.id);
         }
     }
 
-    /// A lagging client that drained gets each watched board's list again.
+    /// A lagging client that drained gets each watched scope's list again.
     pub(super) fn resend_presence(&self) {
-        for board_id in &self.watching {
-            self.shared
-                .presence
-                .resend(&board_scope(board_id), &self.client);
+        for scope in &self.watching {
+            self.shared.presence.resend(scope, &self.client);
         }
     }
 
@@ -79,8 +73,7 @@ impl Session {
     ) {
         let Some(board_ref) = board_ref else {
             let channel = channel.unwrap_or_default();
-            let message = format!("presence on channel {channel:?} is not served yet");
-            return self.refuse(Error::InvalidArgument(message), id, None);
+            return self.channel_presence_query(access, channel, id).await;
         };
         let feed = self
             .feeds
@@ -108,11 +101,43 @@ impl Session {
             .watch(&scope, target, &self.client, id.clone())
             .await;
         match watched {
-            Ok(()) if !self.watching.contains(&feed.board_id) => {
-                self.watching.push(feed.board_id.clone());
-            }
+            Ok(()) if !self.watching.contains(&scope) => self.watching.push(scope),
             Ok(()) => {}
             Err(_) => self.refuse(Error::Timeout, id, Some(&board_ref)),
+        }
+    }
+
+    /// Answers `{type:"presence", channel, id}` about a subscribed channel.
+    async fn channel_presence_query(
+        &mut self,
+        access: &Access,
+        channel: String,
+        id: Option<String>,
+    ) {
+        if !self.channels.iter().any(|f| *f.name == *channel) {
+            return self.refuse(Error::NotSubscribedChannel(channel), id, None);
+        }
+        if !access.can_subscribe(&channel) {
+            let error = Error::ChannelForbidden {
+                channel,
+                publish: false,
+            };
+            return self.refuse(error, id, None);
+        }
+        let scope = channel_scope(&channel);
+        let target = PresenceTarget {
+            board_id: None,
+            channel: Some(channel),
+        };
+        let watched = self
+            .shared
+            .presence
+            .watch(&scope, target, &self.client, id.clone())
+            .await;
+        match watched {
+            Ok(()) if !self.watching.contains(&scope) => self.watching.push(scope),
+            Ok(()) => {}
+            Err(_) => self.refuse(Error::Timeout, id, None),
         }
     }
 }
