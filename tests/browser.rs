@@ -260,3 +260,120 @@ async fn eventsource_reads_channels_and_resumes_after_a_gateway_restart() {
             .all(|m| m["lastEventId"].as_str().is_some_and(|id| id.contains(':')))
     );
 }
+
+/// The planning model in the page: an epic's progress badge, its tasks'
+/// epic chip, the sprint picker filtering the board, and a sprint started
+/// and completed from the header (its unfinished task back in the backlog).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epics_and_sprints_show_and_work_in_the_page() {
+    use protocol::v1::{CreateBoardRequest, CreateSprintRequest, CreateTaskRequest, TaskKind};
+    ensure_node_packages().await;
+    let _ = service_kit::telemetry::init("browser-tests");
+    let db = TestDatabase::create().await;
+    let board_app = board_service::App::build(board_service::Config::new(db.url()))
+        .await
+        .expect("board-service starts");
+    let board_addr = board_app.local_addr();
+    let _board = RunningService::spawn(board_addr, |stopped| board_app.run_until_stopped(stopped));
+    let (_gateway, gateway_addr) = start_gateway(
+        &format!("http://{board_addr}"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await;
+    let mut api = protocol::v1::board_service_client::BoardServiceClient::connect(format!(
+        "http://{board_addr}"
+    ))
+    .await
+    .expect("gRPC");
+    let board = api
+        .create_board(CreateBoardRequest {
+            name: "Plan".into(),
+            slug: Some("plan".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("board")
+        .into_inner();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let at = |secs| prost_types::Timestamp {
+        seconds: secs,
+        nanos: 0,
+    };
+    let sprint = api
+        .create_sprint(CreateSprintRequest {
+            board_id: board.id.clone(),
+            name: "Sprint 1".into(),
+            goal: "Checkout".into(),
+            starts_at: Some(at(now)),
+            ends_at: Some(at(now + 14 * 86_400)),
+            request_id: "sprint-1".into(),
+        })
+        .await
+        .expect("sprint")
+        .into_inner();
+    let task = |title: &str, lane: &str, kind: TaskKind, parent: &str, sprint: &str| {
+        let request = CreateTaskRequest {
+            board_id: board.id.clone(),
+            lane_id: lane.into(),
+            title: title.into(),
+            kind: kind as i32,
+            parent_id: parent.into(),
+            sprint_id: sprint.into(),
+            request_id: format!("create-{title}"),
+            ..Default::default()
+        };
+        let mut api = api.clone();
+        async move { api.create_task(request).await.expect("task").into_inner() }
+    };
+    let epic = task("Checkout epic", "todo", TaskKind::Epic, "", "").await;
+    task("Pay by card", "todo", TaskKind::Story, &epic.id, &sprint.id).await;
+    task("Receipt mail", "done", TaskKind::Task, &epic.id, "").await;
+    task("Unplanned", "backlog", TaskKind::Task, "", "").await;
+
+    let web = repo().join("web");
+    let url = format!("http://{gateway_addr}/?board=plan&chat=off");
+    let sprint_id = sprint.id.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(web.join("tools/page-planning.mjs"))
+            .arg(url)
+            .arg(sprint_id)
+            .output()
+            .expect("node runs (apt-get install nodejs npm chromium)")
+    })
+    .await
+    .expect("the page script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| {
+            panic!(
+                "no JSON from page-planning.mjs: {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(
+        seen["progress"], "1/2",
+        "one of the epic's two tasks is done: {seen}"
+    );
+    assert_eq!(seen["chip"], "↳ Checkout epic");
+    assert_eq!(seen["all"].as_array().map(Vec::len), Some(4), "{seen}");
+    assert_eq!(seen["inSprint"], serde_json::json!(["Pay by card"]));
+    assert_eq!(seen["before"], "start");
+    assert!(
+        seen["started"]
+            .as_str()
+            .is_some_and(|s| s.contains("active")),
+        "{seen}"
+    );
+    assert!(
+        seen["backlog"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|t| t == "Pay by card")),
+        "{seen}"
+    );
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+}

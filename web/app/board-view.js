@@ -53,6 +53,19 @@ export class BoardView {
     this.render();
   }
 
+  /** Shows one sprint's cards: a sprint id, `''` for the backlog (no
+   * sprint), or null for every card. */
+  setSprintFilter(sprintId) {
+    this.sprintFilter = sprintId;
+    this.render();
+  }
+
+  _shown(task) {
+    if (this.filter && !matches(task, this.filter)) return false;
+    if (this.sprintFilter == null) return true;
+    return (task.sprintId || '') === this.sprintFilter;
+  }
+
   /** Lanes in order, each with its tasks as drawn (overlay applied). */
   view() {
     const model = this.client.model;
@@ -134,7 +147,7 @@ export class BoardView {
       for (const task of tasks) {
         seen.add(task.id);
         const card = this._card(task);
-        card.el.hidden = !!this.filter && !matches(task, this.filter);
+        card.el.hidden = !this._shown(task);
         if (card.el !== c) col.list.insertBefore(card.el, c);
         else c = nextCard(c);
       }
@@ -173,7 +186,8 @@ export class BoardView {
   }
 
   _card(task) {
-    const sig = cardSignature(task);
+    const epic = task.parentId ? this.client.model.tasks.get(task.parentId) : null;
+    const sig = cardSignature(task, epic);
     let card = this.cards.get(task.id);
     if (!card) {
       const el = h('article.card', {
@@ -195,7 +209,7 @@ export class BoardView {
     }
     if (card.sig !== sig) {
       card.sig = sig;
-      drawCard(card.el, task);
+      drawCard(card.el, task, epic);
     }
     return card;
   }

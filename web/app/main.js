@@ -9,6 +9,7 @@ import { TaskEditor } from './task-editor.js';
 import { ChatPanel } from './chat-panel.js';
 import { statusPill } from './status-pill.js';
 import { presenceBar } from './presence-bar.js';
+import { sprintBar } from './sprint-bar.js';
 import { showBoardList } from './board-list.js';
 
 const app = document.getElementById('app');
@@ -34,14 +35,15 @@ function openBoard(board) {
     h('div.board-loading', h('span.spinner'), 'Loading board…'));
   const chatEl = h('aside.chat', { 'data-testid': 'chat-panel' });
 
+  const view = new BoardView(boardEl, client, { onOpenTask: (id) => editor.open(id) });
+  const sprints = sprintBar(client, view, board);
   fill(app,
     h('header.topbar',
       h('a.brand', { href: boardHref(''), title: 'All boards' }, h('span.brand-mark'), 'Boardwire'),
       h('span.crumb-sep', '/'), title, meta,
-      h('span.spacer'), presence, filter, status.el, config.chatEnabled ? chatToggle : null, newTask),
+      h('span.spacer'), presence, sprints, filter, status.el, config.chatEnabled ? chatToggle : null, newTask),
     h('main.workspace', boardEl, config.chatEnabled ? chatEl : null));
 
-  const view = new BoardView(boardEl, client, { onOpenTask: (id) => editor.open(id) });
   const editor = new TaskEditor(view, client);
   let loaded = false;
   client.on('status', (s) => {

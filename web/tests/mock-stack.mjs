@@ -112,6 +112,10 @@ export class MockBoard {
     this.routes = [];
     this.subscribes = [];
     this.commandDelayMs = commandDelayMs;
+    // The sprint picker's list: this board has none.
+    await context.route(/\/api\/boards\/[^/?]+\/sprints/, (route) => route.fulfill({
+      status: 200, contentType: 'application/json', body: JSON.stringify({ sprints: [] }),
+    }));
     await context.routeWebSocket(/\/ws(\?.*)?$/, (ws) => {
       if (this.down) { ws.close({ code: 1013, reason: 'down' }); return; }
       this.routes.push(ws);

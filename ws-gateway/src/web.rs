@@ -73,6 +73,93 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
             get(|Path(path): Path<String>| async move { from_dir(&LIB, &path) }),
         )
         .route("/api/boards", get(list_boards).post(create_board))
+        .route("/api/boards/{board}/sprints", get(list_sprints))
+        .route(
+            "/api/boards/{board}/sprints/{sprint}/{action}",
+            axum::routing::post(sprint_action),
+        )
+}
+
+/// `GET /api/boards/{board}/sprints`: the board's sprints, as the caller
+/// (for the page's sprint picker).
+async fn list_sprints(
+    State(shared): State<Arc<Shared>>,
+    Path(board): Path<String>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let grant = match caller(&shared, &headers, &query).await {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal,
+    };
+    let mut api = shared.hub.upstream().client();
+    let request = as_user(
+        grant.token.as_deref(),
+        protocol::v1::ListSprintsRequest { board_id: board },
+    );
+    match api.list_sprints(request).await {
+        Ok(list) => {
+            let sprints: Vec<protocol::board_frames::SprintData> =
+                list.get_ref().sprints.iter().map(Into::into).collect();
+            Json(serde_json::json!({ "sprints": sprints })).into_response()
+        }
+        Err(status) => Error::from(status).into_response(),
+    }
+}
+
+/// `POST /api/boards/{board}/sprints/{sprint}/start|complete`: starts or
+/// completes a sprint as the caller; board-service checks the write (and
+/// that the sprint is on a board the caller may change). The change
+/// reaches every page as `sprint.started` / `sprint.completed`.
+async fn sprint_action(
+    State(shared): State<Arc<Shared>>,
+    Path((_board, sprint, action)): Path<(String, String, String)>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let grant = match caller(&shared, &headers, &query).await {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal,
+    };
+    let mut api = shared.hub.upstream().client();
+    let token = grant.token.as_deref();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let answer = match action.as_str() {
+        "start" => api
+            .start_sprint(as_user(
+                token,
+                protocol::v1::StartSprintRequest {
+                    sprint_id: sprint,
+                    expected_version: None,
+                    request_id,
+                },
+            ))
+            .await
+            .map(|r| protocol::board_frames::SprintData::from(r.get_ref())),
+        "complete" => api
+            .complete_sprint(as_user(
+                token,
+                protocol::v1::CompleteSprintRequest {
+                    sprint_id: sprint,
+                    request_id,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|r| {
+                protocol::board_frames::SprintData::from(
+                    &r.get_ref().sprint.clone().unwrap_or_default(),
+                )
+            }),
+        other => {
+            let message = format!("unknown sprint action {other:?}; use start or complete");
+            return Error::InvalidArgument(message).into_response();
+        }
+    };
+    match answer {
+        Ok(sprint) => Json(sprint).into_response(),
+        Err(status) => Error::from(status).into_response(),
+    }
 }
 
 /// The caller of an HTTP request, or the 401 that answers it.

@@ -424,3 +424,53 @@ async fn channel_subscribers_are_present_and_agents_by_their_id() {
     let left = ann.next_of("presence.left").await;
     assert_eq!(left["entries"][0]["key"], "planner", "{left}");
 }
+
+/// Two gateways on one board-service: a publication on one reaches the
+/// other's subscribers, with the same offsets and epoch, and a client that
+/// moves from one gateway to the other resumes where it was.
+#[tokio::test]
+async fn a_channel_is_the_same_on_every_gateway() {
+    let stack = Stack::start().await;
+    let second = common::start_gateway(ws_gateway::Config::new(format!(
+        "http://{}",
+        stack.board_service.addr
+    )))
+    .await;
+    let second_url = format!("ws://{}/ws", second.addr);
+    let mut on_a = stack.connect().await;
+    on_a.next_of("connected").await;
+    let head = subscribe(&mut on_a, "topics/shared", None).await;
+    let epoch = head["epoch"].as_str().unwrap().to_owned();
+    let mut on_b = Ws::connect(&second_url).await;
+    on_b.next_of("connected").await;
+    assert_eq!(
+        subscribe(&mut on_b, "topics/shared", None).await["epoch"],
+        epoch.as_str()
+    );
+
+    on_b.send(
+        json!({"type": "publish", "channel": "topics/shared", "event": "e", "data": "from b"}),
+    )
+    .await;
+    let got = publications(&mut on_a, 1).await;
+    assert_eq!(
+        (got[0]["offset"].as_u64(), got[0]["data"].as_str()),
+        (Some(1), Some("from b"))
+    );
+    assert_eq!(offsets(&publications(&mut on_b, 1).await), [1]);
+    drop(on_a);
+
+    // Away while two more go out; back through the other gateway.
+    for n in 2..=3 {
+        publish_http(
+            &stack,
+            json!({"channel": "topics/shared", "event": "e", "data": n}),
+        )
+        .await;
+    }
+    let mut moved = Ws::connect(&second_url).await;
+    moved.next_of("connected").await;
+    let resumed = subscribe(&mut moved, "topics/shared", Some((1, &epoch))).await;
+    assert_eq!(resumed["recovered"], true, "{resumed}");
+    assert_eq!(offsets(&publications(&mut moved, 2).await), [2, 3]);
+}
