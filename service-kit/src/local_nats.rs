@@ -150,12 +150,17 @@ impl LocalNats {
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 15 s) and waits for it
-    /// to exit, keeping its folder: [`LocalNats::start_on`] with the same
-    /// port and [`LocalNats::dir`] brings it back with its streams.
-    pub fn stop(mut self) -> PathBuf {
+    /// to exit, keeping its port number and store: [`Stopped::start`] brings
+    /// it back with its streams, as a restarted NATS.
+    pub fn stop(mut self) -> Stopped {
         self.terminate();
+        let stopped = Stopped {
+            port: self.port,
+            dir: self.dir.clone(),
+            owns_dir: self.owns_dir,
+        };
         self.owns_dir = false;
-        self.dir.clone()
+        stopped
     }
 
     fn terminate(&mut self) {
@@ -208,6 +213,30 @@ impl Drop for LocalNats {
         if let Ok(None) = self.child.try_wait() {
             self.terminate();
         }
+        if self.owns_dir {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A server [`LocalNats::stop`]ped, to start again on the same port and store.
+pub struct Stopped {
+    port: u16,
+    dir: PathBuf,
+    owns_dir: bool,
+}
+
+impl Stopped {
+    /// Starts the server again on its port with its JetStream store.
+    pub fn start(mut self) -> Result<LocalNats, Error> {
+        let mut server = LocalNats::start_on(self.port, &self.dir)?;
+        server.owns_dir = std::mem::take(&mut self.owns_dir);
+        Ok(server)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
         if self.owns_dir {
             let _ = fs::remove_dir_all(&self.dir);
         }
