@@ -256,3 +256,103 @@ async fn without_nats_url_nothing_is_relayed() {
         .expect("count board_relay");
     assert_eq!(rows, 0, "no relay ran without a NATS URL");
 }
+
+/// The backend holding the relay lock in this test's database.
+async fn lock_holder(pool: &PgPool) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_optional(pool)
+    .await
+    .expect("read pg_locks")
+}
+
+async fn scrape(service: &Service) -> prometheus_parse::Scrape {
+    let addr = service.metrics_addr.expect("metrics are served");
+    service_kit::testing::scrape_metrics(&format!("http://{addr}/metrics")).await
+}
+
+/// Which of `services` says it relays, once exactly one does.
+async fn leader(services: &[&Service]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut leaders = Vec::new();
+        for (i, service) in services.iter().enumerate() {
+            let scrape = scrape(service).await;
+            let gauge = "boardwire_board_service_relay_leader";
+            if service_kit::testing::metric_value(&scrape, gauge, &[]) == 1.0 {
+                leaders.push(i);
+            }
+        }
+        assert!(leaders.len() <= 1, "two relayers at once: {leaders:?}");
+        if let [one] = leaders[..] {
+            return one;
+        }
+        assert!(Instant::now() < deadline, "no relayer within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_standby_takes_over_when_the_lock_is_lost_or_the_relayer_stops() {
+    let nats_url = local_nats::url();
+    let db = TestDatabase::create().await;
+    let pool = PgPool::connect(db.url()).await.expect("pool");
+    let with_metrics = || {
+        let mut config = config(&db, &nats_url);
+        config.metrics_addr = Some("127.0.0.1:0".parse().expect("addr"));
+        config
+    };
+    let addr = || "127.0.0.1:0".parse().expect("addr");
+    let mut services = vec![
+        Service::start_with(with_metrics(), addr()).await,
+        Service::start_with(with_metrics(), addr()).await,
+    ];
+    let mut client = services[0].client().await;
+    let (board, lane) = new_board(&mut client).await;
+    write_tasks(&mut client, &board, &lane, 5, "first").await;
+    let version = wait_relayed(&pool, &board).await;
+    let first_leader = leader(&[&services[0], &services[1]]).await;
+    let relayed = "boardwire_board_service_relayed_events_total";
+    let counts = [
+        service_kit::testing::metric_value(&scrape(&services[0]).await, relayed, &[]),
+        service_kit::testing::metric_value(&scrape(&services[1]).await, relayed, &[]),
+    ];
+    assert_eq!(counts[first_leader], version as f64, "the relayer counts");
+    assert_eq!(counts[1 - first_leader], 0.0, "the standby relays nothing");
+
+    // Cut the relayer's lock connection: it stops, and a relayer (either
+    // replica) takes the lock again on a new connection.
+    let holder = lock_holder(&pool).await.expect("the relay lock is held");
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(holder)
+        .execute(&pool)
+        .await
+        .expect("terminate the lock connection");
+    write_tasks(&mut client, &board, &lane, 5, "lock lost").await;
+    let version = wait_relayed(&pool, &board).await;
+    assert_stream_matches_log(&pool, &nats_url, &board, version).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match lock_holder(&pool).await {
+            Some(pid) if pid != holder => break,
+            _ => assert!(
+                Instant::now() < deadline,
+                "the lock is not held on a new connection within 30 s"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Stop whichever relays now: the other takes over.
+    let current = leader(&[&services[0], &services[1]]).await;
+    services.remove(current).stop().await;
+    let survivor = services.pop().expect("one service left");
+    let mut client = survivor.client().await;
+    write_tasks(&mut client, &board, &lane, 5, "after stop").await;
+    let version = wait_relayed(&pool, &board).await;
+    assert_stream_matches_log(&pool, &nats_url, &board, version).await;
+    assert_eq!(leader(&[&survivor]).await, 0);
+    survivor.stop().await;
+}
