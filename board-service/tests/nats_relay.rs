@@ -225,6 +225,15 @@ async fn a_nats_restart_during_writes_loses_nothing() {
         .await
         .expect("stop nats-server");
     write_tasks(&mut client, &board, &lane, 15, "while down").await;
+    // Nothing can be acknowledged while NATS is down, so nothing may be
+    // recorded as relayed.
+    let relayed: i64 =
+        sqlx::query_scalar("SELECT relayed_version FROM board_relay WHERE board_id = $1::uuid")
+            .bind(&board)
+            .fetch_one(&pool)
+            .await
+            .expect("read board_relay");
+    assert!(relayed < board_version(&pool, &board).await);
     let nats = tokio::task::spawn_blocking(move || stopped.start())
         .await
         .expect("join")
