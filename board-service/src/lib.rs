@@ -364,7 +364,8 @@ fn spawn_log_trimmer(
                 () = tokio::time::sleep(config.trim_interval) => {}
                 () = stop.cancelled() => return,
             }
-            match store::log::trim(store.pool(), config.event_retention).await {
+            let keep_unrelayed = config.nats_url.is_some();
+            match store::log::trim(store.pool(), config.event_retention, keep_unrelayed).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(trimmed = n, "trimmed board event log"),
                 Err(err) => tracing::warn!(error = %err, "cannot trim board event log"),

@@ -138,15 +138,19 @@ async fn assert_stream_matches_log(pool: &PgPool, nats_url: &str, board: &str, v
     .fetch_all(pool)
     .await
     .expect("read board_events");
-    assert_eq!(
-        stored.len() as i64,
-        version,
-        "the log still holds every event"
-    );
-    for ((_, id, payload), (v, bytes)) in relayed.iter().zip(&stored) {
+    assert_eq!(stored.last().map(|(v, _)| *v), Some(version));
+    // Each event the log still holds (all, unless trimmed) is in the stream as stored.
+    for (v, bytes) in &stored {
+        let (_, id, payload) = &relayed[*v as usize - 1];
         assert_eq!(payload, bytes, "payload of {id} is the stored event");
+    }
+    for (i, (_, id, payload)) in relayed.iter().enumerate() {
         let event = BoardEvent::decode(payload.as_slice()).expect("payload decodes");
-        assert_eq!((event.board_id.as_str(), event.version), (board, *v as u64));
+        assert_eq!(
+            (event.board_id.as_str(), event.version),
+            (board, i as u64 + 1),
+            "payload of {id}"
+        );
     }
 }
 
@@ -227,13 +231,7 @@ async fn a_nats_restart_during_writes_loses_nothing() {
     write_tasks(&mut client, &board, &lane, 15, "while down").await;
     // Nothing can be acknowledged while NATS is down, so nothing may be
     // recorded as relayed.
-    let relayed: i64 =
-        sqlx::query_scalar("SELECT relayed_version FROM board_relay WHERE board_id = $1::uuid")
-            .bind(&board)
-            .fetch_one(&pool)
-            .await
-            .expect("read board_relay");
-    assert!(relayed < board_version(&pool, &board).await);
+    assert!(relayed_version(&pool, &board).await < board_version(&pool, &board).await);
     let nats = tokio::task::spawn_blocking(move || stopped.start())
         .await
         .expect("join")
@@ -364,4 +362,70 @@ async fn a_standby_takes_over_when_the_lock_is_lost_or_the_relayer_stops() {
     assert_stream_matches_log(&pool, &nats_url, &board, version).await;
     assert_eq!(leader(&[&survivor]).await, 0);
     survivor.stop().await;
+}
+
+#[tokio::test]
+async fn the_log_keeps_events_until_they_are_relayed() {
+    let nats = local_nats::LocalNats::start_throwaway().expect("start nats-server");
+    let nats_url = nats.url();
+    let db = TestDatabase::create().await;
+    let pool = PgPool::connect(db.url()).await.expect("pool");
+    let service = start(&db, &nats_url).await;
+    let mut client = service.client().await;
+    let (board, lane) = new_board(&mut client).await;
+    write_tasks(&mut client, &board, &lane, 5, "relayed").await;
+    wait_relayed(&pool, &board).await;
+
+    let stopped = tokio::task::spawn_blocking(move || nats.stop())
+        .await
+        .expect("stop nats-server");
+    write_tasks(&mut client, &board, &lane, 10, "held back").await;
+    let version = board_version(&pool, &board).await;
+    let relayed = relayed_version(&pool, &board).await;
+    assert!(
+        relayed < version,
+        "nothing is acknowledged while NATS is down"
+    );
+    // Retention 2 would delete all but the last 2; the unrelayed stay.
+    board_service::store::log::trim(&pool, 2, true)
+        .await
+        .expect("trim");
+    assert_eq!(
+        oldest_event(&pool, &board).await,
+        relayed + 1,
+        "relayed events go, unrelayed ones stay"
+    );
+
+    let nats = tokio::task::spawn_blocking(move || stopped.start())
+        .await
+        .expect("join")
+        .expect("restart nats-server");
+    assert_eq!(wait_relayed(&pool, &board).await, version);
+    assert_stream_matches_log(&pool, &nats_url, &board, version).await;
+    board_service::store::log::trim(&pool, 2, true)
+        .await
+        .expect("trim");
+    assert_eq!(
+        oldest_event(&pool, &board).await,
+        version - 1,
+        "once relayed, retention applies again"
+    );
+    service.stop().await;
+    drop(nats);
+}
+
+async fn relayed_version(pool: &PgPool, board: &str) -> i64 {
+    sqlx::query_scalar("SELECT relayed_version FROM board_relay WHERE board_id = $1::uuid")
+        .bind(board)
+        .fetch_one(pool)
+        .await
+        .expect("read board_relay")
+}
+
+async fn oldest_event(pool: &PgPool, board: &str) -> i64 {
+    sqlx::query_scalar("SELECT min(version) FROM board_events WHERE board_id = $1::uuid")
+        .bind(board)
+        .fetch_one(pool)
+        .await
+        .expect("oldest event")
 }
