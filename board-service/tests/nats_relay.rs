@@ -215,7 +215,7 @@ async fn two_replicas_relay_each_event_once() {
 #[tokio::test]
 async fn a_nats_restart_during_writes_loses_nothing() {
     // Always a private server: the test stops it.
-    let nats = local_nats::LocalNats::start_throwaway().expect("start nats-server");
+    let nats = local_nats::LocalNats::start_throwaway().unwrap_or_else(|e| panic!("{e}"));
     let nats_url = nats.url();
     let db = TestDatabase::create().await;
     let pool = PgPool::connect(db.url()).await.expect("pool");
@@ -235,7 +235,7 @@ async fn a_nats_restart_during_writes_loses_nothing() {
     let nats = tokio::task::spawn_blocking(move || stopped.start())
         .await
         .expect("join")
-        .expect("restart nats-server");
+        .unwrap_or_else(|e| panic!("restart: {e}"));
     write_tasks(&mut client, &board, &lane, 15, "after").await;
 
     let version = wait_relayed(&pool, &board).await;
@@ -366,7 +366,7 @@ async fn a_standby_takes_over_when_the_lock_is_lost_or_the_relayer_stops() {
 
 #[tokio::test]
 async fn the_log_keeps_events_until_they_are_relayed() {
-    let nats = local_nats::LocalNats::start_throwaway().expect("start nats-server");
+    let nats = local_nats::LocalNats::start_throwaway().unwrap_or_else(|e| panic!("{e}"));
     let nats_url = nats.url();
     let db = TestDatabase::create().await;
     let pool = PgPool::connect(db.url()).await.expect("pool");
@@ -399,7 +399,7 @@ async fn the_log_keeps_events_until_they_are_relayed() {
     let nats = tokio::task::spawn_blocking(move || stopped.start())
         .await
         .expect("join")
-        .expect("restart nats-server");
+        .unwrap_or_else(|e| panic!("restart: {e}"));
     assert_eq!(wait_relayed(&pool, &board).await, version);
     assert_stream_matches_log(&pool, &nats_url, &board, version).await;
     board_service::store::log::trim(&pool, 2, true)

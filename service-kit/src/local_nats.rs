@@ -279,3 +279,13 @@ fn remove_stale_dirs(root: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_missing_binary_says_what_to_install_in_one_line() {
+        let message = super::Error::BinaryNotFound.to_string();
+        assert!(message.contains("apt-get install nats-server"), "{message}");
+        assert!(!message.contains('\n'));
+    }
+}

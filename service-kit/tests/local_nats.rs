@@ -25,7 +25,7 @@ fn info(port: u16) -> String {
 
 #[test]
 fn a_private_server_has_jetstream_a_private_store_and_restarts_on_its_port() {
-    let server = LocalNats::start_throwaway().expect("start nats-server");
+    let server = LocalNats::start_throwaway().unwrap_or_else(|e| panic!("{e}"));
     let (port, dir) = (server.port(), server.dir().to_owned());
     assert_eq!(server.url(), format!("nats://127.0.0.1:{port}"));
     let line = info(port);
@@ -48,7 +48,7 @@ fn a_private_server_has_jetstream_a_private_store_and_restarts_on_its_port() {
     );
     assert!(dir.exists(), "a stopped server keeps its store");
 
-    let server = stopped.start().expect("restart nats-server");
+    let server = stopped.start().unwrap_or_else(|e| panic!("restart: {e}"));
     assert_eq!(server.port(), port);
     assert!(info(port).contains(r#""jetstream":true"#));
     drop(server);
