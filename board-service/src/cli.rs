@@ -50,6 +50,10 @@ pub struct Args {
     /// 100 publications, 300 s, ephemeral).
     #[arg(long, env = "CHANNEL_HISTORY", default_value = "")]
     pub channel_history: String,
+    /// NATS server with JetStream; when set, committed board events are
+    /// relayed to the `BOARDWIRE_BOARDS` stream. Unset: no NATS at all.
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
     #[command(flatten)]
     pub auth: service_kit::auth::AuthConfig,
     /// Ask the board-service on `listen_addr`'s port for its gRPC health and
@@ -89,6 +93,7 @@ impl Args {
             metrics_addr,
             handshake_timeout: std::time::Duration::from_millis(self.handshake_timeout_ms),
             max_pending_handshakes: self.max_pending_handshakes,
+            nats_url: self.nats_url.filter(|url| !url.trim().is_empty()),
         })
     }
 }

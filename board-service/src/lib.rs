@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod presence;
 pub mod rank;
+pub mod relay;
 pub mod store;
 pub mod validate;
 
@@ -58,6 +59,8 @@ pub struct Config {
     pub max_pending_handshakes: usize,
     /// How much history each channel keeps (`CHANNEL_HISTORY`).
     pub channel_history: channels::Policy,
+    /// NATS server to relay committed events to (`NATS_URL`); `None`: no relay.
+    pub nats_url: Option<String>,
 }
 
 /// How often each board's log is trimmed to [`Config::event_retention`].
@@ -210,6 +213,14 @@ impl App {
             tracing::warn!(%addr, "JWT_SECRET is not set: any caller may read and write every board");
         }
         let metrics = metrics::Metrics::default();
+        let relay_task = self.config.nats_url.clone().map(|url| {
+            relay::spawn(
+                self.store.pool().clone(),
+                url,
+                metrics.clone(),
+                stop.clone(),
+            )
+        });
         let metrics_task = self
             .metrics_listener
             .map(|listener| spawn_metrics_server(listener, metrics.clone(), stop.clone()));
@@ -253,6 +264,9 @@ impl App {
         let _ = sweep_task.await;
         let _ = trim_task.await;
         for task in presence_tasks {
+            let _ = task.await;
+        }
+        if let Some(task) = relay_task {
             let _ = task.await;
         }
         if let Some(task) = metrics_task {
@@ -350,7 +364,8 @@ fn spawn_log_trimmer(
                 () = tokio::time::sleep(config.trim_interval) => {}
                 () = stop.cancelled() => return,
             }
-            match store::log::trim(store.pool(), config.event_retention).await {
+            let keep_unrelayed = config.nats_url.is_some();
+            match store::log::trim(store.pool(), config.event_retention, keep_unrelayed).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(trimmed = n, "trimmed board event log"),
                 Err(err) => tracing::warn!(error = %err, "cannot trim board event log"),

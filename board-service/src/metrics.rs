@@ -37,6 +37,8 @@ struct Inner {
     latency: Family<Method, Histogram>,
     watchers: Gauge,
     events: Counter,
+    relayed: Counter,
+    relay_leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -66,6 +68,17 @@ impl Default for Metrics {
             "Board events sent to watchers",
             events.clone(),
         );
+        let (relayed, relay_leader) = (Counter::default(), Gauge::default());
+        registry.register(
+            "relayed_events",
+            "Board events published to NATS JetStream and acknowledged",
+            relayed.clone(),
+        );
+        registry.register(
+            "relay_leader",
+            "1 while this replica holds the relay lock and relays to NATS",
+            relay_leader.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -73,6 +86,8 @@ impl Default for Metrics {
                 latency,
                 watchers,
                 events,
+                relayed,
+                relay_leader,
             }),
         }
     }
@@ -95,6 +110,16 @@ impl Metrics {
 
     pub fn event_streamed(&self) {
         self.inner.events.inc();
+    }
+
+    /// `n` more events acknowledged by JetStream.
+    pub fn events_relayed(&self, n: u64) {
+        self.inner.relayed.inc_by(n);
+    }
+
+    /// Whether this replica is the relayer now.
+    pub fn set_relay_leader(&self, leader: bool) {
+        self.inner.relay_leader.set(i64::from(leader));
     }
 
     fn observe(&self, method: &str, code: &str, started: Instant) {

@@ -6,6 +6,8 @@ pub mod channels;
 pub mod exposition;
 pub mod handshake_deadline;
 pub mod http_server;
+#[cfg(feature = "test-support")]
+pub mod local_nats;
 pub mod local_postgres;
 pub mod shutdown;
 pub mod telemetry;

@@ -341,7 +341,7 @@ fn run_to_completion(mut command: Command, user: Option<&User>, name: &str) -> R
 
 /// Spawns `command` from a thread that lives as long as the returned sender,
 /// with a parent-death signal so the server never outlives this process.
-fn spawn_tied_to_this_process(
+pub(crate) fn spawn_tied_to_this_process(
     mut command: Command,
     user: Option<&User>,
 ) -> Result<(Child, mpsc::Sender<()>), Error> {
@@ -380,7 +380,7 @@ fn set_parent_death_signal(command: &mut Command) {
     }
 }
 
-fn free_port() -> Result<u16, Error> {
+pub(crate) fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
     Ok(listener.local_addr().map_err(io("read port"))?.port())
 }

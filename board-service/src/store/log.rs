@@ -71,13 +71,20 @@ pub async fn bounds(db: impl PgExecutor<'_>, board_id: Uuid) -> Result<Option<(u
     Ok(row.map(|(current, oldest)| (current as u64, oldest.map(|v| v as u64))))
 }
 
-/// Deletes events older than the newest `keep` of each board. Returns how many.
-pub async fn trim(db: impl PgExecutor<'_>, keep: u64) -> Result<u64> {
+/// Deletes events older than the newest `keep` of each board. With
+/// `keep_unrelayed` (the NATS relay is on), events not yet relayed to NATS
+/// (past `board_relay.relayed_version`, or all of a board never relayed) are
+/// kept too, so a long NATS outage cannot make the relay skip any. Returns
+/// how many were deleted.
+pub async fn trim(db: impl PgExecutor<'_>, keep: u64, keep_unrelayed: bool) -> Result<u64> {
     let done = sqlx::query(
         "DELETE FROM board_events e USING boards b
-         WHERE e.board_id = b.id AND e.version <= b.version - $1",
+         WHERE e.board_id = b.id AND e.version <= b.version - $1
+           AND (NOT $2 OR e.version <= COALESCE(
+                (SELECT r.relayed_version FROM board_relay r WHERE r.board_id = b.id), 0))",
     )
     .bind(keep as i64)
+    .bind(keep_unrelayed)
     .execute(db)
     .await?;
     Ok(done.rows_affected())
