@@ -309,7 +309,8 @@ impl ServerHandler for BoardwireMcp {
         let stop = CancellationToken::new();
         let _stop_on_return = stop.clone().drop_guard();
         let sink = context.sink().clone();
-        for uri in uris {
+        for uri in &uris {
+            let uri = uri.clone();
             let snapshot = self.snapshot(&caller, &uri).await?;
             let sink = sink.clone();
             let board_ref = board_of_uri(&uri).unwrap_or_default().to_owned();
@@ -324,6 +325,14 @@ impl ServerHandler for BoardwireMcp {
                     async move { sink.notify_resource_updated(uri).await.is_ok() }
                 },
             ));
+        }
+        // rmcp acknowledges the listen before calling this, so a change
+        // made between the two is in no watch: one notification now has the
+        // client read each board after the watches began, and none is lost.
+        for uri in uris {
+            if sink.notify_resource_updated(uri).await.is_err() {
+                return Ok(());
+            }
         }
         context.cancelled().await;
         Ok(())

@@ -4,7 +4,8 @@
 
 Each scenario prints one JSON object per line on stdout: what the client
 saw. `subscribe` and `listen` print {"ready": ...} once subscribed, then
-one {"step": "updated"} per notification until --count of them.
+one {"step": "updated"} per notification: `subscribe` until --count of
+them, `listen` until it has read the board version given on stdin.
 For `stdio`, URL is the command to launch, the other positional arguments
 its arguments, and each --env KEY=VALUE goes into its environment.
 """
@@ -12,6 +13,7 @@ its arguments, and each --env KEY=VALUE goes into its environment.
 import argparse
 import asyncio
 import json
+import sys
 import warnings
 from typing import Any
 
@@ -144,17 +146,43 @@ async def subscribe(client: Client, args, updates: asyncio.Queue) -> None:
 
 
 async def listen(client: Client, args) -> None:
+    """Reads the board on every notification until it has read the version
+    the test writes to stdin once its changes are made. Counting
+    notifications would not do: the server may add one (see `listen` in
+    agent-bridge/src/mcp/server.rs) and the SDK may deliver two changes as one."""
     uri = f"boardwire://boards/{args.board}"
+    loop = asyncio.get_running_loop()
+    target = loop.run_in_executor(None, sys.stdin.readline)
+    events: asyncio.Queue = asyncio.Queue()
     async with client.listen(resource_subscriptions=[uri]) as sub:
         say(ready="listening", uri=uri, honored=list(sub.honored.resource_subscriptions or []))
-        seen = 0
-        async for event in sub:
-            snapshot = await client.read_resource(uri, cache_mode="refresh")
-            board = json.loads(snapshot.contents[0].text)
-            say(step="updated", event=type(event).__name__, version=board["version"], lanes=board["lanes"])
-            seen += 1
-            if seen >= args.count:
-                break
+
+        async def pump():
+            async for event in sub:
+                await events.put(event)
+
+        pumping = asyncio.create_task(pump())
+        version = -1
+        try:
+            while True:
+                if target.done() and version >= int(target.result().strip() or 0):
+                    break
+                waiting = [asyncio.ensure_future(events.get())]
+                if not target.done():
+                    waiting.append(target)
+                done, _ = await asyncio.wait(waiting, timeout=PATIENCE, return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    raise TimeoutError(f"no notification reached version {target.result() if target.done() else '?'}")
+                if waiting[0] not in done:
+                    waiting[0].cancel()
+                    continue
+                event = waiting[0].result()
+                snapshot = await client.read_resource(uri, cache_mode="refresh")
+                board = json.loads(snapshot.contents[0].text)
+                version = board["version"]
+                say(step="updated", event=type(event).__name__, version=version, lanes=board["lanes"])
+        finally:
+            pumping.cancel()
 
 
 async def stdio(args) -> None:

@@ -50,6 +50,17 @@ impl McpPeer {
         }
     }
 
+    /// Writes one line to the client's stdin.
+    pub async fn send_line(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("write to the MCP client");
+        stdin.flush().await.expect("flush the MCP client's stdin");
+    }
+
     /// The next thing the client reports; panics if it ends first.
     pub async fn next(&mut self) -> Value {
         let line = tokio::time::timeout(PATIENCE, self.lines.next_line())
