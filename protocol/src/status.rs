@@ -65,6 +65,7 @@ pub fn http_status(code: ErrorCode) -> u16 {
         ErrorCode::InvalidJson
         | ErrorCode::UnknownType
         | ErrorCode::InvalidFrame
+        | ErrorCode::InvalidChannel
         | ErrorCode::UnsupportedFrame
         | ErrorCode::InvalidArgument => 400,
         ErrorCode::Unauthorized => 401,

@@ -58,7 +58,7 @@ async fn a_client_written_to_seed_004_works_unchanged() {
             .is_some_and(|e| e.contains("channel")),
         "{error}"
     );
-    assert_eq!(error["code"], "INVALID_FRAME");
+    assert_eq!(error["code"], "INVALID_CHANNEL", "seed 004's own code");
     assert!(
         error.get("type").is_none(),
         "seed 004 errors carry no type: {error}"

@@ -270,10 +270,26 @@ impl ClientFrame {
                 return Err(fail(ErrorCode::InvalidFrame, message));
             }
         };
-        frame
-            .check()
-            .map_err(|message| fail(ErrorCode::InvalidFrame, message))?;
+        frame.check().map_err(|message| {
+            let code = match frame.channel() {
+                Some(channel) if crate::channel_frames::check_name(channel).is_err() => {
+                    ErrorCode::InvalidChannel
+                }
+                _ => ErrorCode::InvalidFrame,
+            };
+            fail(code, message)
+        })?;
         Ok(frame)
+    }
+
+    /// The channel a channel frame names.
+    pub fn channel(&self) -> Option<&str> {
+        match self {
+            Self::SubscribeChannel(c) => Some(&c.channel),
+            Self::UnsubscribeChannel(c) => Some(&c.channel),
+            Self::Publish(p) => Some(&p.channel),
+            _ => None,
+        }
     }
 
     /// Rules serde cannot say: ids are non-empty, single-line and bounded;

@@ -486,6 +486,8 @@ pub enum ErrorCode {
     UnknownType,
     /// A missing field or a field of the wrong type.
     InvalidFrame,
+    /// A channel name breaks the naming rules (seed 004's `INVALID_CHANNEL`).
+    InvalidChannel,
     /// Binary frames are not part of the protocol.
     UnsupportedFrame,
     /// No valid token and the gateway requires one.
