@@ -96,6 +96,8 @@ async fn run_shape(
             })
             .await?
             .into_inner();
+        // The head position: from here on the watch sees every publication.
+        stream.message().await?;
         let (sent, name) = (sent.clone(), name.clone());
         watchers.push(tokio::spawn(async move {
             let mut latency = Histogram::<u64>::new(3).expect("histogram");
