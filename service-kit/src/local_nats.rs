@@ -75,14 +75,8 @@ impl LocalNats {
     /// Starts a server on a free port with its JetStream store in a fresh
     /// private (0700) folder under the system temp dir, removed on drop.
     pub fn start_throwaway() -> Result<Self, Error> {
-        let root = std::env::temp_dir().join("boardwire-nats");
-        fs::create_dir_all(&root).map_err(io(format!("create {}", root.display())))?;
-        remove_stale_dirs(&root);
-        let dir = root.join(format!(
-            "nats-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir = crate::local_postgres::throwaway_dir("boardwire-nats", "nats")
+            .map_err(io("create the temp folder"))?;
         fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
             .map_err(io(format!("chmod {}", dir.display())))?;
@@ -257,27 +251,6 @@ fn find_binary() -> Option<PathBuf> {
             .map(PathBuf::from)
             .find(|p| p.is_file())
     })
-}
-
-/// Removes `nats-<pid>-*` folders whose process is gone.
-fn remove_stale_dirs(root: &Path) {
-    let Ok(entries) = fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("nats-"))
-            .and_then(|n| n.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if kill(Pid::from_raw(pid), None).is_err() {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 #[cfg(test)]

@@ -73,14 +73,7 @@ impl LocalPostgres {
     /// Starts a throwaway server in a fresh folder under the system temp dir,
     /// removing folders left behind by earlier processes that have exited.
     pub fn start_throwaway() -> Result<Self, Error> {
-        let root = std::env::temp_dir().join("boardwire-pg");
-        fs::create_dir_all(&root).map_err(io(format!("create {}", root.display())))?;
-        remove_stale_dirs(&root);
-        let dir = root.join(format!(
-            "pg-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir = throwaway_dir("boardwire-pg", "pg").map_err(io("create the temp folder"))?;
         Self::start(Options {
             dir,
             throwaway: true,
@@ -256,7 +249,7 @@ fn relocate_for(user: &User, wanted: &Path, throwaway: bool) -> Result<PathBuf, 
     let dir = if throwaway {
         let root = PathBuf::from("/var/tmp/boardwire-pg");
         fs::create_dir_all(&root).map_err(io(format!("create {}", root.display())))?;
-        remove_stale_dirs(&root);
+        remove_stale_dirs(&root, "pg");
         root.join(wanted.file_name().unwrap_or_default())
     } else {
         PathBuf::from("/var/lib/boardwire").join(format!(
@@ -385,8 +378,22 @@ pub(crate) fn free_port() -> Result<u16, Error> {
     Ok(listener.local_addr().map_err(io("read port"))?.port())
 }
 
-/// Removes `pg-<pid>-*` folders whose process is gone.
-fn remove_stale_dirs(root: &Path) {
+/// A fresh folder path `<temp>/<root>/<prefix>-<pid>-<uuid>` for this
+/// process's throwaway server, after removing `<prefix>-<pid>-*` folders
+/// left by processes that have exited. Shared by every private test server.
+pub(crate) fn throwaway_dir(root: &str, prefix: &str) -> Result<PathBuf, std::io::Error> {
+    let root = std::env::temp_dir().join(root);
+    fs::create_dir_all(&root)?;
+    remove_stale_dirs(&root, prefix);
+    Ok(root.join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )))
+}
+
+/// Removes `<prefix>-<pid>-*` folders whose process is gone.
+fn remove_stale_dirs(root: &Path, prefix: &str) {
     let Ok(entries) = fs::read_dir(root) else {
         return;
     };
@@ -394,7 +401,7 @@ fn remove_stale_dirs(root: &Path) {
         let name = entry.file_name();
         let Some(pid) = name
             .to_str()
-            .and_then(|n| n.strip_prefix("pg-"))
+            .and_then(|n| n.strip_prefix(prefix)?.strip_prefix('-'))
             .and_then(|n| n.split('-').next())
             .and_then(|p| p.parse::<i32>().ok())
         else {

@@ -89,6 +89,7 @@ pub async fn stats(
     let clients = shared.clients.all();
     let lagging_at = (shared.config.client_queue / 4).max(1);
     let metrics = &shared.metrics;
+    let channels = shared.channels.stats();
     Json(Stats {
         clients: clients.len(),
         boards: shared
@@ -109,10 +110,8 @@ pub async fn stats(
         lagging_clients: clients.iter().filter(|c| c.queued() >= lagging_at).count(),
         dropped_clients: metrics.clients_dropped.get(),
         upstream_reconnects: metrics.upstream_reconnects.get(),
-        active_channels: shared.channels.stats().len(),
-        channel_stats: shared
-            .channels
-            .stats()
+        active_channels: channels.len(),
+        channel_stats: channels
             .into_iter()
             .filter(|(name, _)| grant.access.can_subscribe(name))
             .map(|(name, n)| (name.to_string(), n))

@@ -30,6 +30,7 @@ use crate::{
     sse::{Connection, admit_stream, keep_alive, stream},
     state::Shared,
     upstream::as_user,
+    ws::TokenQuery,
 };
 
 /// `POST /api/publish`'s body.
@@ -55,19 +56,13 @@ fn bad_request(message: impl Into<String>) -> Response {
 
 pub async fn publish(
     State(shared): State<Arc<Shared>>,
+    Query(query): Query<TokenQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let token = service_kit::auth::bearer_from_headers(&headers, None);
-    let grant = match (&shared.auth, token) {
-        (None, _) => crate::auth::Grant::open(),
-        (Some(_), None) => {
-            return Error::Unauthorized("a bearer token is required".into()).into_response();
-        }
-        (Some(_), Some(token)) => match crate::auth::verify(&shared, token).await {
-            Ok(grant) => grant,
-            Err((_, message)) => return Error::Unauthorized(message).into_response(),
-        },
+    let grant = match crate::web::caller(&shared, &headers, &query).await {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal,
     };
     let body: PublishBody = match serde_json::from_slice(&body) {
         Ok(body) => body,
