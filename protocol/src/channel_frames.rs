@@ -90,11 +90,16 @@ impl Publish {
     /// The publication's time to live in ms: `ttl`, else `data.ttl` (seed
     /// 004 puts it there on `message.new`); 0 for the channel's default.
     pub fn ttl_ms(&self) -> u64 {
-        let secs = self
-            .ttl
-            .or_else(|| self.data.get("ttl").and_then(serde_json::Value::as_u64));
-        secs.map_or(0, |s| s.saturating_mul(1000))
+        ttl_ms(self.ttl, &self.data)
     }
+}
+
+/// A publication's time to live in ms, from its `ttl` seconds or else its
+/// `data.ttl` (seed 004's `message.new`); 0 for the channel's default.
+/// Every way in (`/ws`, `/ws/agents`, `POST /api/publish`) reads it here.
+pub fn ttl_ms(ttl: Option<u64>, data: &serde_json::Value) -> u64 {
+    let secs = ttl.or_else(|| data.get("ttl").and_then(serde_json::Value::as_u64));
+    secs.map_or(0, |s| s.saturating_mul(1000))
 }
 
 /// A delivery: `{type: "publication", channel, event, data, offset, epoch,

@@ -120,31 +120,48 @@ async fn write_out(
 /// client's.
 async fn close(socket: &mut Socket, client: &Client, reason: CloseReason) {
     client.seal(framing::close_payload(reason.code(), reason.text()).into());
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
-        if write_out(socket, client, None).await.is_err() {
-            return;
-        }
-        // Reading until the client's close also drains unread input, so the
-        // kernel does not answer with a reset that destroys the close frame.
+    let wrote = tokio::time::timeout(CLOSE_WAIT, write_out(socket, client, None)).await;
+    if !matches!(wrote, Ok(Ok(_))) {
+        return;
+    }
+    // Reading until the client's close also drains unread input, so the
+    // kernel does not answer with a reset that destroys the close frame.
+    let echoed = tokio::time::timeout(CLOSE_WAIT, async {
         while let Some(Ok(message)) = socket.next().await {
             if let Message::Close(_) = message {
-                return;
+                return true;
             }
         }
-        // tungstenite reads no further after a framing or size error, yet
-        // the client may still be sending the rest of that frame (a browser
-        // cannot cut one short): take it raw until the client hangs up.
-        drain(&socket.get_ref().0).await;
+        false
     })
     .await;
+    if let Ok(false) = echoed {
+        // tungstenite reads no further after a framing or size error, yet
+        // the client may still be sending the rest of that frame (a browser
+        // cannot cut one short) and then its close: take it raw.
+        drain(&socket.get_ref().0).await;
+    }
 }
 
-/// Reads and discards what the client still sends until it closes its side.
+/// How long a client must stay silent before a drained socket is closed:
+/// by then it has sent the rest of its frame and its close.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
+/// The longest a closing socket is drained, however much it sends.
+const DRAIN_MAX: Duration = Duration::from_secs(10);
+
+/// Reads and discards what the client still sends until it closes its
+/// side or falls quiet. Bounded by quiet time, not by a total that a slow
+/// (loaded) sender could outlast: closing with its data unread would make
+/// the kernel reset the connection, and the client's close would not be
+/// clean.
 async fn drain(stream: &TcpStream) {
+    let deadline = tokio::time::Instant::now() + DRAIN_MAX;
     let mut scratch = [0u8; 16 * 1024];
-    loop {
-        if stream.readable().await.is_err() {
-            return;
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(DRAIN_QUIET, stream.readable()).await {
+            Ok(Ok(())) => {}
+            // Quiet (everything is in), or the socket failed.
+            Err(_) | Ok(Err(_)) => return,
         }
         match stream.try_read(&mut scratch) {
             Ok(0) => return,

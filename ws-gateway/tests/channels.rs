@@ -474,3 +474,40 @@ async fn a_channel_is_the_same_on_every_gateway() {
     assert_eq!(resumed["recovered"], true, "{resumed}");
     assert_eq!(offsets(&publications(&mut moved, 2).await), [2, 3]);
 }
+
+/// A publication's own TTL (seed 004's `data.ttl` on `message.new`) ends
+/// its replay; the offset it took is skipped, the rest replays in order.
+#[tokio::test]
+async fn a_publication_past_its_ttl_is_not_replayed() {
+    let stack = Stack::start().await;
+    let first = publish_http(
+        &stack,
+        json!({"channel": "agents/a", "event": "message.new", "data": {"content": "soon gone", "ttl": 1}}),
+    )
+    .await;
+    let epoch = first["epoch"].as_str().unwrap().to_owned();
+    publish_http(
+        &stack,
+        json!({"channel": "agents/a", "event": "message.new", "data": {"content": "kept"}}),
+    )
+    .await;
+    // Past the one-second TTL (the behaviour needs time to pass; nothing is timed).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut ws = stack.connect().await;
+    ws.next_of("connected").await;
+    let resumed = subscribe(&mut ws, "agents/a", Some((0, &epoch))).await;
+    assert_eq!(resumed["recovered"], true, "{resumed}");
+    let got = publications(&mut ws, 1).await;
+    assert_eq!(got[0]["offset"], 2, "{got:?}");
+    assert_eq!(got[0]["data"]["content"], "kept");
+    publish_http(
+        &stack,
+        json!({"channel": "agents/a", "event": "e", "data": 3}),
+    )
+    .await;
+    assert_eq!(
+        offsets(&publications(&mut ws, 1).await),
+        [3],
+        "the expired one is never sent late"
+    );
+}

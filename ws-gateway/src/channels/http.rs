@@ -87,7 +87,7 @@ pub async fn publish(
         channel: body.channel,
         event,
         data_json: protocol::json::encode(&data),
-        ttl_ms: body.ttl.unwrap_or(0).saturating_mul(1000),
+        ttl_ms: protocol::channel_frames::ttl_ms(body.ttl, &data),
     };
     let mut api = shared.channels.upstream().channels();
     let call = api.publish(as_user(grant.token.as_deref(), request));

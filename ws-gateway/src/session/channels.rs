@@ -66,8 +66,9 @@ impl Session {
     }
 
     /// Publishes through board-service as the caller; the ack carries the
-    /// offset. Spawned, so a slow database never stalls this socket's reads.
-    pub(super) fn publish(&self, access: &Access, frame: Publish) {
+    /// offset. Awaited, not spawned: one connection's publications take
+    /// offsets in the order it sent them.
+    pub(super) async fn publish(&self, access: &Access, frame: Publish) {
         if !access.can_publish(&frame.channel) {
             let error = Error::ChannelForbidden {
                 channel: frame.channel,
@@ -81,29 +82,27 @@ impl Session {
             event: frame.event,
             data_json: protocol::json::encode(&frame.data),
         };
-        let (client, token, id) = (self.client.clone(), self.token.clone(), frame.id);
+        let id = frame.id;
         let mut api = self.shared.channels.upstream().channels();
-        tokio::spawn(async move {
-            let call = api.publish(as_user(token.as_deref(), request));
-            let reply = match tokio::time::timeout(CALL_TIMEOUT, call).await {
-                Ok(Ok(published)) => {
-                    let Some(id) = id else { return };
-                    let p = published.into_inner();
-                    ServerFrame::Ack(Ack {
-                        id,
-                        ok: true,
-                        result: Some(AckResult::Published(Published {
-                            channel: p.channel,
-                            offset: p.offset,
-                            epoch: p.epoch,
-                        })),
-                    })
-                }
-                Ok(Err(status)) => ServerFrame::Error(Error::Upstream(status).frame(id, None)),
-                Err(_) => ServerFrame::Error(Error::Timeout.frame(id, None)),
-            };
-            client.push_frame(&reply);
-        });
+        let call = api.publish(as_user(self.token.as_deref(), request));
+        let reply = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(published)) => {
+                let Some(id) = id else { return };
+                let p = published.into_inner();
+                ServerFrame::Ack(Ack {
+                    id,
+                    ok: true,
+                    result: Some(AckResult::Published(Published {
+                        channel: p.channel,
+                        offset: p.offset,
+                        epoch: p.epoch,
+                    })),
+                })
+            }
+            Ok(Err(status)) => ServerFrame::Error(Error::Upstream(status).frame(id, None)),
+            Err(_) => ServerFrame::Error(Error::Timeout.frame(id, None)),
+        };
+        self.client.push_frame(&reply);
     }
 
     /// Resumes the channels this client was dropped from for lagging, now

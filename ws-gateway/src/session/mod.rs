@@ -184,7 +184,7 @@ impl Session {
             ),
             ClientFrame::SubscribeChannel(c) => self.subscribe_channel(&access, c).await,
             ClientFrame::UnsubscribeChannel(c) => self.unsubscribe_channel(&c.channel, c.id),
-            ClientFrame::Publish(p) => self.publish(&access, p),
+            ClientFrame::Publish(p) => self.publish(&access, p).await,
             ClientFrame::Presence {
                 board_id,
                 channel,
