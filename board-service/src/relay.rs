@@ -1,15 +1,15 @@
 //! The NATS relay (on when `NATS_URL` is set): committed events in the
 //! `board_events` outbox are published to the JetStream stream
-//! [`STREAM`], on subject `boardwire.boards.<board_id>`, with the protobuf
+//! [`board_stream::STREAM`], on subject `boardwire.boards.<board_id>`, with the protobuf
 //! bytes exactly as stored and `Nats-Msg-Id: <board_id>:<version>`, so
 //! JetStream drops re-sends within its duplicate window.
 //!
 //! - One relayer at a time across replicas: the one holding the session
 //!   advisory lock [`LOCK_KEY`] on a connection of its own. The others try
 //!   again every second; a relayer whose lock connection fails stops.
-//! - Per board, in version order and gapless: each publish is acknowledged
-//!   before the next is sent, and `board_relay.relayed_version` advances only
-//!   over acknowledged events. A restart re-sends at most the unrecorded
+//! - Per board, in version order: a batch is sent back to back, and
+//!   `board_relay.relayed_version` advances only over the acknowledged
+//!   prefix. A restart re-sends at most the unrecorded
 //!   tail, which JetStream de-duplicates.
 //! - Woken by the `board_events` NOTIFY, and every second regardless.
 //! - NATS down or restarting: the pass fails, and is retried with backoff
@@ -17,19 +17,14 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, message::PublishMessage, stream::StorageType};
+use async_nats::jetstream::{self, message::PublishMessage};
+use service_kit::board_stream;
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{metrics::Metrics, store::log::NOTIFY_CHANNEL};
 
-/// The JetStream stream board events are relayed to.
-pub const STREAM: &str = "BOARDWIRE_BOARDS";
-/// Subjects of [`STREAM`].
-pub const SUBJECTS: &str = "boardwire.boards.>";
-/// How long JetStream remembers message ids: re-sends within it are dropped.
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// The `pg_advisory_lock` key the relayer holds ("bwrelay").
 pub const LOCK_KEY: i64 = 0x0062_7772_656c_6179;
 
@@ -38,18 +33,8 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// Events read from the log per query.
 const BATCH: i64 = 256;
 /// Longest wait for one JetStream acknowledgement.
-const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+const ACK_TIMEOUT: Duration = service_kit::board_stream::REQUEST_TIMEOUT;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// `boardwire.boards.<board_id>`.
-pub fn subject(board_id: Uuid) -> String {
-    format!("boardwire.boards.{board_id}")
-}
-
-/// `<board_id>:<version>`, the `Nats-Msg-Id` of an event.
-pub fn message_id(board_id: Uuid, version: u64) -> String {
-    format!("{board_id}:{version}")
-}
 
 /// Relays until `stop`.
 pub fn spawn(
@@ -198,32 +183,13 @@ impl Relay {
         stream_ready: &mut bool,
     ) -> anyhow::Result<&'a jetstream::Context> {
         if nats.is_none() {
-            let client = async_nats::ConnectOptions::new()
-                .name("board-service relay")
-                .connection_timeout(ACK_TIMEOUT)
-                .request_timeout(Some(ACK_TIMEOUT))
-                .max_reconnects(None)
-                .connect(self.nats_url.as_str())
-                .await
-                .map_err(|e| anyhow::anyhow!("connect to NATS: {e}"))?;
-            let mut context = jetstream::new(client);
-            context.set_timeout(ACK_TIMEOUT);
-            *nats = Some(context);
+            *nats = Some(board_stream::connect(&self.nats_url, "board-service relay").await?);
         }
         let Some(context) = nats.as_ref() else {
             anyhow::bail!("no NATS connection");
         };
         if !*stream_ready {
-            context
-                .create_or_update_stream(jetstream::stream::Config {
-                    name: STREAM.into(),
-                    subjects: vec![SUBJECTS.into()],
-                    duplicate_window: DUPLICATE_WINDOW,
-                    storage: StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| anyhow::anyhow!("create or update stream {STREAM}: {e}"))?;
+            board_stream::ensure(context).await?;
             *stream_ready = true;
         }
         Ok(context)
@@ -284,12 +250,20 @@ impl Relay {
             }
             let full = rows.len() as i64 == BATCH;
             let mut acked = relayed;
+            // Sent back to back and acknowledged in order: one round trip
+            // per batch, not per event. A failure stops `acked` at the
+            // last event before it; anything after it that did get stored
+            // is de-duplicated when the retry re-sends it.
             let published = async {
+                let mut pending = Vec::with_capacity(rows.len());
                 for (version, event) in rows {
                     if self.stop.is_cancelled() {
                         break;
                     }
-                    publish(js, board_id, version, event).await?;
+                    pending.push((version, send(js, board_id, version, event).await?));
+                }
+                for (version, ack) in pending {
+                    confirm(board_id, version, ack).await?;
                     acked = version;
                 }
                 anyhow::Ok(())
@@ -308,23 +282,31 @@ impl Relay {
     }
 }
 
-/// Publishes one event and waits for JetStream's acknowledgement.
-async fn publish(
+/// Sends one event; its acknowledgement is awaited by [`confirm`].
+async fn send(
     js: &jetstream::Context,
     board_id: Uuid,
     version: i64,
     event: Vec<u8>,
+) -> anyhow::Result<jetstream::context::PublishAckFuture> {
+    let id = board_stream::message_id(board_id, version as u64);
+    js.send_publish(
+        board_stream::subject(board_id),
+        PublishMessage::build()
+            .payload(event.into())
+            .message_id(&id),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("publish {id}: {e}"))
+}
+
+/// Waits for JetStream's acknowledgement of one sent event.
+async fn confirm(
+    board_id: Uuid,
+    version: i64,
+    ack: jetstream::context::PublishAckFuture,
 ) -> anyhow::Result<()> {
-    let id = message_id(board_id, version as u64);
-    let ack = js
-        .send_publish(
-            subject(board_id),
-            PublishMessage::build()
-                .payload(event.into())
-                .message_id(&id),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("publish {id}: {e}"))?;
+    let id = board_stream::message_id(board_id, version as u64);
     tokio::time::timeout(ACK_TIMEOUT, ack)
         .await
         .map_err(|_| anyhow::anyhow!("no acknowledgement for {id} within {ACK_TIMEOUT:?}"))?

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use board_service::{Config, relay};
+use board_service::Config;
 use common::{Client, Service, create_board, create_task};
 use futures::StreamExt;
 use prost::Message;
@@ -85,13 +85,13 @@ async fn read_subject(nats_url: &str, board: &str) -> Vec<Relayed> {
         .expect("connect to NATS");
     let js = jetstream::new(client);
     let stream = js
-        .get_stream(relay::STREAM)
+        .get_stream(service_kit::board_stream::STREAM)
         .await
         .expect("the stream exists");
     let board_id: Uuid = board.parse().expect("board id");
     let consumer = stream
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: relay::subject(board_id),
+            filter_subject: service_kit::board_stream::subject(board_id),
             ..Default::default()
         })
         .await

@@ -2,6 +2,7 @@
 //! about boards or frames; that lives in `protocol` and the services.
 
 pub mod auth;
+pub mod board_stream;
 pub mod channels;
 pub mod exposition;
 pub mod handshake_deadline;

@@ -26,6 +26,11 @@ pub struct Config {
         default_value = "http://127.0.0.1:50051"
     )]
     pub board_service_url: String,
+    /// A NATS server with JetStream (SCALING.md): set, board feeds follow
+    /// the `BOARDWIRE_BOARDS` stream board-service relays to, instead of one
+    /// WatchBoard per board; unset, WatchBoard as on a single machine.
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
     /// Bearer-token checks, shared by every service (README, "Security").
     #[command(flatten)]
     pub auth: service_kit::auth::AuthConfig,

@@ -74,8 +74,13 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let stop = CancellationToken::new();
         let presence = presence::Presence::start(&config, upstream.clone(), stop.child_token());
+        let nats = match config.nats_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => Some(Arc::new(hub::BoardStream::connect(url).await?)),
+            _ => None,
+        };
         let hub = Arc::new(Hub::new(
             upstream,
+            nats,
             metrics.clone(),
             config.replay_window,
             stop.child_token(),

@@ -31,6 +31,12 @@ pub struct Metrics {
     pub frames_queued: Counter,
     pub clients_dropped: Counter,
     pub upstream_reconnects: Counter,
+    /// Board events taken from JetStream (with `NATS_URL`).
+    pub jetstream_events: Counter,
+    /// Gaps in a JetStream feed filled from board-service's log.
+    pub jetstream_catchups: Counter,
+    /// Times a feed fell back to WatchBoard because JetStream was down.
+    pub jetstream_fallbacks: Counter,
     pub feeds_active: Gauge,
     /// Open seed 004 agent sockets that named an agent.
     pub agents_active: Gauge,
@@ -60,6 +66,9 @@ impl Default for Metrics {
             frames_queued: Counter::default(),
             clients_dropped: Counter::default(),
             upstream_reconnects: Counter::default(),
+            jetstream_events: Counter::default(),
+            jetstream_catchups: Counter::default(),
+            jetstream_fallbacks: Counter::default(),
             feeds_active: Gauge::default(),
             agents_active: Gauge::default(),
             latency: Default::default(),
@@ -127,6 +136,21 @@ impl Default for Metrics {
                 "upstream_reconnects",
                 "WatchBoard streams re-opened after a failure",
                 &m.upstream_reconnects,
+            ),
+            (
+                "jetstream_events",
+                "Board events taken from JetStream",
+                &m.jetstream_events,
+            ),
+            (
+                "jetstream_catchups",
+                "Gaps in a JetStream feed filled from board-service's log",
+                &m.jetstream_catchups,
+            ),
+            (
+                "jetstream_fallbacks",
+                "Feeds that fell back to WatchBoard while JetStream was down",
+                &m.jetstream_fallbacks,
             ),
         ];
         for (name, help, counter) in counters {

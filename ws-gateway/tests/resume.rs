@@ -9,25 +9,6 @@ use common::*;
 use protocol::v1::GetBoardRequest;
 use serde_json::{Value, json};
 
-/// Reads frames until `version`; asserts each board frame is the next version.
-async fn read_until(ws: &mut Ws, mut last: u64, version: u64) -> Vec<Value> {
-    let mut frames = Vec::new();
-    while last < version {
-        let frame = ws.next().await;
-        let Some(v) = frame["version"].as_u64() else {
-            continue;
-        };
-        assert_eq!(
-            v,
-            last + 1,
-            "frames arrive in version order without gaps: {frame}"
-        );
-        last = v;
-        frames.push(frame);
-    }
-    frames
-}
-
 #[tokio::test]
 async fn resumes_with_since_version_after_a_client_reconnect() {
     let mut stack = Stack::start().await;

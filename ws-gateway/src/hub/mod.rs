@@ -3,6 +3,7 @@
 //! last one leaves.
 
 mod feed;
+mod jetstream;
 mod replay;
 mod watch;
 
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use feed::Attach;
 pub use feed::Feed;
+pub use jetstream::BoardStream;
 
 use crate::{client::Client, metrics::Metrics, upstream::Upstream};
 
@@ -30,6 +32,8 @@ struct Boards {
 pub struct Hub {
     boards: Mutex<Boards>,
     upstream: Upstream,
+    /// The board stream on JetStream, with `NATS_URL`.
+    nats: Option<Arc<BoardStream>>,
     metrics: Arc<Metrics>,
     window: usize,
     stop: CancellationToken,
@@ -38,6 +42,7 @@ pub struct Hub {
 impl Hub {
     pub fn new(
         upstream: Upstream,
+        nats: Option<Arc<BoardStream>>,
         metrics: Arc<Metrics>,
         window: usize,
         stop: CancellationToken,
@@ -48,6 +53,7 @@ impl Hub {
                 aliases: HashMap::new(),
             }),
             upstream,
+            nats,
             metrics,
             window,
             stop,
@@ -103,7 +109,12 @@ impl Hub {
                     boards
                         .aliases
                         .insert(board.slug.clone(), feed.board_id.clone());
-                    watch::spawn(self.upstream.clone(), self.metrics.clone(), feed.clone());
+                    watch::spawn(
+                        self.upstream.clone(),
+                        self.nats.clone(),
+                        self.metrics.clone(),
+                        feed.clone(),
+                    );
                     self.metrics.feed_opened();
                     feed
                 }

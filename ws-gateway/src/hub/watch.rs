@@ -1,6 +1,9 @@
-//! The one upstream `WatchBoard` of a feed: reconnects with backoff and
-//! resumes from the last version the feed saw; re-reads a snapshot only
-//! when board-service says the log no longer has what the feed needs.
+//! What keeps a feed current: board-service's `WatchBoard`, or with
+//! `NATS_URL` the board stream on JetStream ([`super::jetstream`]), with
+//! WatchBoard for its gaps and while NATS is down. Either way it reconnects
+//! with backoff and resumes from the last version the feed saw, and
+//! re-reads a snapshot only when board-service says the log no longer has
+//! what the feed needs.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,7 +13,7 @@ use protocol::{
     v1::{BoardEvent, WatchBoardRequest},
 };
 
-use super::Feed;
+use super::{Feed, jetstream::BoardStream};
 use crate::{metrics::Metrics, upstream::Upstream};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -18,11 +21,20 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Events published together at most.
 const BATCH: usize = 64;
 
-pub fn spawn(upstream: Upstream, metrics: Arc<Metrics>, feed: Arc<Feed>) {
+/// While JetStream is down, how long a feed stays on WatchBoard before it
+/// tries JetStream again.
+const FALLBACK_PERIOD: Duration = Duration::from_secs(10);
+
+pub fn spawn(
+    upstream: Upstream,
+    nats: Option<Arc<BoardStream>>,
+    metrics: Arc<Metrics>,
+    feed: Arc<Feed>,
+) {
     tokio::spawn(async move {
         let stop = feed.stop.clone();
         tokio::select! {
-            () = run(&upstream, &metrics, &feed) => {}
+            () = run(&upstream, nats.as_deref(), &metrics, &feed) => {}
             () = stop.cancelled() => {}
         }
         tracing::debug!(board = %feed.board_id, "board feed closed");
@@ -30,14 +42,18 @@ pub fn spawn(upstream: Upstream, metrics: Arc<Metrics>, feed: Arc<Feed>) {
 }
 
 /// Why a watch ended.
-enum Ended {
+pub(super) enum Ended {
     /// Connection lost or stream ended: resume from the feed's version.
     Dropped,
     /// The feed needs a fresh snapshot.
     Resync,
+    /// The feed reached the version it was to catch up to.
+    CaughtUp,
+    /// JetStream cannot serve the feed now: WatchBoard until it can.
+    Unavailable,
 }
 
-async fn run(upstream: &Upstream, metrics: &Metrics, feed: &Arc<Feed>) {
+async fn run(upstream: &Upstream, nats: Option<&BoardStream>, metrics: &Metrics, feed: &Arc<Feed>) {
     let mut backoff = BACKOFF_MIN;
     let mut need_snapshot = false;
     loop {
@@ -60,18 +76,44 @@ async fn run(upstream: &Upstream, metrics: &Metrics, feed: &Arc<Feed>) {
                 }
             }
         }
-        let after = feed.version();
-        match watch(upstream, feed, after, &mut backoff).await {
+        let ended = match nats {
+            Some(nats) => {
+                match super::jetstream::follow(nats, upstream, metrics, feed, &mut backoff).await {
+                    Ended::Unavailable => {
+                        metrics.jetstream_fallbacks.inc();
+                        let fallback = watch(upstream, feed, feed.version(), &mut backoff, None);
+                        tokio::time::timeout(FALLBACK_PERIOD, fallback)
+                            .await
+                            .unwrap_or(Ended::CaughtUp)
+                    }
+                    ended => ended,
+                }
+            }
+            None => watch(upstream, feed, feed.version(), &mut backoff, None).await,
+        };
+        match ended {
             Ended::Resync => need_snapshot = true,
-            Ended::Dropped => {
+            Ended::Dropped | Ended::Unavailable => {
                 metrics.upstream_reconnect();
                 sleep_backoff(&mut backoff).await;
             }
+            Ended::CaughtUp => {}
         }
     }
 }
 
-async fn watch(upstream: &Upstream, feed: &Feed, after: u64, backoff: &mut Duration) -> Ended {
+/// Streams the board's events after `after` into the feed, until the
+/// stream ends or, with `until`, the feed has reached that version.
+pub(super) async fn watch(
+    upstream: &Upstream,
+    feed: &Feed,
+    after: u64,
+    backoff: &mut Duration,
+    until: Option<u64>,
+) -> Ended {
+    if until.is_some_and(|until| feed.version() >= until) {
+        return Ended::CaughtUp;
+    }
     let request = WatchBoardRequest {
         board_id: feed.board_id.to_string(),
         after_version: after,
@@ -116,6 +158,9 @@ async fn watch(upstream: &Upstream, feed: &Feed, after: u64, backoff: &mut Durat
                     tracing::warn!(board = %feed.board_id, "gap in board events; re-reading snapshot");
                     return Ended::Resync;
                 }
+                if until.is_some_and(|until| feed.version() >= until) {
+                    return Ended::CaughtUp;
+                }
             }
             Ok(None) => {
                 tracing::info!(board = %feed.board_id, "board watch ended; reconnecting");
@@ -133,7 +178,7 @@ async fn watch(upstream: &Upstream, feed: &Feed, after: u64, backoff: &mut Durat
 }
 
 /// The frames of an event join the trace of the change behind it.
-fn deliver_span(feed: &Feed, event: &BoardEvent) -> tracing::Span {
+pub(super) fn deliver_span(feed: &Feed, event: &BoardEvent) -> tracing::Span {
     let span = tracing::info_span!("deliver", board = %feed.board_id, version = event.version, kind = %event.r#type);
     service_kit::telemetry::propagation::set_parent_from_map(&span, &event.trace_context);
     span

@@ -226,3 +226,22 @@ impl Ws {
         }
     }
 }
+
+/// Reads frames until `version`; asserts each board frame is the next version.
+pub async fn read_until(ws: &mut Ws, mut last: u64, version: u64) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while last < version {
+        let frame = ws.next().await;
+        let Some(v) = frame["version"].as_u64() else {
+            continue;
+        };
+        assert_eq!(
+            v,
+            last + 1,
+            "frames arrive in version order without gaps: {frame}"
+        );
+        last = v;
+        frames.push(frame);
+    }
+    frames
+}

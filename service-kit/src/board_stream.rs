@@ -1,0 +1,71 @@
+//! The JetStream stream board events travel on between processes when
+//! `NATS_URL` is set (SCALING.md): board-service's relay publishes to it,
+//! gateways consume from it. Its name, subjects and settings live here so
+//! both sides agree, and either may create it.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream::StorageType};
+
+/// The stream's name.
+pub const STREAM: &str = "BOARDWIRE_BOARDS";
+/// Its subjects: one per board, [`subject`].
+pub const SUBJECTS: &str = "boardwire.boards.>";
+/// How long JetStream remembers message ids: re-sends within it are dropped.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// Longest wait for a JetStream request (an acknowledgement, a consumer).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `boardwire.boards.<board_id>`.
+pub fn subject(board_id: impl std::fmt::Display) -> String {
+    format!("boardwire.boards.{board_id}")
+}
+
+/// `<board_id>:<version>`, the `Nats-Msg-Id` of an event.
+pub fn message_id(board_id: impl std::fmt::Display, version: u64) -> String {
+    format!("{board_id}:{version}")
+}
+
+/// The stream's settings: file storage, so a NATS restart keeps it.
+pub fn config() -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: STREAM.into(),
+        subjects: vec![SUBJECTS.into()],
+        duplicate_window: DUPLICATE_WINDOW,
+        storage: StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// Options every Boardwire NATS client uses: named, bounded waits, and
+/// reconnecting for ever (a NATS restart must not need ours).
+pub fn connect_options(name: &str) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(REQUEST_TIMEOUT)
+        .request_timeout(Some(REQUEST_TIMEOUT))
+        .max_reconnects(None)
+}
+
+/// Connects as `name` and returns a JetStream context with our timeout.
+pub async fn connect(url: &str, name: &str) -> anyhow::Result<jetstream::Context> {
+    let client = connect_options(name)
+        .connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("connect to NATS at {url}: {e}"))?;
+    let mut context = jetstream::new(client);
+    context.set_timeout(REQUEST_TIMEOUT);
+    Ok(context)
+}
+
+/// Creates the stream, or brings its settings up to date.
+pub async fn ensure(context: &jetstream::Context) -> anyhow::Result<jetstream::stream::Stream> {
+    context
+        .create_or_update_stream(config())
+        .await
+        .map_err(|e| anyhow::anyhow!("create or update stream {STREAM}: {e}"))?;
+    context
+        .get_stream(STREAM)
+        .await
+        .map_err(|e| anyhow::anyhow!("open stream {STREAM}: {e}"))
+}
