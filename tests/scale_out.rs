@@ -1,0 +1,529 @@
+//! The board path scaled out, as separate processes on one PostgreSQL and
+//! one NATS: 2 board-services relaying to JetStream and 3 gateways reading
+//! from it, readers spread over the gateways, two writers spread over the
+//! board-services. During the writes a gateway and a board-service are
+//! killed with SIGKILL and NATS restarts. Afterwards every reader's board
+//! (built only from the frames it received, resuming with `sinceVersion`
+//! on another gateway when its own died) equals the database, and no
+//! reader ever saw a version twice or out of order.
+//!
+//! Chat across bridge replicas is not part of it yet: that is still to be
+//! built (SCALING.md).
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures::{SinkExt, StreamExt};
+use protocol::{
+    board_frames::{ServerFrame, TaskData},
+    v1::{
+        CreateBoardRequest, CreateTaskRequest, GetBoardRequest, MoveTaskRequest,
+        board_service_client::BoardServiceClient,
+    },
+};
+use serde_json::json;
+use service_kit::{local_nats::LocalNats, test_database::TestDatabase};
+use tokio::sync::watch;
+use tokio_tungstenite::{connect_async, tungstenite::Message};
+use tonic::transport::Channel;
+
+const BOARDS: usize = 4;
+const READERS_PER_BOARD_AND_GATEWAY: usize = 2;
+/// Long enough never to fail a healthy run; only there to stop hangs.
+const SETTLE: Duration = Duration::from_secs(90);
+
+fn bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("debug").join(name)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One service process, restartable on the same port, killed on drop.
+struct Service {
+    name: String,
+    program: PathBuf,
+    env: Vec<(&'static str, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Service {
+    fn new(name: &str, program: &str, env: Vec<(&'static str, String)>, logs: &Path) -> Self {
+        Self {
+            name: name.to_owned(),
+            program: bin(program),
+            env,
+            log: logs.join(format!("{name}.log")),
+            child: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the log");
+        let mut command = Command::new(&self.program);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        self.child = Some(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {} ({:?}): {e}", self.name, self.program)),
+        );
+    }
+
+    /// SIGKILL: no shutdown, no goodbye.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn wait_for_grpc(port: u16) -> BoardServiceClient<Channel> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(client) = BoardServiceClient::connect(format!("http://127.0.0.1:{port}")).await {
+            return client;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "board-service on {port} never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_http(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = format!("http://127.0.0.1:{port}/health");
+    while !reqwest::get(&url)
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "gateway on {port} never healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A board as a reader holds it: task id → (lane id, position, title).
+type BoardState = BTreeMap<String, (String, String, String)>;
+
+fn entry(task: &TaskData) -> (String, (String, String, String)) {
+    (
+        task.id.clone(),
+        (
+            task.lane_id.clone(),
+            task.position.clone(),
+            task.title.clone(),
+        ),
+    )
+}
+
+/// What a reader ended with.
+struct ReaderEnd {
+    board: String,
+    version: u64,
+    state: BoardState,
+    reconnects: usize,
+}
+
+/// Subscribes to `board` on `gateways[first]`, builds the board from its
+/// frames, and when its socket dies resumes with `sinceVersion` on the next
+/// gateway, until it holds `target`'s version for the board.
+async fn reader(
+    board: String,
+    gateways: Vec<u16>,
+    first: usize,
+    mut target: watch::Receiver<BTreeMap<String, u64>>,
+) -> ReaderEnd {
+    let mut state = BoardState::new();
+    let mut version: Option<u64> = None;
+    let mut reconnects = 0;
+    let mut at = first;
+    let done = |board: &str, version: Option<u64>, target: &BTreeMap<String, u64>| {
+        version.zip(target.get(board)).is_some_and(|(v, t)| v >= *t)
+    };
+    loop {
+        if done(&board, version, &target.borrow()) {
+            return ReaderEnd {
+                board,
+                version: version.unwrap_or(0),
+                state,
+                reconnects,
+            };
+        }
+        let url = format!("ws://127.0.0.1:{}/ws", gateways[at % gateways.len()]);
+        let Ok((mut ws, _)) = connect_async(&url).await else {
+            at += 1;
+            reconnects += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let mut subscribe = json!({"type": "subscribe", "boardId": board});
+        if let Some(v) = version {
+            subscribe["sinceVersion"] = v.into();
+        }
+        if ws.send(Message::text(subscribe.to_string())).await.is_err() {
+            at += 1;
+            reconnects += 1;
+            continue;
+        }
+        loop {
+            let message = tokio::select! {
+                m = tokio::time::timeout(Duration::from_secs(20), ws.next()) => m,
+                _ = target.changed() => {
+                    if done(&board, version, &target.borrow()) { break; }
+                    continue;
+                }
+            };
+            let text = match message {
+                Ok(Some(Ok(Message::Text(text)))) => text,
+                Ok(Some(Ok(_))) => continue,
+                // Closed, failed or silent: this gateway is gone.
+                _ => {
+                    at += 1;
+                    reconnects += 1;
+                    break;
+                }
+            };
+            let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) else {
+                continue;
+            };
+            let change_version = match &frame {
+                ServerFrame::BoardSync(sync) => {
+                    state = sync
+                        .data
+                        .lanes
+                        .0
+                        .iter()
+                        .flat_map(|(_, t)| t)
+                        .map(entry)
+                        .collect();
+                    version = Some(sync.version);
+                    continue;
+                }
+                ServerFrame::TaskCreated(c) => {
+                    state.extend([entry(&c.data)]);
+                    c.version
+                }
+                ServerFrame::TaskMoved(c) => {
+                    let task = state
+                        .get_mut(&c.data.id)
+                        .unwrap_or_else(|| panic!("{board}: moved a task it never saw: {text}"));
+                    task.0.clone_from(&c.data.to_lane_id);
+                    task.1.clone_from(&c.data.position);
+                    c.version
+                }
+                ServerFrame::Error(e) => panic!("{board}: error frame {e:?}"),
+                _ => continue,
+            };
+            let last = version.expect("a board.sync comes first");
+            assert_eq!(
+                change_version,
+                last + 1,
+                "{board}: each change once, in order (reader on gateway {at})"
+            );
+            version = Some(change_version);
+            if done(&board, version, &target.borrow()) {
+                break;
+            }
+        }
+    }
+}
+
+/// Creates tasks and moves them across `boards`, on `ports[first]` until a
+/// call fails, then on the next board-service; a call whose outcome is
+/// unknown is not retried (the database is the truth either way).
+async fn writer(
+    ports: Vec<u16>,
+    first: usize,
+    boards: Vec<(String, Vec<String>)>,
+    stop: Arc<AtomicBool>,
+) -> usize {
+    let mut at = first;
+    let mut client = wait_for_grpc(ports[at]).await;
+    let mut mine: Vec<(usize, String)> = Vec::new();
+    let mut ok = 0;
+    let mut n = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let b = n % boards.len();
+        let (board, lanes) = &boards[b];
+        let result = if n % 3 == 0 && !mine.is_empty() {
+            let (b, task) = &mine[n % mine.len()];
+            let lanes = &boards[*b].1;
+            client
+                .move_task(MoveTaskRequest {
+                    task_id: task.clone(),
+                    to_lane_id: lanes[n % lanes.len()].clone(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+        } else {
+            client
+                .create_task(CreateTaskRequest {
+                    board_id: board.clone(),
+                    lane_id: lanes[n % lanes.len()].clone(),
+                    title: format!("w{first} #{n}"),
+                    ..Default::default()
+                })
+                .await
+                .map(|task| mine.push((b, task.into_inner().id)))
+        };
+        match result {
+            Ok(()) => ok += 1,
+            Err(_) => {
+                at += 1;
+                let port = ports[at % ports.len()];
+                if let Ok(c) = BoardServiceClient::connect(format!("http://127.0.0.1:{port}")).await
+                {
+                    client = c;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    ok
+}
+
+async fn jetstream_events(port: u16) -> f64 {
+    let scrape =
+        service_kit::testing::scrape_metrics(&format!("http://127.0.0.1:{port}/metrics")).await;
+    service_kit::testing::metric_value(&scrape, "ws_gateway_jetstream_events_total", &[])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "-p", "board-service", "-p", "ws-gateway", "--bins"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(built.success(), "the service binaries build");
+
+    let logs = tempfile::Builder::new()
+        .prefix("boardwire-scale-")
+        .tempdir()
+        .expect("a log folder");
+    let db = TestDatabase::create().await;
+    // Always a private server: the test restarts it.
+    let nats = LocalNats::start_throwaway().unwrap_or_else(|e| panic!("{e}"));
+    let nats_url = nats.url();
+
+    let bs_ports = [free_port(), free_port()];
+    let mut board_services: Vec<Service> = bs_ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            Service::new(
+                &format!("board-service-{i}"),
+                "board-service",
+                vec![
+                    ("BOARD_SERVICE_ADDR", format!("127.0.0.1:{port}")),
+                    ("BOARD_SERVICE_METRICS_ADDR", "off".into()),
+                    ("DATABASE_URL", db.url().to_owned()),
+                    ("NATS_URL", nats_url.clone()),
+                ],
+                logs.path(),
+            )
+        })
+        .collect();
+    for service in &mut board_services {
+        service.start();
+    }
+    let mut api = wait_for_grpc(bs_ports[1]).await;
+    wait_for_grpc(bs_ports[0]).await;
+
+    let gw_ports = [free_port(), free_port(), free_port()];
+    let mut gateways: Vec<Service> = gw_ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            Service::new(
+                &format!("ws-gateway-{i}"),
+                "ws-gateway",
+                vec![
+                    ("WS_GATEWAY_ADDR", format!("127.0.0.1:{port}")),
+                    (
+                        "BOARD_SERVICE_URL",
+                        format!("http://127.0.0.1:{}", bs_ports[i % 2]),
+                    ),
+                    ("NATS_URL", nats_url.clone()),
+                ],
+                logs.path(),
+            )
+        })
+        .collect();
+    for gateway in &mut gateways {
+        gateway.start();
+    }
+    for port in gw_ports {
+        wait_for_http(port).await;
+    }
+    let failed = |what: &str| format!("{what}; service logs in {}", logs.path().display());
+
+    let mut boards = Vec::new();
+    for i in 0..BOARDS {
+        let board = api
+            .create_board(CreateBoardRequest {
+                name: format!("Scale {i}"),
+                slug: Some(format!("scale-{i}")),
+                ..Default::default()
+            })
+            .await
+            .expect("create board")
+            .into_inner();
+        boards.push((board.id, board.lanes.into_iter().map(|l| l.id).collect()));
+    }
+
+    let (targets, target_rx) = watch::channel(BTreeMap::new());
+    let mut readers = Vec::new();
+    for (board, _) in &boards {
+        for gateway in 0..gw_ports.len() {
+            for _ in 0..READERS_PER_BOARD_AND_GATEWAY {
+                readers.push(tokio::spawn(reader(
+                    board.clone(),
+                    gw_ports.to_vec(),
+                    gateway,
+                    target_rx.clone(),
+                )));
+            }
+        }
+    }
+    // Every reader holds its board.sync before the first write.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|first| {
+            tokio::spawn(writer(
+                bs_ports.to_vec(),
+                first,
+                boards.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    gateways[2].kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    board_services[0].kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    board_services[0].start();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopped = tokio::task::spawn_blocking(move || nats.stop())
+        .await
+        .expect("stop nats-server");
+    // Longer than the gateways' grace before they fall back to WatchBoard.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let nats = tokio::task::spawn_blocking(move || stopped.start())
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("restart nats-server: {e}"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut written = 0;
+    for writer in writers {
+        written += writer.await.expect("writer");
+    }
+    assert!(
+        written > 100,
+        "{}",
+        failed(&format!("only {written} writes"))
+    );
+
+    // The database, read through the board-service that never died.
+    let mut truth = BTreeMap::new();
+    let mut versions = BTreeMap::new();
+    for (board, _) in &boards {
+        let snapshot = api
+            .get_board(GetBoardRequest {
+                board_id: board.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("get board")
+            .into_inner();
+        let state: BoardState = snapshot
+            .tasks
+            .iter()
+            .map(|t| entry(&TaskData::from(t)))
+            .collect();
+        versions.insert(board.clone(), snapshot.version);
+        truth.insert(board.clone(), state);
+    }
+    targets.send_replace(versions.clone());
+
+    let deadline = Instant::now() + SETTLE;
+    let mut reconnects = 0;
+    for reader in readers {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let end = tokio::time::timeout(left, reader)
+            .await
+            .unwrap_or_else(|_| panic!("{}", failed("a reader never caught up")))
+            .expect("reader");
+        assert_eq!(end.version, versions[&end.board]);
+        assert!(
+            end.state == truth[&end.board],
+            "{}",
+            failed(&format!(
+                "a reader's board {} differs from the database",
+                end.board
+            ))
+        );
+        reconnects += end.reconnects;
+    }
+    eprintln!(
+        "scale-out: {written} writes, board versions {versions:?}, {reconnects} reader reconnects"
+    );
+    assert!(
+        reconnects >= READERS_PER_BOARD_AND_GATEWAY * BOARDS,
+        "the readers of the killed gateway moved to another one"
+    );
+    // The live gateways were fed from JetStream, not only from WatchBoard.
+    for port in &gw_ports[..2] {
+        assert!(
+            jetstream_events(*port).await > 0.0,
+            "{}",
+            failed("no JetStream feed")
+        );
+    }
+    drop(nats);
+}
