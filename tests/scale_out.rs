@@ -283,7 +283,7 @@ async fn writer(
         n += 1;
         let b = n % boards.len();
         let (board, lanes) = &boards[b];
-        let result = if n % 3 == 0 && !mine.is_empty() {
+        let result = if n.is_multiple_of(3) && !mine.is_empty() {
             let (b, task) = &mine[n % mine.len()];
             let lanes = &boards[*b].1;
             client
@@ -476,7 +476,6 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
         let snapshot = api
             .get_board(GetBoardRequest {
                 board_id: board.clone(),
-                ..Default::default()
             })
             .await
             .expect("get board")
