@@ -15,7 +15,7 @@
 //! - NATS down or restarting: the pass fails, and is retried with backoff
 //!   from the recorded position; nothing is skipped.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use service_kit::board_stream;
@@ -130,6 +130,7 @@ impl Relay {
         let mut nats: Option<jetstream::Context> = None;
         let mut stream_ready = false;
         let mut backoff = Duration::from_millis(100);
+        let mut last_beat: Option<Instant> = None;
         loop {
             if self.stop.is_cancelled() {
                 return Ok(());
@@ -152,6 +153,22 @@ impl Relay {
                 continue;
             }
             backoff = Duration::from_millis(100);
+            if last_beat.is_none_or(|at| at.elapsed() >= board_stream::RELAY_HEARTBEAT_EVERY) {
+                match self.jetstream(&mut nats, &mut stream_ready).await {
+                    Ok(js) => {
+                        // Core NATS, unacknowledged: a lost beat only
+                        // costs gateways a fallback to WatchBoard.
+                        let _ = js
+                            .client()
+                            .publish(board_stream::RELAY_HEARTBEAT, Default::default())
+                            .await;
+                        last_beat = Some(Instant::now());
+                    }
+                    Err(err) => {
+                        tracing::debug!(error = %format!("{err:#}"), "no NATS for the relay heartbeat")
+                    }
+                }
+            }
             let notified = async {
                 match listener.as_mut() {
                     Some(l) => l.recv().await.is_ok(),

@@ -16,6 +16,17 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Longest wait for a JetStream request (an acknowledgement, a consumer).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Core-NATS subject (outside the stream) the relaying board-service
+/// publishes to after each pass that left nothing behind, at least every
+/// [`RELAY_HEARTBEAT_EVERY`]. Gateways follow the stream only while they
+/// hear it: a stream nobody feeds (no replica relays, board-service runs
+/// without `NATS_URL`, the relay is stuck) would otherwise look like a
+/// quiet board for ever.
+pub const RELAY_HEARTBEAT: &str = "boardwire.relay.heartbeat";
+pub const RELAY_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// Silence after which gateways stop trusting the stream.
+pub const RELAY_HEARTBEAT_STALE: Duration = Duration::from_secs(5);
+
 /// `boardwire.boards.<board_id>`.
 pub fn subject(board_id: impl std::fmt::Display) -> String {
     format!("boardwire.boards.{board_id}")

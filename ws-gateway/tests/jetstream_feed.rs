@@ -42,8 +42,17 @@ async fn frames_come_through_jetstream_in_order_and_resume_with_since_version() 
     }
     let frames = read_until(&mut reader, 0, 5).await;
     assert!(frames.iter().all(|f| f["type"] == "task.created"));
-    assert!(
-        gateway_metric(&stack, EVENTS).await >= 5.0,
+    // The first writes may land before the feed's consumer exists; those
+    // come as the subject's last message plus a catch-up from the log.
+    // Once it exists, every event comes from the stream.
+    let before = gateway_metric(&stack, EVENTS).await;
+    for i in 5..10 {
+        stack.task("streamed", "todo", &format!("t{i}")).await;
+    }
+    read_until(&mut reader, 5, 10).await;
+    assert_eq!(
+        gateway_metric(&stack, EVENTS).await - before,
+        5.0,
         "the frames came from JetStream"
     );
     assert_eq!(gateway_metric(&stack, FALLBACKS).await, 0.0);
@@ -51,13 +60,13 @@ async fn frames_come_through_jetstream_in_order_and_resume_with_since_version() 
 
     // A client back from a disconnect gets what it missed, then live frames.
     let mut back = stack.connect().await;
-    back.send(json!({"type": "subscribe", "boardId": board.id, "sinceVersion": 2}))
+    back.send(json!({"type": "subscribe", "boardId": board.id, "sinceVersion": 7}))
         .await;
-    read_until(&mut back, 2, 5).await;
+    read_until(&mut back, 7, 10).await;
     stack.task("streamed", "todo", "live").await;
-    let live = read_until(&mut back, 5, 6).await;
+    let live = read_until(&mut back, 10, 11).await;
     assert_eq!(live[0]["data"]["title"], "live");
-    read_until(&mut reader, 5, 6).await;
+    read_until(&mut reader, 10, 11).await;
 }
 
 #[tokio::test]
@@ -127,5 +136,25 @@ async fn a_nats_restart_during_writes_loses_and_repeats_nothing() {
         stack.task("outage", "todo", &format!("last {i}")).await;
     }
     read_until(&mut reader, version, version + 5).await;
+    drop(nats);
+}
+
+#[tokio::test]
+async fn a_stream_nobody_relays_to_is_not_trusted() {
+    // board-service without NATS_URL: the stream stays empty, and the
+    // gateway must notice (no relay heartbeat) rather than go quiet. A
+    // private server: another test's relay would beat on a shared one.
+    let nats = local_nats::LocalNats::start_throwaway().unwrap_or_else(|e| panic!("{e}"));
+    let nats_url = nats.url();
+    let mut stack = Stack::start_with(move |c| c.nats_url = Some(nats_url)).await;
+    stack.board("unrelayed").await;
+    let mut reader = stack.connect().await;
+    reader.subscribe("unrelayed").await;
+    for i in 0..3 {
+        stack.task("unrelayed", "todo", &format!("t{i}")).await;
+    }
+    read_until(&mut reader, 0, 3).await;
+    assert!(gateway_metric(&stack, FALLBACKS).await >= 1.0);
+    assert_eq!(gateway_metric(&stack, EVENTS).await, 0.0);
     drop(nats);
 }

@@ -10,7 +10,13 @@
 //! relay lagging behind the snapshot, a re-delivery after a consumer reset,
 //! or a switch between the two sources loses and repeats nothing.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use async_nats::jetstream::{
     self,
@@ -30,7 +36,8 @@ use crate::{metrics::Metrics, upstream::Upstream};
 
 /// Events published together at most.
 const BATCH: usize = 64;
-/// How long NATS may stay disconnected before feeds fall back to WatchBoard.
+/// How long NATS may stay disconnected (or the relay silent) before feeds
+/// fall back to WatchBoard.
 const OUTAGE_GRACE: Duration = Duration::from_secs(3);
 const STATE_CHECK: Duration = Duration::from_secs(1);
 
@@ -40,6 +47,10 @@ pub struct BoardStream {
     context: jetstream::Context,
     /// Opened (created if board-service has not yet) on first use.
     stream: OnceCell<jetstream::stream::Stream>,
+    /// When the relay's last heartbeat arrived, in ms after `started`
+    /// (0: none yet).
+    last_beat: Arc<AtomicU64>,
+    started: Instant,
 }
 
 impl BoardStream {
@@ -53,15 +64,49 @@ impl BoardStream {
             .map_err(|e| anyhow::anyhow!("NATS_URL {url}: {e}"))?;
         let mut context = jetstream::new(client.clone());
         context.set_timeout(board_stream::REQUEST_TIMEOUT);
+        let started = Instant::now();
+        let last_beat = Arc::new(AtomicU64::new(0));
+        let mut beats = client
+            .subscribe(board_stream::RELAY_HEARTBEAT)
+            .await
+            .map_err(|e| anyhow::anyhow!("subscribe to the relay heartbeat: {e}"))?;
+        let heard = last_beat.clone();
+        tokio::spawn(async move {
+            while beats.next().await.is_some() {
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                heard.store(ms.max(1), Ordering::Relaxed);
+            }
+        });
         Ok(Self {
             client,
             context,
             stream: OnceCell::new(),
+            last_beat,
+            started,
         })
     }
 
-    fn connected(&self) -> bool {
-        self.client.connection_state() == async_nats::connection::State::Connected
+    /// Connected, and a relay is feeding the stream.
+    fn usable(&self) -> bool {
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        let beat = self.last_beat.load(Ordering::Relaxed);
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let stale =
+            u64::try_from(board_stream::RELAY_HEARTBEAT_STALE.as_millis()).unwrap_or(u64::MAX);
+        connected && beat != 0 && now.saturating_sub(beat) < stale
+    }
+
+    /// [`Self::usable`], waiting for a first heartbeat while this gateway
+    /// is younger than the staleness limit (it may simply not have heard
+    /// one yet).
+    async fn usable_soon(&self) -> bool {
+        while !self.usable() && self.started.elapsed() < board_stream::RELAY_HEARTBEAT_STALE {
+            if self.last_beat.load(Ordering::Relaxed) != 0 {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.usable()
     }
 
     async fn stream(&self) -> anyhow::Result<&jetstream::stream::Stream> {
@@ -80,7 +125,7 @@ pub(super) async fn follow(
     feed: &Arc<Feed>,
     backoff: &mut Duration,
 ) -> Ended {
-    if !nats.connected() {
+    if !nats.usable_soon().await {
         return Ended::Unavailable;
     }
     let stream = match nats.stream().await {
@@ -116,9 +161,10 @@ pub(super) async fn follow(
         let first = tokio::select! {
             next = messages.next() => next,
             _ = state_check.tick() => {
-                // The ordered consumer retries for ever while NATS is away;
-                // the feed must not wait that long.
-                if nats.connected() {
+                // The ordered consumer retries for ever while NATS is away,
+                // and a stream nobody relays to stays quiet for ever; the
+                // feed must not wait that long.
+                if nats.usable() {
                     down_since = None;
                 } else if down_since.get_or_insert_with(tokio::time::Instant::now).elapsed() >= OUTAGE_GRACE {
                     return Ended::Unavailable;
