@@ -41,6 +41,9 @@ pub struct Config {
     pub run_lease: Duration,
     /// Which of the built-in agent's tool calls wait for a person's yes.
     pub approvals: crate::agent::approvals::Approvals,
+    /// A NATS server with JetStream (SCALING.md): set, sessions are shared
+    /// with the other bridges on it; `None`: this bridge alone.
+    pub nats_url: Option<String>,
 }
 
 /// The limits a chat client meets, named like ws-gateway's.
@@ -188,6 +191,10 @@ pub struct ConfigArgs {
     /// Seconds to wait for an approval; no answer counts as a rejection.
     #[arg(long, env = "AGENT_APPROVAL_TIMEOUT", default_value_t = 600)]
     pub approval_timeout_secs: u64,
+    /// A NATS server with JetStream: set, any bridge serves any tab of any
+    /// session, live (SCALING.md).
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
 }
 
 impl From<ConfigArgs> for Config {
@@ -221,6 +228,10 @@ impl From<ConfigArgs> for Config {
                 mode: args.approvals,
                 timeout: Duration::from_secs(args.approval_timeout_secs.max(1)),
             },
+            nats_url: args
+                .nats_url
+                .map(|url| url.trim().to_owned())
+                .filter(|url| !url.is_empty()),
         }
     }
 }

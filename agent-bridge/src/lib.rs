@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod board_channel;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod mcp;
@@ -91,11 +92,16 @@ impl App {
             .with_context(|| format!("bind HTTP listener on {}", config.listen_addr))?;
         let store = Store::new(pool);
         tracing::info!(backend = backend.name(), "agent backend chosen");
+        let cluster = match &config.nats_url {
+            Some(url) => Some(cluster::Cluster::connect(url).await?),
+            None => None,
+        };
         let sessions = Sessions::new(
             store.clone(),
             config.default_board.clone(),
             config.replay_frames,
-        );
+        )
+        .with_cluster(cluster);
         // Runs a dead bridge left `running` get their terminal frame now
         // (once their lease is out); the lease keeper catches the rest.
         let reaped = run::reap_interrupted(&store, &sessions)

@@ -37,6 +37,8 @@ pub struct Metrics {
     runs_started: Counter,
     runs_ended: Family<Status, Counter>,
     pub frames: Counter,
+    /// Frames for other bridges' tabs dropped because NATS fell behind.
+    pub cluster_frames_dropped: Counter,
     tool_calls: Family<Tool, Counter>,
     approvals: Family<Status, Counter>,
     /// Stamping, encoding and handing one frame to every socket.
@@ -59,6 +61,7 @@ impl Metrics {
             runs_started: Counter::default(),
             runs_ended: Family::default(),
             frames: Counter::default(),
+            cluster_frames_dropped: Counter::default(),
             tool_calls: Family::default(),
             approvals: Family::default(),
             publish_seconds: latency(),
@@ -78,6 +81,11 @@ impl Metrics {
             metrics.runs_ended.clone(),
         );
         registry.register("frames", "Chat frames published", metrics.frames.clone());
+        registry.register(
+            "cluster_frames_dropped",
+            "Chat frames for other bridges' tabs dropped because NATS fell behind",
+            metrics.cluster_frames_dropped.clone(),
+        );
         registry.register(
             "tool_calls",
             "Tool calls ended, by tool and outcome",

@@ -33,6 +33,7 @@ use super::{
     validate,
 };
 use crate::{
+    cluster,
     run::{StartError, Started, UserMessage},
     session::{Decision, Session},
 };
@@ -381,15 +382,17 @@ async fn handle(
     match frame {
         ClientFrame::Ping => vec![ServerFrame::Pong],
         ClientFrame::Message { data } => send_message(data, state, session, caller).await,
-        ClientFrame::Cancel { .. } => cancel(&frame, session).into_iter().collect(),
-        ClientFrame::Approval { data } => approval(&data, session, caller).into_iter().collect(),
+        ClientFrame::Cancel { .. } => cancel(&frame, session).await.into_iter().collect(),
+        ClientFrame::Approval { data } => {
+            approval(&data, session, caller).await.into_iter().collect()
+        }
     }
 }
 
 /// `approval`: answers a tool call that waits for one. The run publishes the
 /// call's next frame, with the answer, to every tab; only a stale or unknown
-/// call gets a reply here.
-fn approval(data: &ApprovalData, session: &Session, caller: &Caller) -> Option<ServerFrame> {
+/// call gets a reply here. A run on another bridge is asked over NATS.
+async fn approval(data: &ApprovalData, session: &Session, caller: &Caller) -> Option<ServerFrame> {
     if let Err(err) = validate::approval(&data.tool_call_id, data.reason.as_deref()) {
         return Some(rejection(session, "invalid_frame", &err.to_string()));
     }
@@ -402,7 +405,20 @@ fn approval(data: &ApprovalData, session: &Session, caller: &Caller) -> Option<S
             .unwrap_or_else(|| "anonymous".into()),
         reason: data.reason.clone().filter(|r| !r.trim().is_empty()),
     };
-    (!session.answer_approval(&data.tool_call_id, decision)).then(|| {
+    let answered = session.answer_approval(&data.tool_call_id, decision.clone())
+        || match session.cluster() {
+            Some(cluster) => {
+                let request = cluster::control::Request::Approval {
+                    tool_call_id: data.tool_call_id.clone(),
+                    approved: decision.approved,
+                    by: decision.by,
+                    reason: decision.reason,
+                };
+                cluster.ask(session.id(), &request).await
+            }
+            None => false,
+        };
+    (!answered).then(|| {
         rejection(
             session,
             "unknown_approval",
@@ -484,8 +500,9 @@ async fn send_message(
     }
 }
 
-/// `cancel`: the reply for this socket, if any.
-fn cancel(frame: &ClientFrame, session: &Session) -> Option<ServerFrame> {
+/// `cancel`: the reply for this socket, if any. A run on another bridge is
+/// asked over NATS.
+async fn cancel(frame: &ClientFrame, session: &Session) -> Option<ServerFrame> {
     let wanted = match frame.cancel_run_id().map(validate::run_id) {
         None => None,
         Some(Ok(id)) => Some(id),
@@ -494,18 +511,23 @@ fn cancel(frame: &ClientFrame, session: &Session) -> Option<ServerFrame> {
         }
     };
     // The run itself publishes `status: cancelled` to every socket.
-    session
-        .cancel_run(wanted)
-        .is_none()
-        .then(|| ServerFrame::Status {
-            seq: session.seq(),
+    let cancelled = session.cancel_run(wanted).is_some()
+        || match session.cluster() {
+            Some(cluster) => {
+                let request = cluster::control::Request::Cancel { run_id: wanted };
+                cluster.ask(session.id(), &request).await
+            }
+            None => false,
+        };
+    (!cancelled).then(|| ServerFrame::Status {
+        seq: session.seq(),
+        run_id: None,
+        data: StatusData {
+            status: RunStatus::Idle,
+            message: "No run to cancel".into(),
             run_id: None,
-            data: StatusData {
-                status: RunStatus::Idle,
-                message: "No run to cancel".into(),
-                run_id: None,
-            },
-        })
+        },
+    })
 }
 
 /// An error for this socket only; it ends no run.

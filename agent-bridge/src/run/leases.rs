@@ -8,8 +8,9 @@ use super::Runner;
 use crate::{session::Sessions, store::Store};
 
 /// Marks runs whose lease ran out as interrupted and tells their sessions:
-/// a session this bridge has in memory gets the `error` frame live; every
-/// other finds it in PostgreSQL when next loaded. Returns how many.
+/// a session this bridge has in memory gets the `error` frame live, and with
+/// NATS so do the other bridges' tabs; a session loaded later finds it in
+/// PostgreSQL. Returns how many.
 pub async fn reap_interrupted(store: &Store, sessions: &Sessions) -> sqlx::Result<usize> {
     let reaped = store.reap_interrupted().await?;
     for run in &reaped {
@@ -20,6 +21,11 @@ pub async fn reap_interrupted(store: &Store, sessions: &Sessions) -> sqlx::Resul
             if seq != run.seq {
                 store.set_terminal_seq(run.run_id, seq).await?;
             }
+        } else if let Some(cluster) = sessions.cluster() {
+            // Tabs on other bridges are told too, though this one has none.
+            let frame = crate::session::interrupted_frame(run.run_id, &run.message, run.seq);
+            let text = protocol::json::encode(&frame).into();
+            cluster.publish(&run.session_id, uuid::Uuid::nil(), run.seq, &text, true);
         }
     }
     Ok(reaped.len())

@@ -145,13 +145,39 @@ impl Runner {
         }
         let run_id = Uuid::now_v7();
         let cancel = self.stop.child_token();
-        match session.begin_run(run_id, cancel.clone(), message.message_id.as_deref()) {
-            Ok(()) => {}
-            Err(Busy {
-                run,
-                same_message: true,
-            }) => return Ok(Started::InFlight(run)),
-            Err(Busy { run, .. }) => return Err(StartError::Busy(run)),
+        if let Some(run) = self
+            .begin(&session, run_id, &cancel, message.message_id.as_deref())
+            .await?
+        {
+            return Ok(Started::InFlight(run));
+        }
+        let message_row = stored.unwrap_or_else(Uuid::now_v7);
+        let lease = (self.instance, self.lease);
+        // With other bridges, PostgreSQL says who runs the session's run.
+        let claimed = session.cluster().is_some();
+        if let Some(cluster) = session.cluster() {
+            let claim = self
+                .store
+                .claim_run(
+                    run_id,
+                    session.id(),
+                    message_row,
+                    self.backend.name(),
+                    lease,
+                )
+                .await;
+            match claim {
+                Ok(None) => {}
+                Ok(Some(holder)) => {
+                    session.abandon_run(run_id);
+                    return Err(StartError::Busy(holder));
+                }
+                Err(err) => {
+                    session.abandon_run(run_id);
+                    return Err(err.into());
+                }
+            }
+            cluster.serve_run(Arc::clone(&session), run_id).await;
         }
         session.publish(ServerFrame::Status {
             seq: 0,
@@ -170,7 +196,6 @@ impl Runner {
             store: store.clone(),
             run_id,
         };
-        let lease = (self.instance, self.lease);
         self.tracker.spawn(async move {
             let run = Run {
                 store,
@@ -179,6 +204,8 @@ impl Runner {
                 run_id,
                 message,
                 stored,
+                message_row,
+                claimed,
                 cancel,
                 lease,
             };
@@ -187,6 +214,38 @@ impl Runner {
             let _ = tx.send(result);
         });
         Ok(Started::New { run_id, done: rx })
+    }
+
+    /// Marks `run_id` as `session`'s run in flight. A run another bridge was
+    /// said to drive, and PostgreSQL says ended, is forgotten first: its
+    /// terminal frame was lost on the way here. `Some(run)`: the same
+    /// message is being answered by `run` here.
+    async fn begin(
+        &self,
+        session: &Session,
+        run_id: Uuid,
+        cancel: &CancellationToken,
+        message: Option<&str>,
+    ) -> Result<Option<Uuid>, StartError> {
+        let mut forgot = false;
+        loop {
+            match session.begin_run(run_id, cancel.clone(), message) {
+                Ok(()) => return Ok(None),
+                Err(Busy {
+                    run,
+                    same_message: true,
+                }) => return Ok(Some(run)),
+                Err(Busy { run, .. }) if !forgot && session.remote_run() == Some(run) => {
+                    let record = self.store.run(run).await?;
+                    if record.is_some_and(|r| r.status == "running") {
+                        return Err(StartError::Busy(run));
+                    }
+                    session.forget_remote_run(run);
+                    forgot = true;
+                }
+                Err(Busy { run, .. }) => return Err(StartError::Busy(run)),
+            }
+        }
     }
 
     /// The result of `run_id` on `session`, once it has ended on whichever
@@ -229,6 +288,10 @@ struct Run {
     message: UserMessage,
     /// The stored user message, when this run retries it.
     stored: Option<Uuid>,
+    /// The user message's row id: `stored`, or the one it is stored under.
+    message_row: Uuid,
+    /// Recorded already, by [`Store::claim_run`].
+    claimed: bool,
     cancel: CancellationToken,
     lease: (Uuid, Duration),
 }
@@ -248,16 +311,20 @@ async fn drive(run: Run) -> RunResult {
                 frontend_tools,
             },
         stored,
+        message_row,
+        claimed,
         cancel,
         lease,
     } = run;
     tracing::info!(backend = backend.name(), "run started");
     let mut out = RunOutput::new(Arc::clone(&session), store.clone(), run_id);
     let prepared = async {
-        let message = stored.unwrap_or_else(Uuid::now_v7);
-        store
-            .insert_run(run_id, session.id(), message, backend.name(), lease)
-            .await?;
+        let message = message_row;
+        if !claimed {
+            store
+                .insert_run(run_id, session.id(), message, backend.name(), lease)
+                .await?;
+        }
         let message = match stored {
             Some(message) => message,
             None => {

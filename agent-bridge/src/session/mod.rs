@@ -12,14 +12,17 @@ use std::{
 };
 
 use axum::extract::ws::Utf8Bytes;
-use protocol::chat_frames::{ErrorData, ServerFrame};
+use protocol::chat_frames::{ErrorData, RunStatus, ServerFrame};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use registry::{OpenError, Sessions, valid_session_id};
 
-use crate::store::{LoadedSession, SEQ_BLOCK, Store};
+use crate::{
+    cluster::Cluster,
+    store::{LoadedSession, SEQ_BLOCK, Store},
+};
 
 /// One session shared by all its sockets and its runs.
 pub struct Session {
@@ -31,6 +34,19 @@ pub struct Session {
     seqs: Option<SeqReservation>,
     /// Bumped whenever a run ends, for those waiting on one.
     ended: watch::Sender<u64>,
+    /// With NATS: this load's place among the bridges (see [`crate::cluster`]).
+    link: Option<Link>,
+    /// `true` once the frames other bridges stored before this load are in.
+    ready: watch::Receiver<bool>,
+}
+
+/// A session load's link to the other bridges.
+struct Link {
+    cluster: Cluster,
+    /// Marks the frames this load publishes, so its follower skips them.
+    origin: Uuid,
+    /// Stops the follower when the load is dropped.
+    stop: CancellationToken,
 }
 
 /// Seqs are reserved in PostgreSQL ahead of use, a block at a time, so a
@@ -43,7 +59,11 @@ struct SeqReservation {
 }
 
 struct State {
+    /// The latest seq published (here or, with NATS, by another bridge).
     seq: u64,
+    /// This load's own frames take seqs above this: every seq any bridge
+    /// had reserved when it loaded.
+    floor: u64,
     /// Frames of the run in flight or the last run, oldest first.
     ring: VecDeque<(u64, Utf8Bytes)>,
     /// Terminal frames of runs a dead bridge left, kept past later runs so
@@ -52,6 +72,8 @@ struct State {
     subscribers: Vec<(u64, mpsc::Sender<Utf8Bytes>)>,
     next_subscriber: u64,
     active: Option<ActiveRun>,
+    /// The run in flight on another bridge, as its frames tell.
+    remote_run: Option<Uuid>,
     /// Tool calls of the run in flight that wait for a person's answer.
     approvals: std::collections::HashMap<String, oneshot::Sender<Decision>>,
 }
@@ -125,21 +147,33 @@ impl Session {
             replay_frames,
             state: Mutex::new(State {
                 seq: last_seq,
+                floor: last_seq,
                 ring: VecDeque::new(),
                 interrupted: VecDeque::new(),
                 subscribers: Vec::new(),
                 next_subscriber: 0,
                 active: None,
+                remote_run: None,
                 approvals: Default::default(),
             }),
             seqs: None,
             ended: watch::Sender::new(0),
+            link: None,
+            ready: watch::channel(true).1,
         }
     }
 
     /// The session as loaded from PostgreSQL, its seqs reserved there. The
     /// terminal frames of its interrupted runs are ready for `last_seq` replay.
-    fn loaded(loaded: LoadedSession, replay_frames: usize, store: Store) -> Self {
+    /// With a cluster, the latest seq is what the stream and those frames
+    /// say, and the load is not ready until its follower has the stream's
+    /// frames (`ready` is for the follower to send).
+    fn loaded(
+        loaded: LoadedSession,
+        replay_frames: usize,
+        store: Store,
+        cluster: Option<(Cluster, watch::Receiver<bool>)>,
+    ) -> Self {
         let mut session = Self::new(
             loaded.row.id,
             loaded.row.board_id,
@@ -152,14 +186,51 @@ impl Session {
             reserved: Arc::new(AtomicU64::new(loaded.reserved)),
             refilling: Arc::new(AtomicBool::new(false)),
         });
+        let clustered = cluster.is_some();
+        if let Some((cluster, ready)) = cluster {
+            session.link = Some(Link {
+                cluster,
+                origin: Uuid::now_v7(),
+                stop: CancellationToken::new(),
+            });
+            session.ready = ready;
+        }
         {
             let mut state = session.lock();
+            if clustered {
+                state.seq = 0;
+            }
             for (run_id, message, seq) in loaded.interrupted {
                 let frame = interrupted_frame(run_id, &message, seq);
+                state.seq = state.seq.max(seq);
                 state.pin((seq, encode(&frame)));
             }
         }
         session
+    }
+
+    /// The other bridges, with NATS.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.link.as_ref().map(|link| &link.cluster)
+    }
+
+    /// What the follower of this load needs: its origin and stop token.
+    pub(crate) fn follower_link(&self) -> Option<(Uuid, CancellationToken)> {
+        self.link
+            .as_ref()
+            .map(|link| (link.origin, link.stop.clone()))
+    }
+
+    /// Waits (at most `max`) until the frames other bridges stored before
+    /// this load are in, so a first tab's replay has them.
+    pub async fn caught_up(&self, max: std::time::Duration) {
+        let mut ready = self.ready.clone();
+        if tokio::time::timeout(max, ready.wait_for(|ready| *ready))
+            .await
+            .is_err()
+        {
+            tracing::warn!(session = %self.id, "the session's frames on NATS are late; serving without them");
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -234,7 +305,7 @@ impl Session {
             frames: rx,
             replay,
             seq: state.seq,
-            active_run: state.active.as_ref().map(|run| run.id),
+            active_run: state.active.as_ref().map(|run| run.id).or(state.remote_run),
             guard: SubscriberGuard {
                 session: Arc::clone(self),
                 id,
@@ -257,6 +328,12 @@ impl Session {
                 same_message: message.is_some() && active.message.as_deref() == message,
             });
         }
+        if let Some(run) = state.remote_run {
+            return Err(Busy {
+                run,
+                same_message: false,
+            });
+        }
         state.active = Some(ActiveRun {
             id: run_id,
             cancel,
@@ -264,6 +341,67 @@ impl Session {
         });
         state.ring.clear();
         Ok(())
+    }
+
+    /// Takes back `run_id`'s [`Self::begin_run`] before it published
+    /// anything: another bridge holds the session's run.
+    pub fn abandon_run(&self, run_id: Uuid) {
+        let mut state = self.lock();
+        if state.active.as_ref().is_some_and(|run| run.id == run_id) {
+            state.active = None;
+            self.ended.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// The run in flight on another bridge, as its frames tell.
+    pub fn remote_run(&self) -> Option<Uuid> {
+        self.lock().remote_run
+    }
+
+    /// Forgets the other bridge's run `run_id`: PostgreSQL says it ended,
+    /// and its terminal frame never came (NATS lost it).
+    pub fn forget_remote_run(&self, run_id: Uuid) {
+        let mut state = self.lock();
+        if state.remote_run == Some(run_id) {
+            state.remote_run = None;
+        }
+    }
+
+    /// A frame another bridge published at `seq`: into the replay ring and
+    /// out to this bridge's sockets, with the run it starts or ends noted.
+    pub fn accept_remote(&self, seq: u64, text: Utf8Bytes, frame: &ServerFrame) {
+        let run = frame.run_id().and_then(|id| id.parse::<Uuid>().ok());
+        let mut state = self.lock();
+        if let ServerFrame::Status { data, .. } = frame
+            && data.status == RunStatus::Processing
+            && run.is_some()
+        {
+            state.ring.clear();
+            state.remote_run = run;
+        }
+        state.seq = state.seq.max(seq);
+        self.deliver_locked(&mut state, seq, text.clone());
+        if frame.is_terminal() {
+            if let ServerFrame::Error { data, .. } = frame
+                && data.code == "interrupted"
+            {
+                state.pin((seq, text));
+            }
+            if state.remote_run == run {
+                state.remote_run = None;
+            }
+            self.ended.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Resolves once `run_id` is no longer in flight here.
+    pub async fn run_ended(&self, run_id: Uuid) {
+        let mut ended = self.ended.subscribe();
+        while self.is_running(run_id) {
+            if ended.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Registers a tool call of the run in flight as awaiting approval.
@@ -340,11 +478,32 @@ impl Session {
 
     fn publish_locked(&self, state: &mut State, mut frame: ServerFrame, terminal: bool) -> u64 {
         let started = std::time::Instant::now();
-        state.seq += 1;
+        state.seq = state.seq.max(state.floor) + 1;
         let seq = state.seq;
         self.reserve_ahead(seq);
         frame.set_seq(seq);
         let text = encode(&frame);
+        if let Some(link) = &self.link {
+            link.cluster
+                .publish(&self.id, link.origin, seq, &text, frame.is_terminal());
+        }
+        self.deliver_locked(state, seq, text);
+        if terminal {
+            state.active = None;
+            // A cancelled run leaves no question open.
+            state.approvals.clear();
+            self.ended.send_modify(|n| *n += 1);
+        }
+        let metrics = &crate::metrics::METRICS;
+        metrics.frames.inc();
+        metrics
+            .publish_seconds
+            .observe(started.elapsed().as_secs_f64());
+        seq
+    }
+
+    /// Keeps `text` for replay and queues it on every socket.
+    fn deliver_locked(&self, state: &mut State, seq: u64, text: Utf8Bytes) {
         if state.ring.len() >= self.replay_frames {
             state.ring.pop_front();
         }
@@ -359,18 +518,14 @@ impl Session {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         });
-        if terminal {
-            state.active = None;
-            // A cancelled run leaves no question open.
-            state.approvals.clear();
-            self.ended.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(link) = &self.link {
+            link.stop.cancel();
         }
-        let metrics = &crate::metrics::METRICS;
-        metrics.frames.inc();
-        metrics
-            .publish_seconds
-            .observe(started.elapsed().as_secs_f64());
-        seq
     }
 }
 

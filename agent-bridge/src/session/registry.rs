@@ -5,7 +5,11 @@ use std::{
 };
 
 use super::Session;
-use crate::store::Store;
+use crate::{cluster::Cluster, store::Store};
+
+/// Longest wait, on a session's first load, for the frames other bridges
+/// stored on NATS.
+const CATCH_UP: Duration = Duration::from_secs(3);
 
 /// The sessions this bridge has in memory, loaded from PostgreSQL on first
 /// use and dropped again after being idle (no socket, no run) for a while.
@@ -15,6 +19,7 @@ pub struct Sessions {
     store: Store,
     default_board: String,
     replay_frames: usize,
+    cluster: Option<Cluster>,
 }
 
 struct Entry {
@@ -30,7 +35,19 @@ impl Sessions {
             store,
             default_board,
             replay_frames,
+            cluster: None,
         }
+    }
+
+    /// Sessions shared with the other bridges through `cluster`.
+    pub fn with_cluster(mut self, cluster: Option<Cluster>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// The other bridges, with NATS.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -52,29 +69,52 @@ impl Sessions {
             Some(id) => id.to_owned(),
             None => uuid::Uuid::now_v7().to_string(),
         };
-        if let Some(entry) = self.lock().get(&id) {
-            if enforce_owner && entry.session.owner() != owner {
+        let known = self.lock().get(&id).map(|entry| Arc::clone(&entry.session));
+        if let Some(session) = known {
+            if enforce_owner && session.owner() != owner {
                 return Err(OpenError::NotYours);
             }
-            return Ok(Arc::clone(&entry.session));
+            session.caught_up(CATCH_UP).await;
+            return Ok(session);
         }
         let loaded = self
             .store
             .load_session(&id, board, &self.default_board, owner, enforce_owner)
             .await?
             .ok_or(OpenError::NotYours)?;
+        let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
         let session = Arc::new(Session::loaded(
             loaded,
             self.replay_frames,
             self.store.clone(),
+            self.cluster.clone().map(|cluster| (cluster, ready_rx)),
         ));
         // Two sockets may load the same session at once; the first one in wins.
-        let mut map = self.lock();
-        let entry = map.entry(id).or_insert(Entry {
-            session,
-            idle_since: None,
-        });
-        Ok(Arc::clone(&entry.session))
+        let (session, won) = {
+            let mut map = self.lock();
+            let entry = map.entry(id.clone()).or_insert(Entry {
+                session: Arc::clone(&session),
+                idle_since: None,
+            });
+            let won = Arc::ptr_eq(&entry.session, &session);
+            (Arc::clone(&entry.session), won)
+        };
+        if won
+            && let (Some(cluster), Some((origin, stop))) = (&self.cluster, session.follower_link())
+        {
+            tokio::spawn(crate::cluster::follow(
+                cluster.clone(),
+                Arc::downgrade(&session),
+                id,
+                origin,
+                move || {
+                    let _ = ready_tx.send(true);
+                },
+                stop,
+            ));
+        }
+        session.caught_up(CATCH_UP).await;
+        Ok(session)
     }
 
     /// The session `id` if this bridge has it in memory.

@@ -43,21 +43,40 @@ impl Store {
         session_id: &str,
         message_id: Uuid,
         backend: &str,
-        (instance, lease): (Uuid, std::time::Duration),
+        lease: (Uuid, std::time::Duration),
     ) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO chat_runs (id, session_id, message_id, backend, status, instance_id, lease_until)
-             VALUES ($1, $2, $3, $4, 'running', $5, now() + make_interval(secs => $6))",
+        insert_run(self.pool(), run_id, session_id, message_id, backend, lease).await
+    }
+
+    /// Records `run_id` as the session's one run in flight, unless one is
+    /// already `running` (on any bridge, or left by a dead one until it is
+    /// reaped): then returns that run and records nothing. The session's row
+    /// is locked meanwhile, so bridges claiming at once take turns.
+    pub async fn claim_run(
+        &self,
+        run_id: Uuid,
+        session_id: &str,
+        message_id: Uuid,
+        backend: &str,
+        lease: (Uuid, std::time::Duration),
+    ) -> sqlx::Result<Option<Uuid>> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SELECT 1 FROM chat_sessions WHERE id = $1 FOR UPDATE")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        let holder: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM chat_runs WHERE session_id = $1 AND status = 'running' LIMIT 1",
         )
-        .bind(run_id)
         .bind(session_id)
-        .bind(message_id)
-        .bind(backend)
-        .bind(instance)
-        .bind(lease.as_secs_f64())
-        .execute(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(())
+        if holder.is_some() {
+            return Ok(holder);
+        }
+        insert_run(&mut *tx, run_id, session_id, message_id, backend, lease).await?;
+        tx.commit().await?;
+        Ok(None)
     }
 
     /// Points the run at the user message it answers, when another bridge
@@ -175,4 +194,27 @@ fn record(row: &sqlx::postgres::PgRow) -> sqlx::Result<RunRecord> {
             .try_get::<Option<i64>, _>("terminal_seq")?
             .map(|s| s.max(0) as u64),
     })
+}
+
+async fn insert_run<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    run_id: Uuid,
+    session_id: &str,
+    message_id: Uuid,
+    backend: &str,
+    (instance, lease): (Uuid, std::time::Duration),
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO chat_runs (id, session_id, message_id, backend, status, instance_id, lease_until)
+         VALUES ($1, $2, $3, $4, 'running', $5, now() + make_interval(secs => $6))",
+    )
+    .bind(run_id)
+    .bind(session_id)
+    .bind(message_id)
+    .bind(backend)
+    .bind(instance)
+    .bind(lease.as_secs_f64())
+    .execute(executor)
+    .await?;
+    Ok(())
 }

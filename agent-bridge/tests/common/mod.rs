@@ -38,6 +38,8 @@ pub struct Options {
     pub limits: agent_bridge::config::Limits,
     pub run_lease: Duration,
     pub approvals: agent_bridge::agent::approvals::Approvals,
+    /// Share sessions with other bridges on this NATS server.
+    pub nats_url: Option<String>,
 }
 
 impl Default for Options {
@@ -54,12 +56,13 @@ impl Default for Options {
             limits: agent_bridge::config::Limits::default(),
             run_lease: Duration::from_secs(15),
             approvals: Default::default(),
+            nats_url: None,
         }
     }
 }
 
 /// A running service and the way to stop it.
-use service_kit::testing::RunningService as Running;
+pub use service_kit::testing::RunningService as Running;
 
 /// board-service and agent-bridge over one fresh database.
 pub struct Stack {
@@ -106,6 +109,12 @@ impl Stack {
         let old = std::mem::replace(&mut self.bridge, bridge);
         old.stop().await;
         self.addr = addr;
+    }
+
+    /// Another agent-bridge, like the first, on the same database and
+    /// board-service: the caller keeps it running.
+    pub async fn another_bridge(&self) -> (SocketAddr, Running) {
+        start_bridge(self.db.url(), self.board_addr, &self.options).await
     }
 
     pub async fn stop(self) {
@@ -189,6 +198,7 @@ async fn start_bridge(
     config.limits = options.limits;
     config.run_lease = options.run_lease;
     config.approvals = options.approvals;
+    config.nats_url = options.nats_url.clone();
     let app = agent_bridge::App::build(config)
         .await
         .expect("agent-bridge starts");
