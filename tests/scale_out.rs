@@ -1,14 +1,19 @@
-//! The board path scaled out, as separate processes on one PostgreSQL and
-//! one NATS: 2 board-services relaying to JetStream and 3 gateways reading
-//! from it, readers spread over the gateways, two writers spread over the
-//! board-services. During the writes a gateway and a board-service are
-//! killed with SIGKILL and NATS restarts. Afterwards every reader's board
-//! (built only from the frames it received, resuming with `sinceVersion`
-//! on another gateway when its own died) equals the database, and no
-//! reader ever saw a version twice or out of order.
-//!
-//! Chat across bridge replicas is not part of it yet: that is still to be
-//! built (SCALING.md).
+//! Boardwire scaled out, as separate processes on one PostgreSQL and one
+//! NATS: 2 board-services relaying to JetStream, 3 gateways reading from
+//! it and 2 agent-bridges sharing chat sessions over it. Board readers are
+//! spread over the gateways, two writers over the board-services, and chat
+//! tabs over the bridges, one tab per session talking to the built-in
+//! agent (which writes the same boards). During the writes a gateway, a
+//! bridge and a board-service are killed with SIGKILL and NATS restarts.
+//! Afterwards every reader's board (built only from the frames it received,
+//! resuming with `sinceVersion` on another gateway when its own died)
+//! equals the database, no reader saw a version twice or out of order, and
+//! every tab's transcript (the final message of each run, from its frames,
+//! resuming with `last_seq` on the other bridge) equals the session's
+//! answers in the database.
+
+#[path = "scale_out/chat.rs"]
+mod chat;
 
 use std::{
     collections::BTreeMap,
@@ -39,6 +44,8 @@ use tonic::transport::Channel;
 
 const BOARDS: usize = 4;
 const READERS_PER_BOARD_AND_GATEWAY: usize = 2;
+/// Chat sessions, each with a talking tab and a listening tab per bridge.
+const SESSIONS: usize = 3;
 /// Long enough never to fail a healthy run; only there to stop hangs.
 const SETTLE: Duration = Duration::from_secs(90);
 
@@ -134,7 +141,10 @@ async fn wait_for_http(port: u16) {
         .await
         .is_ok_and(|r| r.status().is_success())
     {
-        assert!(Instant::now() < deadline, "gateway on {port} never healthy");
+        assert!(
+            Instant::now() < deadline,
+            "the service on {port} never became healthy"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -322,6 +332,55 @@ async fn writer(
     ok
 }
 
+/// Waits until no chat run is in flight, then names each session's last
+/// run to its tabs and returns each session's answers: the assistant
+/// messages of its completed runs, in order.
+async fn chat_runs_settled(
+    pool: &sqlx::PgPool,
+    last_runs: &[(String, watch::Sender<Option<String>>)],
+    failed: &impl Fn(&str) -> String,
+) -> BTreeMap<String, Vec<String>> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let running: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM chat_runs WHERE status = 'running'")
+                .fetch_one(pool)
+                .await
+                .expect("count running runs");
+        if running == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            failed("chat runs never ended")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut answers = BTreeMap::new();
+    for (session, last_run) in last_runs {
+        let last: Option<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM chat_runs WHERE session_id = $1 ORDER BY started_at DESC LIMIT 1",
+        )
+        .bind(session)
+        .fetch_optional(pool)
+        .await
+        .expect("the last run");
+        let contents: Vec<String> = sqlx::query_scalar(
+            "SELECT m.content FROM chat_messages m JOIN chat_runs r ON r.id = m.run_id
+             WHERE m.session_id = $1 AND m.role = 'assistant' AND r.status = 'completed'
+             ORDER BY m.position",
+        )
+        .bind(session)
+        .fetch_all(pool)
+        .await
+        .expect("the session's answers");
+        last_run.send_replace(last.map(|id| id.to_string()));
+        answers.insert(session.clone(), contents);
+    }
+    answers
+}
+
 async fn jetstream_events(port: u16) -> f64 {
     let scrape =
         service_kit::testing::scrape_metrics(&format!("http://127.0.0.1:{port}/metrics")).await;
@@ -331,7 +390,16 @@ async fn jetstream_events(port: u16) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
     let built = Command::new(env!("CARGO"))
-        .args(["build", "-p", "board-service", "-p", "ws-gateway", "--bins"])
+        .args([
+            "build",
+            "-p",
+            "board-service",
+            "-p",
+            "ws-gateway",
+            "-p",
+            "agent-bridge",
+            "--bins",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("run cargo build");
@@ -340,7 +408,9 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
     let logs = tempfile::Builder::new()
         .prefix("boardwire-scale-")
         .tempdir()
-        .expect("a log folder");
+        .expect("a log folder")
+        // Removed at the end of a passing run; a failure names it.
+        .keep();
     let db = TestDatabase::create().await;
     // Always a private server: the test restarts it.
     let nats = LocalNats::start_throwaway().unwrap_or_else(|e| panic!("{e}"));
@@ -360,7 +430,7 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
                     ("DATABASE_URL", db.url().to_owned()),
                     ("NATS_URL", nats_url.clone()),
                 ],
-                logs.path(),
+                logs.as_path(),
             )
         })
         .collect();
@@ -386,17 +456,44 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
                     ),
                     ("NATS_URL", nats_url.clone()),
                 ],
-                logs.path(),
+                logs.as_path(),
             )
         })
         .collect();
     for gateway in &mut gateways {
         gateway.start();
     }
-    for port in gw_ports {
+    let bridge_ports = [free_port(), free_port()];
+    let mut bridges: Vec<Service> = bridge_ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            Service::new(
+                &format!("agent-bridge-{i}"),
+                "agent-bridge",
+                vec![
+                    ("AGENT_BRIDGE_ADDR", format!("127.0.0.1:{port}")),
+                    ("DATABASE_URL", db.url().to_owned()),
+                    (
+                        "BOARD_SERVICE_URL",
+                        format!("http://127.0.0.1:{}", bs_ports[i % 2]),
+                    ),
+                    ("NATS_URL", nats_url.clone()),
+                    ("BUILTIN_TOKEN_DELAY_MS", "10".into()),
+                    // Runs of the killed bridge are reaped within a second.
+                    ("CHAT_RUN_LEASE_MS", "1000".into()),
+                ],
+                logs.as_path(),
+            )
+        })
+        .collect();
+    for bridge in &mut bridges {
+        bridge.start();
+    }
+    for port in gw_ports.into_iter().chain(bridge_ports) {
         wait_for_http(port).await;
     }
-    let failed = |what: &str| format!("{what}; service logs in {}", logs.path().display());
+    let failed = |what: &str| format!("{what}; service logs in {}", logs.as_path().display());
 
     let mut boards = Vec::new();
     for i in 0..BOARDS {
@@ -426,10 +523,29 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
             }
         }
     }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut last_runs = Vec::new();
+    let mut tabs = Vec::new();
+    for s in 0..SESSIONS {
+        let session = format!("scale-chat-{s}");
+        let (last_run, last_run_rx) = watch::channel(None);
+        last_runs.push((session.clone(), last_run));
+        for (first, talks) in [(s % 2, true), (0, false), (1, false)] {
+            tabs.push(tokio::spawn(chat::tab(
+                session.clone(),
+                boards[s % BOARDS].0.clone(),
+                bridge_ports.to_vec(),
+                first,
+                chat::Role {
+                    talks_until: talks.then(|| stop.clone()),
+                    last_run: last_run_rx.clone(),
+                },
+            )));
+        }
+    }
     // Every reader holds its board.sync before the first write.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..2)
         .map(|first| {
             tokio::spawn(writer(
@@ -444,6 +560,9 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     gateways[2].kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    bridges[1].kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    bridges[1].start();
     board_services[0].kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
     board_services[0].start();
@@ -468,6 +587,9 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
         "{}",
         failed(&format!("only {written} writes"))
     );
+    // Chat runs write the boards too: the truth is read once none is left.
+    let pool = sqlx::PgPool::connect(db.url()).await.expect("connect");
+    let chats = chat_runs_settled(&pool, &last_runs, &failed).await;
 
     // The database, read through the board-service that never died.
     let mut truth = BTreeMap::new();
@@ -509,8 +631,43 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
         );
         reconnects += end.reconnects;
     }
+    let mut tab_reconnects = 0;
+    for tab in tabs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let end = tokio::time::timeout(left + SETTLE, tab)
+            .await
+            .unwrap_or_else(|_| panic!("{}", failed("a chat tab hung")))
+            .expect("tab");
+        if let Some(missed) = &end.missed {
+            panic!(
+                "{}",
+                failed(&format!(
+                    "a tab of {} never saw the end of {missed}",
+                    end.session
+                ))
+            );
+        }
+        let answers = &chats[&end.session];
+        assert!(
+            end.transcript == *answers,
+            "{}",
+            failed(&format!(
+                "tab of {} saw {:?}, the database holds {answers:?}",
+                end.session, end.transcript
+            ))
+        );
+        assert!(end.runs_ended > 0);
+        tab_reconnects += end.reconnects;
+    }
+    let answered: usize = chats.values().map(Vec::len).sum();
     eprintln!(
-        "scale-out: {written} writes, board versions {versions:?}, {reconnects} reader reconnects"
+        "scale-out: {written} writes, board versions {versions:?}, {reconnects} reader reconnects; \
+         {answered} chat answers over {SESSIONS} sessions, {tab_reconnects} tab reconnects"
+    );
+    assert!(
+        answered >= SESSIONS,
+        "{}",
+        failed("the chat answered almost nothing")
     );
     assert!(
         reconnects >= READERS_PER_BOARD_AND_GATEWAY * BOARDS,
@@ -525,4 +682,5 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
         );
     }
     drop(nats);
+    let _ = std::fs::remove_dir_all(&logs);
 }
