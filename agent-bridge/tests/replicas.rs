@@ -93,10 +93,15 @@ async fn a_run_on_one_bridge_reaches_tabs_on_another_live_and_on_resume() {
     // Resuming after the first frame, on the other bridge and on one that
     // was not running while the frames went out.
     let first = run_seqs(&seen_here)[0];
+    let last = *run_seqs(&seen_here).last().unwrap();
     let (third, third_bridge) = stack.another_bridge().await;
     for addr in [second, third] {
         let url = chat_url(addr, &format!("{query}&last_seq={first}"));
-        let (mut resumed, _) = Ws::open(&url).await;
+        let (mut resumed, connected) = Ws::open(&url).await;
+        if addr == third {
+            // Told the latest seq the stream holds, not its own reservation.
+            assert_eq!(connected.seq(), Some(last));
+        }
         let replayed = resumed.until_terminal().await;
         assert_eq!(run_frames(&replayed), frames[1..], "resumed on {addr}");
         resumed.close().await;

@@ -22,14 +22,15 @@ const RETRY: Duration = Duration::from_secs(2);
 /// Follows `session`'s subject from the oldest frame the stream keeps until
 /// `stop` (the session's load is dropped). Frames its own load `origin`
 /// published are skipped; so is every seq at or below one already seen.
-/// Calls `caught_up` once the frames stored before it started are in (or
-/// the stream cannot be read), so the first tab's replay has them.
+/// Calls `caught_up` with the highest seq seen once the frames stored
+/// before it started are in (or the stream cannot be read), so the first
+/// tab's replay has them.
 pub async fn follow(
     cluster: Cluster,
     session: Weak<Session>,
     session_id: String,
     origin: Uuid,
-    caught_up: impl FnOnce(),
+    caught_up: impl FnOnce(u64),
     stop: CancellationToken,
 ) {
     let subject = frames_subject(&session_id);
@@ -45,7 +46,7 @@ pub async fn follow(
         }
         // Not waiting for ever for history NATS cannot give now.
         if let Some(done) = caught_up.take() {
-            done();
+            done(seen);
         }
         tokio::select! {
             () = stop.cancelled() => return,
@@ -60,7 +61,7 @@ async fn follow_once(
     subject: &str,
     origin: Uuid,
     seen: &mut u64,
-    caught_up: &mut Option<impl FnOnce()>,
+    caught_up: &mut Option<impl FnOnce(u64)>,
 ) -> anyhow::Result<()> {
     let stream = cluster.stream().await?;
     // The last frame stored now: the history to read before the first tab.
@@ -77,7 +78,7 @@ async fn follow_once(
     if target == 0
         && let Some(done) = caught_up.take()
     {
-        done();
+        done(*seen);
     }
     let consumer = stream
         .create_consumer(OrderedConfig {
@@ -101,7 +102,7 @@ async fn follow_once(
         if stream_seq >= target
             && let Some(done) = caught_up.take()
         {
-            done();
+            done(*seen);
         }
     }
     anyhow::bail!("the stream's consumer ended")

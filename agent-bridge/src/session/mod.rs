@@ -165,9 +165,8 @@ impl Session {
 
     /// The session as loaded from PostgreSQL, its seqs reserved there. The
     /// terminal frames of its interrupted runs are ready for `last_seq` replay.
-    /// With a cluster, the latest seq is what the stream and those frames
-    /// say, and the load is not ready until its follower has the stream's
-    /// frames (`ready` is for the follower to send).
+    /// With a cluster, the load is not ready until its follower has the
+    /// stream's frames (`ready` is for the follower to send).
     fn loaded(
         loaded: LoadedSession,
         replay_frames: usize,
@@ -186,7 +185,6 @@ impl Session {
             reserved: Arc::new(AtomicU64::new(loaded.reserved)),
             refilling: Arc::new(AtomicBool::new(false)),
         });
-        let clustered = cluster.is_some();
         if let Some((cluster, ready)) = cluster {
             session.link = Some(Link {
                 cluster,
@@ -197,16 +195,26 @@ impl Session {
         }
         {
             let mut state = session.lock();
-            if clustered {
-                state.seq = 0;
-            }
             for (run_id, message, seq) in loaded.interrupted {
                 let frame = interrupted_frame(run_id, &message, seq);
-                state.seq = state.seq.max(seq);
                 state.pin((seq, encode(&frame)));
             }
         }
         session
+    }
+
+    /// The frames other bridges stored are in, the highest at `seen` (0:
+    /// none). Then that, not the reservation this load starts above, is the
+    /// latest seq a new tab is told: another bridge's run in flight may
+    /// still publish seqs below the reservation.
+    pub(crate) fn caught_up_at(&self, seen: u64) {
+        if seen == 0 {
+            return;
+        }
+        let mut state = self.lock();
+        let pinned = state.interrupted.iter().map(|(seq, _)| *seq).max();
+        let ring = state.ring.back().map(|(seq, _)| *seq);
+        state.seq = seen.max(pinned.unwrap_or(0)).max(ring.unwrap_or(0));
     }
 
     /// The other bridges, with NATS.

@@ -107,8 +107,14 @@ impl Sessions {
                 Arc::downgrade(&session),
                 id,
                 origin,
-                move || {
-                    let _ = ready_tx.send(true);
+                {
+                    let session = Arc::downgrade(&session);
+                    move |seen| {
+                        if let Some(session) = session.upgrade() {
+                            session.caught_up_at(seen);
+                        }
+                        let _ = ready_tx.send(true);
+                    }
                 },
                 stop,
             ));
