@@ -7,46 +7,19 @@
 //! Needs nginx, openssl and python3 with venv (`apt-get install nginx
 //! openssl python3-venv`).
 
-#[allow(dead_code)]
-#[path = "../agent-bridge/tests/common/python_env.rs"]
-mod python_env;
+#[path = "proxy/tls_client.rs"]
+mod tls_client;
 
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command, time::Duration};
 
 use service_kit::{test_database::TestDatabase, testing::RunningService};
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use tls_client::{assert_board_path, repo, run_client, self_signed};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-/// A self-signed certificate for 127.0.0.1 and localhost: (cert, key).
-fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is required (apt-get install openssl)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    (cert, key)
 }
 
 /// Runs nginx in the foreground until dropped.
@@ -159,44 +132,6 @@ async fn the_nginx_config_carries_wss_and_sse() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let python = tokio::task::spawn_blocking(|| python_env::python_for("ws-gateway/tests/seed004"))
-        .await
-        .expect("a venv with websockets");
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new(python)
-            .arg(repo().join("tests/proxy/client.py"))
-            .arg(format!("https://127.0.0.1:{port}"))
-            .arg(&board.id)
-            .arg(&cert)
-            .output(),
-    )
-    .await
-    .expect("the proxy client finishes")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|_| {
-            panic!(
-                "no JSON from client.py: {stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    assert_eq!(seen["sync_lanes"][0], "backlog", "{seen}");
-    assert_eq!(seen["created_title"], "Through the proxy");
-    assert!(
-        seen["board_sse_type"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("text/event-stream")
-    );
-    assert_eq!(
-        seen["board_sse_tasks"], 1,
-        "the command's task is on the board: {seen}"
-    );
-    assert_eq!(seen["published"]["offset"], 1);
-    assert_eq!(
-        seen["job_event"],
-        serde_json::json!({"channel": "ai:jobs:status", "message": {"jobId": "job_123", "status": "completed"}})
-    );
+    let seen = run_client(&format!("https://127.0.0.1:{port}"), &board.id, &cert, None).await;
+    assert_board_path(&seen);
 }

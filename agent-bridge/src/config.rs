@@ -44,6 +44,8 @@ pub struct Config {
     /// A NATS server with JetStream (SCALING.md): set, sessions are shared
     /// with the other bridges on it; `None`: this bridge alone.
     pub nats_url: Option<String>,
+    /// TLS served by the bridge itself.
+    pub tls: service_kit::tls::TlsConfig,
 }
 
 /// The limits a chat client meets, named like ws-gateway's.
@@ -195,6 +197,9 @@ pub struct ConfigArgs {
     /// session, live (SCALING.md).
     #[arg(long, env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
+    /// TLS served by the bridge itself (`TLS_CERT_FILE`, `TLS_KEY_FILE`).
+    #[command(flatten)]
+    pub tls: service_kit::tls::TlsConfig,
 }
 
 impl From<ConfigArgs> for Config {
@@ -232,6 +237,7 @@ impl From<ConfigArgs> for Config {
                 .nats_url
                 .map(|url| url.trim().to_owned())
                 .filter(|url| !url.is_empty()),
+            tls: args.tls,
         }
     }
 }

@@ -41,6 +41,8 @@ use crate::{
 /// A bound, migrated agent-bridge, ready to serve.
 pub struct App {
     listener: TcpListener,
+    /// With `TLS_CERT_FILE` and `TLS_KEY_FILE`: the listener speaks TLS.
+    tls: Option<service_kit::tls::TlsAcceptor>,
     state: AppState,
     session_idle: Duration,
     limits: config::Limits,
@@ -87,6 +89,7 @@ impl App {
                     .with_approvals(config.approvals),
             ),
         };
+        let tls = config.tls.acceptor()?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("bind HTTP listener on {}", config.listen_addr))?;
@@ -123,6 +126,7 @@ impl App {
         };
         Ok(Self {
             listener,
+            tls,
             state,
             session_idle: config.session_idle,
             limits: config.limits,
@@ -145,6 +149,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let Self {
             listener,
+            tls,
             state,
             session_idle,
             limits,
@@ -171,9 +176,14 @@ impl App {
             header_timeout: limits.header_timeout,
             max_pending: limits.max_pending_connections,
         };
-        let served =
-            service_kit::http_server::serve(listener, http::router(state), serve_limits, signal)
-                .await;
+        let served = service_kit::http_server::serve(
+            listener,
+            http::router(state),
+            serve_limits,
+            tls,
+            signal,
+        )
+        .await;
         runner.shutdown().await;
         let _ = sweeper.await;
         let _ = leases.await;

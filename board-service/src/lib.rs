@@ -346,7 +346,8 @@ fn spawn_metrics_server(
     tokio::spawn(async move {
         let limits = service_kit::http_server::ServeLimits::default();
         if let Err(err) =
-            service_kit::http_server::serve(listener, router, limits, stop.cancelled_owned()).await
+            service_kit::http_server::serve(listener, router, limits, None, stop.cancelled_owned())
+                .await
         {
             tracing::warn!(%err, "metrics server failed");
         }

@@ -2,8 +2,9 @@
 //! hyper, with the limits `axum::serve` lacks. A connection must finish its
 //! first request's headers within `header_timeout`, and at most
 //! `max_pending` connections may be waiting to do so, so half-sent requests
-//! (slowloris) cannot pile up. WebSocket upgrades leave hyper's hands once
-//! made, so graceful shutdown never waits on them.
+//! (slowloris) cannot pile up; with TLS ([`crate::tls`]) the handshake
+//! counts against the same limits. WebSocket upgrades leave hyper's hands
+//! once made, so graceful shutdown never waits on them.
 
 use std::{
     convert::Infallible,
@@ -20,9 +21,17 @@ use axum::{Router, extract::ConnectInfo};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// Limits on connections that have not yet sent a full request.
@@ -45,10 +54,13 @@ impl Default for ServeLimits {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish. Handlers see the peer as `ConnectInfo<SocketAddr>`.
+/// With `tls`, every connection is TLS; an upgraded one reaches the handler
+/// as `TokioIo<tokio_rustls::server::TlsStream<TcpStream>>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let pending = Arc::new(Semaphore::new(limits.max_pending.max(1)));
@@ -83,10 +95,81 @@ pub async fn serve(
         };
         // Frames are small and latency matters more than packet count.
         let _ = tcp.set_nodelay(true);
+        let connection = Connection {
+            builder: builder.clone(),
+            router: router.clone(),
+            watcher: graceful.watcher(),
+            peer,
+            permit,
+            header_timeout: limits.header_timeout,
+        };
+        match &tls {
+            None => {
+                tokio::spawn(connection.serve(tcp));
+            }
+            Some(tls) => {
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    // The handshake is part of the time to send headers.
+                    let started = tokio::time::Instant::now();
+                    let handshake =
+                        tokio::time::timeout(connection.header_timeout, tls.accept(tcp));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            let left = connection.header_timeout.saturating_sub(started.elapsed());
+                            connection.with_header_timeout(left).serve(stream).await;
+                        }
+                        Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "no TLS handshake in time; closed"),
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!("HTTP connections still open 10 s after shutdown");
+        }
+    }
+    Ok(())
+}
+
+/// One accepted connection, before its first request.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    router: Router,
+    watcher: Watcher,
+    peer: SocketAddr,
+    /// Held until the first request's headers are in.
+    permit: OwnedSemaphorePermit,
+    header_timeout: Duration,
+}
+
+impl Connection {
+    fn with_header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// Serves HTTP on `io` (plain TCP, or TLS once shaken hands).
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            builder,
+            router,
+            watcher,
+            peer,
+            permit,
+            header_timeout,
+        } = self;
         let started = Arc::new(AtomicBool::new(false));
         let permit = Arc::new(std::sync::Mutex::new(Some(permit)));
         let service = {
-            let (router, started, permit) = (router.clone(), started.clone(), permit.clone());
+            let started = started.clone();
             hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 started.store(true, Ordering::Relaxed);
                 if let Ok(mut held) = permit.lock() {
@@ -105,38 +188,27 @@ pub async fn serve(
             })
         };
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
-        let conn = graceful.watch(conn);
-        let header_timeout = limits.header_timeout;
-        tokio::spawn(async move {
-            tokio::pin!(conn);
-            let first = tokio::select! {
-                result = conn.as_mut() => Some(result),
-                () = tokio::time::sleep(header_timeout) => None,
-            };
-            let result = match first {
-                Some(result) => result,
-                // Dropping the connection closes it.
-                None if !started.load(Ordering::Relaxed) => {
-                    tracing::debug!(%peer, "no request headers in time; closed");
-                    return;
-                }
-                None => conn.await,
-            };
-            if let Err(err) = result {
-                tracing::trace!(%peer, %err, "connection ended with an error");
+        let conn = watcher.watch(conn);
+        tokio::pin!(conn);
+        let first = tokio::select! {
+            result = conn.as_mut() => Some(result),
+            () = tokio::time::sleep(header_timeout) => None,
+        };
+        let result = match first {
+            Some(result) => result,
+            // Dropping the connection closes it.
+            None if !started.load(Ordering::Relaxed) => {
+                tracing::debug!(%peer, "no request headers in time; closed");
+                return;
             }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_secs(10)) => {
-            tracing::warn!("HTTP connections still open 10 s after shutdown");
+            None => conn.await,
+        };
+        if let Err(err) = result {
+            tracing::trace!(%peer, %err, "connection ended with an error");
         }
     }
-    Ok(())
 }
 
 /// The peer address `serve` hands to handlers, for code outside axum extractors.

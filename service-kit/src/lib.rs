@@ -16,3 +16,4 @@ pub mod telemetry;
 pub mod test_database;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod tls;

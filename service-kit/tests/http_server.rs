@@ -15,7 +15,13 @@ async fn start(limits: ServeLimits) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = Router::new().route("/", get(|| async { "hello" }));
-    tokio::spawn(serve(listener, router, limits, std::future::pending()));
+    tokio::spawn(serve(
+        listener,
+        router,
+        limits,
+        None,
+        std::future::pending(),
+    ));
     addr
 }
 

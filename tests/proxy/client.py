@@ -3,7 +3,9 @@ subscription with a command, and two SSE streams (a board's /events and
 seed 001's /api/events). Trusts only the CA file given. Prints one JSON
 line; tests/nginx_proxy.rs judges it.
 
-    python client.py https://127.0.0.1:8443 <board id> ca.pem
+    python client.py https://127.0.0.1:8443 <board id> ca.pem [https://chat]
+
+With a fourth argument, also a chat over wss:// at that agent-bridge.
 """
 
 import asyncio
@@ -15,6 +17,7 @@ import urllib.request
 import websockets
 
 base, board, cafile = sys.argv[1], sys.argv[2], sys.argv[3]
+chat = sys.argv[4] if len(sys.argv) > 4 else None
 context = ssl.create_default_context(cafile=cafile)
 
 
@@ -73,6 +76,15 @@ async def main():
     _, message = first_event(jobs)
     seen["job_event"] = message
     jobs.close()
+
+    if chat:
+        chat_url = chat.replace("https://", "wss://") + "/ws/chat?session_id=tls-chat"
+        async with websockets.connect(chat_url, ssl=context) as ws:
+            connected = await until(ws, lambda f: f.get("type") == "connected")
+            seen["chat_session"] = connected.get("sessionId")
+            await ws.send(json.dumps({"type": "message", "data": {"content": "list tasks"}}))
+            final = await until(ws, lambda f: f.get("runId") and f.get("type") in ("message", "error"))
+            seen["chat_final"] = final["type"]
     print(json.dumps(seen))
 
 

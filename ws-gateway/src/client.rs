@@ -67,6 +67,14 @@ impl Client {
         }
     }
 
+    /// A WebSocket client whose connection task writes every frame itself
+    /// (over TLS, where the outbox cannot write the TCP stream): its frames
+    /// queue as an SSE client's do, but it answers pings.
+    pub fn writing_itself(mut self) -> Self {
+        self.sse = false;
+        self
+    }
+
     /// The same client, speaking `dialect`.
     pub fn with_dialect(mut self, dialect: Dialect) -> Self {
         self.dialect = dialect;
@@ -250,6 +258,36 @@ impl Client {
             return Flush::Drained;
         }
         Flush::Idle
+    }
+
+    /// For a client [`Self::writing_itself`]: what [`Self::flush`] does,
+    /// but moving up to `max` queued entries into `batch` for the caller to
+    /// write. `Idle` or `Drained` with an empty batch: all is written.
+    pub fn take_frames(&self, batch: &mut Vec<Outgoing>, max: usize) -> Flush {
+        let mut outbox = self.outbox();
+        if let Some(reason) = outbox.closing.filter(|_| !outbox.sealed) {
+            return Flush::Close(reason);
+        }
+        if outbox.failed {
+            return Flush::Failed;
+        }
+        let n = outbox.queue.len().min(max);
+        batch.extend(outbox.queue.drain(..n));
+        if !outbox.queue.is_empty() || !batch.is_empty() {
+            return Flush::Idle;
+        }
+        if outbox.queue.capacity() > 64 {
+            outbox.queue = VecDeque::new();
+        }
+        if std::mem::take(&mut outbox.lagging) {
+            return Flush::Drained;
+        }
+        Flush::Idle
+    }
+
+    /// Counts `entry`, taken by [`Self::take_frames`], as written at `now` (ms).
+    pub fn record_written(&self, entry: &Outgoing, now: i64) {
+        crate::outbox::record(&self.metrics, entry, now);
     }
 
     /// For SSE: moves up to `max` queued entries into `batch`. Returns the

@@ -34,6 +34,9 @@ pub struct Config {
     /// Bearer-token checks, shared by every service (README, "Security").
     #[command(flatten)]
     pub auth: service_kit::auth::AuthConfig,
+    /// TLS served by the gateway itself (`TLS_CERT_FILE`, `TLS_KEY_FILE`).
+    #[command(flatten)]
+    pub tls: service_kit::tls::TlsConfig,
     /// Origins allowed to connect, comma-separated; empty allows any.
     #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,

@@ -48,6 +48,8 @@ pub struct App {
     listener: TcpListener,
     /// `SOCKETIO_ADDR`'s listener, when set.
     socketio_listener: Option<TcpListener>,
+    /// With `TLS_CERT_FILE` and `TLS_KEY_FILE`: both listeners speak TLS.
+    tls: Option<service_kit::tls::TlsAcceptor>,
     shared: Arc<Shared>,
 }
 
@@ -59,6 +61,7 @@ impl App {
             .await
             .with_context(|| format!("bind ws-gateway on {}", config.listen_addr))?;
         let port = listener.local_addr()?.port();
+        let tls = config.tls.acceptor()?;
         let socketio_listener = match config.socketio_addr {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -91,6 +94,7 @@ impl App {
         Ok(Self {
             listener,
             socketio_listener,
+            tls,
             shared,
         })
     }
@@ -160,10 +164,15 @@ impl App {
             let router = Router::new().layer(socketio::layer(&shared));
             let stop = shared.stop.clone().cancelled_owned();
             tokio::spawn(service_kit::http_server::serve(
-                listener, router, limits, stop,
+                listener,
+                router,
+                limits,
+                self.tls.clone(),
+                stop,
             ))
         });
-        let served = service_kit::http_server::serve(self.listener, router, limits, signal).await;
+        let served =
+            service_kit::http_server::serve(self.listener, router, limits, self.tls, signal).await;
         close_all(&shared);
         let drained = tokio::time::timeout(DRAIN, async {
             while !shared.clients.is_empty() {

@@ -41,7 +41,8 @@ pub enum Outgoing {
 }
 
 impl Outgoing {
-    fn frame(&self) -> (u8, &[u8]) {
+    /// Its WebSocket opcode and payload.
+    pub(crate) fn frame(&self) -> (u8, &[u8]) {
         match self {
             Self::Board(frame) => (framing::TEXT, frame.json.as_bytes()),
             Self::Direct(_, text) => (framing::TEXT, text.as_bytes()),
@@ -197,7 +198,8 @@ fn send(socket: &TcpStream, slices: &[IoSlice<'_>]) -> std::io::Result<usize> {
     })
 }
 
-fn record(metrics: &Metrics, entry: &Outgoing, now: i64) {
+/// Counts `entry` as sent at `now` (ms).
+pub(crate) fn record(metrics: &Metrics, entry: &Outgoing, now: i64) {
     metrics.frames_sent.inc();
     if let Outgoing::Board(frame) = entry {
         metrics.record_sent(now.saturating_sub(frame.ts).max(0) as u64, 1);

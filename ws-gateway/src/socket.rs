@@ -3,6 +3,11 @@
 //! writer of the socket (see `outbox`), which most of the time has already
 //! written it before this task hears of it. This task writes only what
 //! would have blocked, closes, and answers what it reads.
+//!
+//! Over TLS (`TLS_CERT_FILE`) the outbox cannot write the TCP stream: the
+//! bytes must go through rustls. There every frame queues, and this task
+//! writes them, a batch at a time, through the TLS stream's write half
+//! ([`TlsWire`]); the slow-client limits are the same.
 
 use protocol::time::now_ms;
 use std::{
@@ -19,9 +24,10 @@ use futures::StreamExt;
 use hyper_util::{rt::TokioIo, server::conn::auto::upgrade};
 use protocol::board_frames::ServerFrame;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf},
     net::TcpStream,
 };
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -82,7 +88,133 @@ impl AsyncWrite for ReadSide {
     }
 }
 
-type Socket = WebSocketStream<ReadSide>;
+/// The read side of a TLS stream, for tungstenite; its writes go nowhere,
+/// as [`ReadSide`]'s.
+struct TlsReadSide(ReadHalf<TlsStream<TcpStream>>);
+
+impl AsyncRead for TlsReadSide {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsReadSide {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+type Socket<R> = WebSocketStream<R>;
+
+/// How the connection task writes what its client's outbox holds.
+trait Wire: Send {
+    /// Writes what the outbox holds; a close reason if one was asked for.
+    fn write_out<'a>(
+        &'a mut self,
+        client: &'a Client,
+        session: Option<&'a Session>,
+    ) -> impl Future<Output = Result<Option<CloseReason>, Failed>> + Send + 'a;
+
+    /// Reads and discards what the client still sends (see [`drain`]).
+    fn drain(&mut self) -> impl Future<Output = ()> + Send + '_;
+}
+
+/// Plain TCP: the outbox writes the stream itself; this waits for it to be
+/// writable when a write would have blocked.
+struct TcpWire(Arc<TcpStream>);
+
+impl Wire for TcpWire {
+    fn write_out<'a>(
+        &'a mut self,
+        client: &'a Client,
+        session: Option<&'a Session>,
+    ) -> impl Future<Output = Result<Option<CloseReason>, Failed>> + Send + 'a {
+        write_out(&self.0, client, session)
+    }
+
+    fn drain(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        drain(&self.0)
+    }
+}
+
+/// TLS: frames queue in the outbox and are written here through rustls.
+struct TlsWire {
+    writer: WriteHalf<TlsStream<TcpStream>>,
+    batch: Vec<Outgoing>,
+    bytes: Vec<u8>,
+}
+
+/// Entries encrypted and written together over TLS.
+const TLS_BATCH: usize = 64;
+
+impl Wire for TlsWire {
+    async fn write_out(
+        &mut self,
+        client: &Client,
+        session: Option<&Session>,
+    ) -> Result<Option<CloseReason>, Failed> {
+        loop {
+            let flush = client.take_frames(&mut self.batch, TLS_BATCH);
+            let wrote = !self.batch.is_empty();
+            if wrote {
+                self.bytes.clear();
+                for entry in &self.batch {
+                    let (opcode, payload) = entry.frame();
+                    self.bytes
+                        .extend_from_slice(framing::Header::new(opcode, payload.len()).as_bytes());
+                    self.bytes.extend_from_slice(payload);
+                }
+                self.writer
+                    .write_all(&self.bytes)
+                    .await
+                    .map_err(|_| Failed)?;
+                self.writer.flush().await.map_err(|_| Failed)?;
+                let now = now_ms() as i64;
+                for entry in self.batch.drain(..) {
+                    client.record_written(&entry, now);
+                }
+                // Keep idle sockets small after a burst.
+                if self.bytes.capacity() > 64 * 1024 {
+                    self.bytes = Vec::new();
+                }
+            }
+            match flush {
+                Flush::Close(reason) => return Ok(Some(reason)),
+                Flush::Failed => return Err(Failed),
+                Flush::Drained => {
+                    if let Some(session) = session {
+                        session.resync();
+                    }
+                }
+                // More may have been queued meanwhile.
+                Flush::Idle | Flush::Blocked if wrote => {}
+                Flush::Idle | Flush::Blocked => return Ok(None),
+            }
+        }
+    }
+
+    fn drain(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        // The read half is tungstenite's; a TLS client cut off mid-frame
+        // may see a reset instead of the close frame.
+        std::future::ready(())
+    }
+}
 
 /// Bytes read from a socket at once; small, because tungstenite zero-fills
 /// this much per connection and idle sockets should cost little.
@@ -97,7 +229,7 @@ struct Failed;
 /// Writes what the outbox holds, waiting for the socket when it would
 /// block; a close reason if one was asked for.
 async fn write_out(
-    socket: &Socket,
+    stream: &TcpStream,
     client: &Client,
     session: Option<&Session>,
 ) -> Result<Option<CloseReason>, Failed> {
@@ -109,7 +241,7 @@ async fn write_out(
                     session.resync();
                 }
             }
-            Flush::Blocked => socket.get_ref().0.writable().await.map_err(|_| Failed)?,
+            Flush::Blocked => stream.writable().await.map_err(|_| Failed)?,
             Flush::Close(reason) => return Ok(Some(reason)),
             Flush::Failed => return Err(Failed),
         }
@@ -118,9 +250,14 @@ async fn write_out(
 
 /// Sends a close frame after what says why, and waits (briefly) for the
 /// client's.
-async fn close(socket: &mut Socket, client: &Client, reason: CloseReason) {
+async fn close<R: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut Socket<R>,
+    wire: &mut impl Wire,
+    client: &Client,
+    reason: CloseReason,
+) {
     client.seal(framing::close_payload(reason.code(), reason.text()).into());
-    let wrote = tokio::time::timeout(CLOSE_WAIT, write_out(socket, client, None)).await;
+    let wrote = tokio::time::timeout(CLOSE_WAIT, wire.write_out(client, None)).await;
     if !matches!(wrote, Ok(Ok(_))) {
         return;
     }
@@ -139,7 +276,7 @@ async fn close(socket: &mut Socket, client: &Client, reason: CloseReason) {
         // tungstenite reads no further after a framing or size error, yet
         // the client may still be sending the rest of that frame (a browser
         // cannot cut one short) and then its close: take it raw.
-        drain(&socket.get_ref().0).await;
+        wire.drain().await;
     }
 }
 
@@ -192,43 +329,90 @@ pub async fn accept(
     let Ok(upgraded) = on_upgrade.await else {
         return;
     };
-    // The outbox writes the TCP stream itself, next to tungstenite reading it.
-    let parts = match upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
-        Ok(parts) => parts,
-        Err(_) => {
-            tracing::error!(%addr, "upgraded connection is not a TCP stream; closed");
-            return;
+    // Plain TCP: the outbox writes the stream itself, next to tungstenite
+    // reading it.
+    let upgraded = match upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
+        Ok(parts) => {
+            let stream = Arc::new(parts.io.into_inner());
+            // What the client sent after its upgrade request, copied: the
+            // bytes hyper hands over share its whole read buffer, kilobytes
+            // per socket.
+            let early = parts.read_buf.to_vec();
+            drop(parts.read_buf);
+            let client = new_client(&shared, &profile, Some(stream.clone()));
+            let wire = TcpWire(stream.clone());
+            let args = (shared, addr, verdict, profile, guest_name);
+            return run(ReadSide(stream), early, wire, client, args).await;
         }
+        Err(upgraded) => upgraded,
     };
-    let stream = Arc::new(parts.io.into_inner());
-    // What the client sent after its upgrade request, copied: the bytes
-    // hyper hands over share its whole read buffer, kilobytes per socket.
-    let early = parts.read_buf.to_vec();
-    drop(parts.read_buf);
+    match upgrade::downcast::<TokioIo<TlsStream<TcpStream>>>(upgraded) {
+        Ok(parts) => {
+            let early = parts.read_buf.to_vec();
+            drop(parts.read_buf);
+            let (read, writer) = tokio::io::split(parts.io.into_inner());
+            let client = new_client(&shared, &profile, None);
+            let wire = TlsWire {
+                writer,
+                batch: Vec::new(),
+                bytes: Vec::new(),
+            };
+            let args = (shared, addr, verdict, profile, guest_name);
+            Box::pin(run(TlsReadSide(read), early, wire, client, args)).await;
+        }
+        Err(_) => tracing::error!(%addr, "upgraded connection is neither TCP nor TLS; closed"),
+    }
+}
+
+fn new_client(shared: &Shared, profile: &Profile, stream: Option<Arc<TcpStream>>) -> Arc<Client> {
+    let writes_itself = stream.is_none();
+    let client = Client::new(
+        shared.clients.next_id(),
+        shared.config.client_queue,
+        shared.metrics.clone(),
+        stream,
+    )
+    .with_dialect(profile.dialect);
+    Arc::new(if writes_itself {
+        client.writing_itself()
+    } else {
+        client
+    })
+}
+
+type AcceptArgs = (
+    Arc<Shared>,
+    SocketAddr,
+    Result<Option<Grant>, CloseReason>,
+    Profile,
+    Option<String>,
+);
+
+/// Serves the WebSocket read from `reader` and written by `wire`.
+async fn run<R, W>(
+    reader: R,
+    early: Vec<u8>,
+    mut wire: W,
+    client: Arc<Client>,
+    (shared, addr, verdict, profile, guest_name): AcceptArgs,
+) where
+    R: AsyncRead + AsyncWrite + Unpin + Send,
+    W: Wire,
+{
     let max = shared.config.max_frame_bytes;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
-    let client = Arc::new(
-        Client::new(
-            shared.clients.next_id(),
-            shared.config.client_queue,
-            shared.metrics.clone(),
-            Some(stream.clone()),
-        )
-        .with_dialect(profile.dialect),
-    );
     // The socket is created here and only borrowed below, so this future
     // (which every open connection pays for) holds it exactly once.
     let mut socket =
-        WebSocketStream::from_partially_read(ReadSide(stream), early, Role::Server, Some(config))
-            .await;
+        WebSocketStream::from_partially_read(reader, early, Role::Server, Some(config)).await;
     let access = match verdict {
         Ok(access) => access,
         Err(reason) => {
-            Box::pin(close(&mut socket, &client, reason)).await;
+            Box::pin(close(&mut socket, &mut wire, &client, reason)).await;
             client.detach_socket();
             return;
         }
@@ -251,9 +435,9 @@ pub async fn accept(
         shared.metrics.agents_active.inc();
         session.agent = Some(agent);
     }
-    let reason = serve(&mut socket, &mut session, &shared).await;
+    let reason = serve(&mut socket, &mut wire, &mut session, &shared).await;
     if let Some(reason) = reason {
-        Box::pin(close(&mut socket, &client, reason)).await;
+        Box::pin(close(&mut socket, &mut wire, &client, reason)).await;
     }
     if let Some(agent) = session.agent.take() {
         let why = reason.map_or("closed", |r| r.text());
@@ -305,14 +489,19 @@ impl RateLimit {
 
 /// Reads, and writes what would have blocked, until the client leaves
 /// (`None`) or must be closed.
-async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> Option<CloseReason> {
+async fn serve<R: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut Socket<R>,
+    wire: &mut impl Wire,
+    session: &mut Session,
+    shared: &Shared,
+) -> Option<CloseReason> {
     let client = session.client.clone();
     let mut limit = RateLimit::new(shared.config.max_messages_per_sec);
     loop {
         tokio::select! {
             biased;
             () = client.woken() => {
-                let written = tokio::time::timeout(shared.config.stuck_timeout(), write_out(socket, &client, Some(session)));
+                let written = tokio::time::timeout(shared.config.stuck_timeout(), wire.write_out(&client, Some(session)));
                 match written.await {
                     Ok(Ok(None)) => {}
                     Ok(Ok(Some(reason))) => return Some(reason),
@@ -344,7 +533,7 @@ async fn serve(socket: &mut Socket, session: &mut Session, shared: &Shared) -> O
                             framing::close_payload(f.code.into(), &f.reason).into()
                         });
                         client.seal(echo);
-                        let _ = tokio::time::timeout(CLOSE_WAIT, write_out(socket, &client, None)).await;
+                        let _ = tokio::time::timeout(CLOSE_WAIT, wire.write_out(&client, None)).await;
                         return None;
                     }
                     Message::Ping(payload) => {
