@@ -13,7 +13,7 @@ mod tls_client;
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command, time::Duration};
 
 use service_kit::{test_database::TestDatabase, testing::RunningService};
-use tls_client::{assert_board_path, repo, run_client, self_signed};
+use tls_client::{assert_board_path, repo, run_client, test_cert};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -77,7 +77,8 @@ async fn the_nginx_config_carries_wss_and_sse() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let (cert, key) = self_signed(dir.path());
+    let tls = test_cert(dir.path());
+    let (cert, key) = (&tls.cert, &tls.key);
     let port = free_port();
     let shipped = std::fs::read_to_string(repo().join("deploy/nginx/boardwire.conf")).unwrap();
     // The shipped file, pointed at this test's services, port and files;
@@ -132,6 +133,12 @@ async fn the_nginx_config_carries_wss_and_sse() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let seen = run_client(&format!("https://127.0.0.1:{port}"), &board.id, &cert, None).await;
+    let seen = run_client(
+        &format!("https://127.0.0.1:{port}"),
+        &board.id,
+        &tls.ca,
+        None,
+    )
+    .await;
     assert_board_path(&seen);
 }

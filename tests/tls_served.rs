@@ -1,7 +1,7 @@
 //! TLS served by the services themselves: ws-gateway and agent-bridge with
-//! `TLS_CERT_FILE` / `TLS_KEY_FILE` (a self-signed certificate, in a private
+//! `TLS_CERT_FILE` / `TLS_KEY_FILE` (a test CA's certificate, in a private
 //! 0700 folder as for root on CI). Python's `websockets` and `urllib`,
-//! trusting only that certificate, get board frames and send a command over
+//! trusting only that CA, get board frames and send a command over
 //! `wss://`, read both SSE streams over `https://`, and chat over `wss://`
 //! with the bridge. Plain HTTP on those ports gets no answer, and a client
 //! that never shakes hands is closed.
@@ -14,16 +14,16 @@ mod tls_client;
 use std::os::unix::fs::PermissionsExt;
 
 use service_kit::{test_database::TestDatabase, testing::RunningService, tls::TlsConfig};
-use tls_client::{assert_board_path, run_client, self_signed};
+use tls_client::{assert_board_path, run_client, test_cert};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_and_the_bridge_serve_wss_and_https_themselves() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let (cert, key) = self_signed(dir.path());
+    let cert = test_cert(dir.path());
     let tls = TlsConfig {
-        cert_file: Some(cert.clone()),
-        key_file: Some(key),
+        cert_file: Some(cert.cert.clone()),
+        key_file: Some(cert.key.clone()),
     };
 
     let db = TestDatabase::create().await;
@@ -75,7 +75,7 @@ async fn the_gateway_and_the_bridge_serve_wss_and_https_themselves() {
     let seen = run_client(
         &format!("https://127.0.0.1:{}", gateway_addr.port()),
         &board.id,
-        &cert,
+        &cert.ca,
         Some(&format!("https://127.0.0.1:{}", bridge_addr.port())),
     )
     .await;

@@ -59,6 +59,88 @@ pub fn metric_value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&s
         .sum()
 }
 
+/// A test certificate authority and a server certificate it signed for
+/// localhost and 127.0.0.1, made by Debian's `openssl` in `dir`.
+pub struct TestCert {
+    /// The server's certificate (PEM), for `TLS_CERT_FILE`.
+    pub cert: std::path::PathBuf,
+    /// Its private key (PEM, PKCS#8), for `TLS_KEY_FILE`.
+    pub key: std::path::PathBuf,
+    /// The authority's certificate: what clients trust.
+    pub ca: std::path::PathBuf,
+}
+
+/// Makes a [`TestCert`] in `dir`. A leaf signed by a CA rather than one
+/// self-signed certificate: rustls (webpki) refuses a CA certificate used
+/// as a server's own.
+pub fn test_cert(dir: &std::path::Path) -> TestCert {
+    let run = |args: &[&str]| {
+        let made = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is required (apt-get install openssl)");
+        assert!(
+            made.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &[
+            "req",
+            "-x509",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=Boardwire test CA",
+        ][..],
+        &ec,
+        &["-keyout", "ca-key.pem", "-out", "ca.pem"],
+    ]
+    .concat());
+    run(&[
+        &["req", "-subj", "/CN=localhost"][..],
+        &ec,
+        &["-keyout", "key.pem", "-out", "server.csr"],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .expect("write the extensions");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    TestCert {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        ca: dir.join("ca.pem"),
+    }
+}
+
 /// Installs `web`'s pinned npm packages (`npm ci`) unless every one of
 /// `packages` is already there; once per test process, so parallel tests
 /// do not run npm over each other. Panics with the missing tool named.

@@ -1,12 +1,8 @@
-//! What the TLS tests share: a self-signed certificate, and `client.py`
-//! (Python's `websockets` and `urllib` over `ssl`, trusting only that
-//! certificate) run against an `https://` base, with its findings checked.
+//! What the TLS tests share: a test certificate, and `client.py` (Python's
+//! `websockets` and `urllib` over `ssl`, trusting only its authority) run
+//! against an `https://` base, with its findings checked.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 #[allow(dead_code)]
 #[path = "../../agent-bridge/tests/common/python_env.rs"]
@@ -16,28 +12,7 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A self-signed certificate for 127.0.0.1 and localhost: (cert, key).
-pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is required (apt-get install openssl)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    (cert, key)
-}
+pub use service_kit::testing::test_cert;
 
 /// Runs `client.py` against the gateway at `base` (and, given, the chat at
 /// `chat`), trusting `ca`; returns what it saw.
