@@ -14,6 +14,11 @@ type Outbox = mpsc::Sender<Result<BoardEvent, Status>>;
 
 /// Rows read from the log per query while catching up.
 const CATCH_UP_BATCH: i64 = 500;
+/// Failed log reads retried mid-stream before the stream ends with
+/// `UNAVAILABLE`: a database that drops its connections (a restart, a
+/// failover, `pg_terminate_backend`) leaves dead ones in the pool, and the
+/// first read on one fails although the next succeeds.
+const READ_RETRIES: u32 = 5;
 
 /// Why a watch stream ended early.
 enum End {
@@ -86,7 +91,7 @@ pub async fn run(pool: PgPool, hub: EventHub, board_id: Uuid, after: u64, out: O
 /// Sends every logged event after `last`, advancing it.
 async fn catch_up(pool: &PgPool, board_id: Uuid, last: &mut u64, out: &Outbox) -> Result<(), End> {
     loop {
-        let batch = match log::read_after(pool, board_id, *last, CATCH_UP_BATCH).await {
+        let batch = match read_after(pool, board_id, *last, out).await {
             Ok(batch) => batch,
             Err(err) => {
                 let _ = out.send(Err(Status::from(err))).await;
@@ -122,5 +127,28 @@ fn resync(board_id: Uuid, current: u64) -> BoardEvent {
         version: current,
         r#type: event_type::BOARD_RESYNC.into(),
         ..Default::default()
+    }
+}
+
+/// [`log::read_after`], retried [`READ_RETRIES`] times with a growing pause
+/// while the client is still there.
+async fn read_after(
+    pool: &PgPool,
+    board_id: Uuid,
+    last: u64,
+    out: &Outbox,
+) -> crate::error::Result<Vec<BoardEvent>> {
+    let mut failures = 0;
+    loop {
+        match log::read_after(pool, board_id, last, CATCH_UP_BATCH).await {
+            Ok(batch) => return Ok(batch),
+            Err(err) if failures < READ_RETRIES && !out.is_closed() => {
+                failures += 1;
+                tracing::warn!(%board_id, error = %err, failures, "cannot read board events for a watcher; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(failures)))
+                    .await;
+            }
+            Err(err) => return Err(err),
+        }
     }
 }
