@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::{
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
-use common::{Options, PATIENCE, Stack, Ws, closed_port};
+use common::{
+    Options, Stack, Ws, closed_port,
+    process::{BridgeProcess, wait_healthy},
+};
 use protocol::chat_frames::{ClientFrame, RunStatus, ServerFrame, ToolStatus};
 
 fn clustered(options: Options) -> Options {
@@ -226,49 +225,6 @@ async fn an_approval_from_another_bridge_lets_the_delete_run() {
     stack.stop().await;
 }
 
-/// The agent-bridge binary on `addr`, sharing the stack's database,
-/// board-service and NATS, with 1 s leases and slow tokens so runs last.
-struct Bridge(Child);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_bridge(stack: &Stack, addr: SocketAddr) -> Bridge {
-    let child = Command::new(env!("CARGO_BIN_EXE_agent-bridge"))
-        .env("DATABASE_URL", stack.db.url())
-        .env("BOARD_SERVICE_URL", format!("http://{}", stack.board_addr))
-        .env("AGENT_BRIDGE_ADDR", addr.to_string())
-        .env("NATS_URL", stack.options.nats_url.as_deref().unwrap())
-        .env("BUILTIN_TOKEN_DELAY_MS", "150")
-        .env("CHAT_RUN_LEASE_MS", "1000")
-        .env("RUST_LOG", "warn")
-        .env_remove("JWT_SECRET")
-        .env_remove("WS_JWT_SECRET")
-        .env_remove("JWT_JWKS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the agent-bridge binary");
-    Bridge(child)
-}
-
-async fn wait_healthy(addr: SocketAddr) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("http://{addr}/health")).await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("agent-bridge on {addr} never became healthy");
-}
-
 #[tokio::test]
 async fn when_the_running_bridge_is_killed_tabs_on_another_are_told_the_run_was_interrupted() {
     let stack = Stack::start_with(clustered(Options {
@@ -277,7 +233,7 @@ async fn when_the_running_bridge_is_killed_tabs_on_another_are_told_the_run_was_
     }))
     .await;
     let addr = closed_port();
-    let mut doomed = spawn_bridge(&stack, addr);
+    let mut doomed = BridgeProcess::spawn(&stack, addr);
     wait_healthy(addr).await;
     let session = fresh_session("replicas-killed");
     let query = format!("?session_id={session}");
@@ -292,8 +248,7 @@ async fn when_the_running_bridge_is_killed_tabs_on_another_are_told_the_run_was_
         .iter()
         .find_map(|f| f.run_id().map(str::to_owned))
         .expect("the run started");
-    let _ = doomed.0.kill();
-    let _ = doomed.0.wait();
+    doomed.kill();
     // Its lease runs out within a second; the surviving bridge reaps it.
     loop {
         let frame = survivor.next().await;

@@ -5,64 +5,13 @@
 
 mod common;
 
-use std::{
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    time::Duration,
+use std::{net::SocketAddr, time::Duration};
+
+use common::{
+    Options, PATIENCE, Stack, Ws, closed_port,
+    process::{BridgeProcess, wait_healthy},
 };
-
-use common::{Options, PATIENCE, Stack, Ws, closed_port};
 use protocol::chat_frames::ServerFrame;
-
-/// A bridge process, killed (SIGKILL) when dropped, so a failing test
-/// leaves none behind.
-struct Bridge(Child);
-
-impl Bridge {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The agent-bridge binary on `addr`, over the stack's database and
-/// board-service, with 1 s run leases and slow tokens so runs last.
-fn spawn_bridge(stack: &Stack, addr: SocketAddr) -> Bridge {
-    let child = Command::new(env!("CARGO_BIN_EXE_agent-bridge"))
-        .env("DATABASE_URL", stack.db.url())
-        .env("BOARD_SERVICE_URL", format!("http://{}", stack.board_addr))
-        .env("AGENT_BRIDGE_ADDR", addr.to_string())
-        .env("BUILTIN_TOKEN_DELAY_MS", "150")
-        .env("CHAT_RUN_LEASE_MS", "1000")
-        .env("RUST_LOG", "warn")
-        .env_remove("JWT_SECRET")
-        .env_remove("WS_JWT_SECRET")
-        .env_remove("JWT_JWKS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the agent-bridge binary");
-    Bridge(child)
-}
-
-async fn wait_healthy(addr: SocketAddr) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("http://{addr}/health")).await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("agent-bridge on {addr} never became healthy");
-}
 
 fn run_seqs(frames: &[ServerFrame]) -> Vec<u64> {
     frames
@@ -97,7 +46,7 @@ async fn until_interrupted(ws: &mut Ws, run: &str) -> Vec<ServerFrame> {
 /// tabs' frames so far, the run id and the run's session.
 async fn kill_mid_run(stack: &Stack, session: &str) -> (Vec<Vec<ServerFrame>>, String) {
     let addr = closed_port();
-    let mut doomed = spawn_bridge(stack, addr);
+    let mut doomed = BridgeProcess::spawn(stack, addr);
     wait_healthy(addr).await;
     let url = format!("ws://{addr}/ws/chat?session_id={session}");
     let (mut a, first_a) = Ws::open(&url).await;
@@ -154,7 +103,7 @@ async fn a_restarted_bridge_tells_reconnecting_tabs_the_run_was_interrupted() {
     assert_eq!(run_status(&stack, &run).await.0, "running");
 
     let addr = closed_port();
-    let mut restarted = spawn_bridge(&stack, addr);
+    let mut restarted = BridgeProcess::spawn(&stack, addr);
     wait_healthy(addr).await;
     for before in seen {
         let last_seq = run_seqs(&before)
@@ -285,7 +234,7 @@ async fn a_message_resent_after_each_kill_is_answered_once_with_no_seq_seen_twic
 
         // A bridge is killed while the run streams, its tool already done.
         let addr = closed_port();
-        let mut doomed = spawn_bridge(&stack, addr);
+        let mut doomed = BridgeProcess::spawn(&stack, addr);
         wait_healthy(addr).await;
         let (mut ws_a, connected) = Ws::open(&a.url(addr, SESSION)).await;
         a.frames.push(connected);
@@ -312,7 +261,7 @@ async fn a_message_resent_after_each_kill_is_answered_once_with_no_seq_seen_twic
 
         // The next bridge tells both tabs; the user retries the same message.
         let addr = closed_port();
-        let mut next = spawn_bridge(&stack, addr);
+        let mut next = BridgeProcess::spawn(&stack, addr);
         wait_healthy(addr).await;
         let (mut ws_a, connected) = Ws::open(&a.url(addr, SESSION)).await;
         a.frames.push(connected);

@@ -69,14 +69,40 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<jetstream::Context
     Ok(context)
 }
 
-/// Creates the stream, or brings its settings up to date.
+/// Connects as `name` in the background: the service starts while NATS
+/// is down, and the client reconnects for ever. A client and its
+/// JetStream context with our timeout.
+pub async fn connect_in_background(
+    url: &str,
+    name: &str,
+) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
+    let client = connect_options(name)
+        .retry_on_initial_connect()
+        .connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("NATS_URL {url}: {e}"))?;
+    let mut context = jetstream::new(client.clone());
+    context.set_timeout(REQUEST_TIMEOUT);
+    Ok((client, context))
+}
+
+/// Creates the board stream, or brings its settings up to date.
 pub async fn ensure(context: &jetstream::Context) -> anyhow::Result<jetstream::stream::Stream> {
+    ensure_stream(context, config()).await
+}
+
+/// Creates the stream `config` describes, or brings its settings up to date.
+pub async fn ensure_stream(
+    context: &jetstream::Context,
+    config: jetstream::stream::Config,
+) -> anyhow::Result<jetstream::stream::Stream> {
+    let name = config.name.clone();
     context
-        .create_or_update_stream(config())
+        .create_or_update_stream(config)
         .await
-        .map_err(|e| anyhow::anyhow!("create or update stream {STREAM}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("create or update stream {name}: {e}"))?;
     context
-        .get_stream(STREAM)
+        .get_stream(&name)
         .await
-        .map_err(|e| anyhow::anyhow!("open stream {STREAM}: {e}"))
+        .map_err(|e| anyhow::anyhow!("open stream {name}: {e}"))
 }

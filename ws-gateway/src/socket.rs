@@ -24,7 +24,7 @@ use futures::StreamExt;
 use hyper_util::{rt::TokioIo, server::conn::auto::upgrade};
 use protocol::board_frames::ServerFrame;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, WriteHalf},
     net::TcpStream,
 };
 use tokio_rustls::server::TlsStream;
@@ -45,12 +45,11 @@ use crate::{
     state::Shared,
 };
 
-/// The read side of a WebSocket's TCP stream, for tungstenite. Its writes
-/// go nowhere: tungstenite's own replies (pongs, the close echo) are
-/// written by the outbox instead, in order with every other frame.
-struct ReadSide(Arc<TcpStream>);
+/// The read side of a WebSocket's TCP stream, shared with the outbox that
+/// writes it.
+struct TcpReader(Arc<TcpStream>);
 
-impl AsyncRead for ReadSide {
+impl AsyncRead for TcpReader {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -70,29 +69,12 @@ impl AsyncRead for ReadSide {
     }
 }
 
-impl AsyncWrite for ReadSide {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(Ok(buf.len()))
-    }
+/// A stream as tungstenite sees it: read through `R`, its writes going
+/// nowhere. tungstenite's own replies (pongs, the close echo) are written by
+/// the [`Wire`] instead, in order with every other frame.
+struct ReadOnly<R>(R);
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// The read side of a TLS stream, for tungstenite; its writes go nowhere,
-/// as [`ReadSide`]'s.
-struct TlsReadSide(ReadHalf<TlsStream<TcpStream>>);
-
-impl AsyncRead for TlsReadSide {
+impl<R: AsyncRead + Unpin> AsyncRead for ReadOnly<R> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -102,7 +84,7 @@ impl AsyncRead for TlsReadSide {
     }
 }
 
-impl AsyncWrite for TlsReadSide {
+impl<R: Unpin> AsyncWrite for ReadOnly<R> {
     fn poll_write(
         self: Pin<&mut Self>,
         _: &mut Context<'_>,
@@ -342,7 +324,7 @@ pub async fn accept(
             let client = new_client(&shared, &profile, Some(stream.clone()));
             let wire = TcpWire(stream.clone());
             let args = (shared, addr, verdict, profile, guest_name);
-            return run(ReadSide(stream), early, wire, client, args).await;
+            return run(ReadOnly(TcpReader(stream)), early, wire, client, args).await;
         }
         Err(upgraded) => upgraded,
     };
@@ -358,7 +340,7 @@ pub async fn accept(
                 bytes: Vec::new(),
             };
             let args = (shared, addr, verdict, profile, guest_name);
-            Box::pin(run(TlsReadSide(read), early, wire, client, args)).await;
+            Box::pin(run(ReadOnly(read), early, wire, client, args)).await;
         }
         Err(_) => tracing::error!(%addr, "upgraded connection is neither TCP nor TLS; closed"),
     }

@@ -101,13 +101,7 @@ impl Cluster {
     /// Connects in the background: the bridge starts while NATS is down,
     /// and its sessions work on this bridge alone until NATS answers.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = board_stream::connect_options("agent-bridge")
-            .retry_on_initial_connect()
-            .connect(url)
-            .await
-            .map_err(|e| anyhow::anyhow!("NATS_URL {url}: {e}"))?;
-        let mut context = jetstream::new(client.clone());
-        context.set_timeout(board_stream::REQUEST_TIMEOUT);
+        let (client, context) = board_stream::connect_in_background(url, "agent-bridge").await?;
         let (outgoing, queue) = mpsc::channel(QUEUE);
         tokio::spawn(forward(client.clone(), context.clone(), queue));
         Ok(Self {
@@ -127,17 +121,7 @@ impl Cluster {
     async fn stream(&self) -> anyhow::Result<&jetstream::stream::Stream> {
         self.inner
             .stream
-            .get_or_try_init(|| async {
-                let context = &self.inner.context;
-                context
-                    .create_or_update_stream(stream_config())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("create or update stream {STREAM}: {e}"))?;
-                context
-                    .get_stream(STREAM)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("open stream {STREAM}: {e}"))
-            })
+            .get_or_try_init(|| board_stream::ensure_stream(&self.inner.context, stream_config()))
             .await
     }
 

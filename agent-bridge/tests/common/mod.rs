@@ -5,6 +5,7 @@
 
 pub mod agui_server;
 pub mod fake_agent;
+pub mod process;
 pub mod python_env;
 pub mod ws;
 

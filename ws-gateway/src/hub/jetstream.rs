@@ -57,13 +57,7 @@ impl BoardStream {
     /// Connects in the background: the gateway starts while NATS is down,
     /// its feeds on WatchBoard until NATS answers.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = board_stream::connect_options("ws-gateway")
-            .retry_on_initial_connect()
-            .connect(url)
-            .await
-            .map_err(|e| anyhow::anyhow!("NATS_URL {url}: {e}"))?;
-        let mut context = jetstream::new(client.clone());
-        context.set_timeout(board_stream::REQUEST_TIMEOUT);
+        let (client, context) = board_stream::connect_in_background(url, "ws-gateway").await?;
         let started = Instant::now();
         let last_beat = Arc::new(AtomicU64::new(0));
         let mut beats = client
