@@ -25,7 +25,8 @@ fn env_vars(command: clap::Command) -> BTreeSet<String> {
         .collect()
 }
 
-fn check_service(compose: &Compose, name: &str, reads: BTreeSet<String>, addr_var: &str) {
+/// `name` sets only variables in `reads`.
+fn assert_reads_only(compose: &Compose, name: &str, reads: &BTreeSet<String>) {
     let service = compose
         .services
         .get(name)
@@ -36,6 +37,11 @@ fn check_service(compose: &Compose, name: &str, reads: BTreeSet<String>, addr_va
         .filter(|k| !reads.contains(*k))
         .collect();
     assert!(unknown.is_empty(), "{name} does not read {unknown:?}");
+}
+
+fn check_service(compose: &Compose, name: &str, reads: BTreeSet<String>, addr_var: &str) {
+    assert_reads_only(compose, name, &reads);
+    let service = &compose.services[name];
 
     let addr = service
         .environment
@@ -110,4 +116,63 @@ fn compose_sets_only_variables_the_services_read_and_publishes_their_ports() {
             "{name}'s BOARD_SERVICE_URL"
         );
     }
+}
+
+#[test]
+fn the_scale_profile_runs_a_second_replica_of_each_service_on_nats_behind_nginx() {
+    let compose = compose();
+    let services = [
+        (
+            "board-service",
+            env_vars(board_service::cli::Args::command()),
+        ),
+        ("ws-gateway", env_vars(GatewayEnv::command())),
+        ("agent-bridge", env_vars(BridgeEnv::command())),
+    ];
+    for (primary, reads) in &services {
+        let replica = format!("{primary}-2");
+        assert_reads_only(&compose, &replica, reads);
+        let (one, two) = (&compose.services[*primary], &compose.services[&replica]);
+        assert_eq!(
+            one.command, two.command,
+            "{replica} runs what {primary} runs"
+        );
+        assert!(
+            two.ports.is_empty(),
+            "{replica} is reached through the proxy only"
+        );
+        for service in [one, two] {
+            assert!(
+                service.environment.contains_key("NATS_URL"),
+                "{primary} and {replica} take NATS_URL"
+            );
+        }
+        assert_eq!(
+            one.healthcheck.as_ref().map(|h| &h.test),
+            two.healthcheck.as_ref().map(|h| &h.test),
+            "{replica} is probed as {primary} is"
+        );
+    }
+    // The second gateway and bridge use the second board-service.
+    for name in ["ws-gateway-2", "agent-bridge-2"] {
+        assert_eq!(
+            compose.services[name].environment["BOARD_SERVICE_URL"].as_str(),
+            Some("http://board-service-2:50051"),
+            "{name}"
+        );
+    }
+    assert!(
+        compose.services["nats"].command.iter().any(|a| a == "-js"),
+        "NATS runs with JetStream"
+    );
+    let proxy = &compose.services["proxy"];
+    assert_eq!(proxy.ports, ["8080:80"]);
+    assert!(
+        proxy
+            .command
+            .join(" ")
+            .contains("/etc/nginx/boardwire/scale.conf"),
+        "the proxy runs deploy/nginx/scale.conf: {:?}",
+        proxy.command
+    );
 }

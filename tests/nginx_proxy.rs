@@ -1,7 +1,8 @@
 //! `deploy/nginx/boardwire.conf`, run by Debian's nginx with a self-signed
-//! certificate in front of a real gateway and board-service: a `wss://`
+//! certificate in front of a real gateway, bridge and board-service: a `wss://`
 //! client gets board frames and sends a command, and SSE clients (a board's
-//! `/events`, seed 001's `/api/events`) get events unbuffered. Everything
+//! `/events`, seed 001's `/api/events`) get events unbuffered, and a chat
+//! over `wss://` reaches the bridge. Everything
 //! lives in a private (0700) folder, as it does for root on CI.
 //!
 //! Needs nginx, openssl and python3 with venv (`apt-get install nginx
@@ -60,6 +61,16 @@ async fn the_nginx_config_carries_wss_and_sse() {
     let _gateway = RunningService::spawn(gateway_addr, |stopped| {
         gateway_app.run_until_stopped(stopped)
     });
+    let mut bridge_config = agent_bridge::Config::new(db.url());
+    bridge_config.listen_addr = "127.0.0.1:0".parse().unwrap();
+    bridge_config.board_service_url = format!("http://{board_addr}");
+    bridge_config.builtin_token_delay = Duration::ZERO;
+    let bridge_app = agent_bridge::App::build(bridge_config)
+        .await
+        .expect("agent-bridge starts");
+    let bridge_addr = bridge_app.local_addr();
+    let _bridge =
+        RunningService::spawn(bridge_addr, |stopped| bridge_app.run_until_stopped(stopped));
     let mut api = protocol::v1::board_service_client::BoardServiceClient::connect(format!(
         "http://{board_addr}"
     ))
@@ -86,6 +97,7 @@ async fn the_nginx_config_carries_wss_and_sse() {
     let config = format!("user root;\npid {}/nginx.pid;\nerror_log stderr;\n", dir.path().display())
         + &shipped
             .replace("server 127.0.0.1:4002", &format!("server {gateway_addr}"))
+            .replace("server 127.0.0.1:8001", &format!("server {bridge_addr}"))
             .replace("listen 443 ssl", &format!("listen 127.0.0.1:{port} ssl"))
             .replace("/etc/boardwire/tls/cert.pem", &cert.display().to_string())
             .replace("/etc/boardwire/tls/key.pem", &key.display().to_string())
@@ -102,6 +114,13 @@ async fn the_nginx_config_carries_wss_and_sse() {
     );
     let conf = dir.path().join("nginx.conf");
     std::fs::write(&conf, config).unwrap();
+    // The routes both shipped files include, beside them as shipped.
+    std::fs::copy(
+        repo().join("deploy/nginx/locations.conf"),
+        dir.path().join("locations.conf"),
+    )
+    .unwrap();
+    check_scale_config(nginx_bin, dir.path(), [gateway_addr, bridge_addr]);
     let checked = Command::new(nginx_bin)
         .args(["-t", "-p"])
         .arg(dir.path())
@@ -133,12 +152,51 @@ async fn the_nginx_config_carries_wss_and_sse() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let seen = run_client(
-        &format!("https://127.0.0.1:{port}"),
-        &board.id,
-        &tls.ca,
-        None,
-    )
-    .await;
+    let base = format!("https://127.0.0.1:{port}");
+    // The chat goes through the same nginx: /ws/chat reaches the bridge.
+    let seen = run_client(&base, &board.id, &tls.ca, Some(&base)).await;
     assert_board_path(&seen);
+    assert_eq!(seen["chat_session"], "tls-chat", "{seen}");
+    assert_eq!(seen["chat_final"], "message", "{seen}");
+}
+
+/// compose's `scale` profile config passes `nginx -t`, with its service
+/// names pointed at this test's gateway and bridge (nginx resolves upstream
+/// names when it loads the file).
+fn check_scale_config(nginx_bin: &str, dir: &Path, [gateway, bridge]: [std::net::SocketAddr; 2]) {
+    let shipped = std::fs::read_to_string(repo().join("deploy/nginx/scale.conf")).unwrap();
+    for name in [
+        "ws-gateway:4002",
+        "ws-gateway-2:4002",
+        "agent-bridge:8001",
+        "agent-bridge-2:8001",
+    ] {
+        assert!(
+            shipped.contains(&format!("server {name};")),
+            "scale.conf names {name}"
+        );
+    }
+    let config = format!(
+        "user root;\npid {}/scale.pid;\nerror_log stderr;\n",
+        dir.display()
+    ) + &shipped
+        .replace("ws-gateway-2:4002", &gateway.to_string())
+        .replace("ws-gateway:4002", &gateway.to_string())
+        .replace("agent-bridge-2:8001", &bridge.to_string())
+        .replace("agent-bridge:8001", &bridge.to_string())
+        .replace("listen 80;", &format!("listen 127.0.0.1:{};", free_port()));
+    let conf = dir.join("scale.conf");
+    std::fs::write(&conf, config).unwrap();
+    let checked = Command::new(nginx_bin)
+        .args(["-t", "-p"])
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .expect("nginx -t");
+    assert!(
+        checked.status.success(),
+        "nginx -t scale.conf: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
 }
