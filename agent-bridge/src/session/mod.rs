@@ -212,6 +212,8 @@ impl Session {
             return;
         }
         let mut state = self.lock();
+        // The ring's last frame is the latest any load here delivered, its
+        // own included, so a late catch-up never lowers a seq handed out.
         let pinned = state.interrupted.iter().map(|(seq, _)| *seq).max();
         let ring = state.ring.back().map(|(seq, _)| *seq);
         state.seq = seen.max(pinned.unwrap_or(0)).max(ring.unwrap_or(0));

@@ -119,3 +119,48 @@ fn cancel_only_matches_the_run_in_flight() {
     assert_eq!(session.cancel_run(Some(run)), Some(run));
     assert!(token.is_cancelled());
 }
+
+fn status(run: Uuid, seq: u64) -> ServerFrame {
+    ServerFrame::Status {
+        seq,
+        run_id: Some(run.to_string()),
+        data: protocol::chat_frames::StatusData {
+            status: RunStatus::Processing,
+            message: "working".into(),
+            run_id: Some(run.to_string()),
+        },
+    }
+}
+
+#[test]
+fn another_bridges_run_is_replayed_and_blocks_a_second_run_until_its_end() {
+    // Loaded above a reservation of 1000; the other bridge's run is below it.
+    let session = Arc::new(Session::new("s".into(), "b".into(), 1000, 100));
+    let remote = Uuid::now_v7();
+    let started = status(remote, 7);
+    session.accept_remote(7, encode(&started), &started);
+    session.caught_up_at(7);
+    let sub = session.subscribe(Some(0), 8);
+    assert_eq!(sub.seq, 7, "a new tab is told the stream's latest seq");
+    assert_eq!(sub.active_run, Some(remote));
+    assert_eq!(sub.replay.iter().map(seq_of).collect::<Vec<_>>(), [7]);
+    let busy = session.begin_run(Uuid::now_v7(), CancellationToken::new(), None);
+    assert_eq!(busy.map_err(|b| b.run), Err(remote));
+
+    let ended = ServerFrame::Error {
+        seq: 8,
+        run_id: Some(remote.to_string()),
+        data: ErrorData::new("internal", "failed"),
+    };
+    session.accept_remote(8, encode(&ended), &ended);
+    assert_eq!(session.remote_run(), None);
+    let mine = Uuid::now_v7();
+    session
+        .begin_run(mine, CancellationToken::new(), None)
+        .unwrap();
+    assert_eq!(
+        session.publish(token("x")),
+        1001,
+        "this load's own seqs start above its reservation"
+    );
+}
