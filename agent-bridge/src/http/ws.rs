@@ -33,7 +33,6 @@ use super::{
     validate,
 };
 use crate::{
-    cluster,
     run::{StartError, Started, UserMessage},
     session::{Decision, Session},
 };
@@ -405,19 +404,9 @@ async fn approval(data: &ApprovalData, session: &Session, caller: &Caller) -> Op
             .unwrap_or_else(|| "anonymous".into()),
         reason: data.reason.clone().filter(|r| !r.trim().is_empty()),
     };
-    let answered = session.answer_approval(&data.tool_call_id, decision.clone())
-        || match session.cluster() {
-            Some(cluster) => {
-                let request = cluster::control::Request::Approval {
-                    tool_call_id: data.tool_call_id.clone(),
-                    approved: decision.approved,
-                    by: decision.by,
-                    reason: decision.reason,
-                };
-                cluster.ask(session.id(), &request).await
-            }
-            None => false,
-        };
+    let answered = session
+        .answer_approval_anywhere(&data.tool_call_id, decision)
+        .await;
     (!answered).then(|| {
         rejection(
             session,
@@ -511,15 +500,7 @@ async fn cancel(frame: &ClientFrame, session: &Session) -> Option<ServerFrame> {
         }
     };
     // The run itself publishes `status: cancelled` to every socket.
-    let cancelled = session.cancel_run(wanted).is_some()
-        || match session.cluster() {
-            Some(cluster) => {
-                let request = cluster::control::Request::Cancel { run_id: wanted };
-                cluster.ask(session.id(), &request).await
-            }
-            None => false,
-        };
-    (!cancelled).then(|| ServerFrame::Status {
+    (!session.cancel_run_anywhere(wanted).await).then(|| ServerFrame::Status {
         seq: session.seq(),
         run_id: None,
         data: StatusData {

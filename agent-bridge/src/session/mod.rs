@@ -428,6 +428,37 @@ impl Session {
         waiting.is_some_and(|tx| tx.send(decision).is_ok())
     }
 
+    /// [`Self::answer_approval`] here, or else on the bridge that runs the
+    /// session's run (with NATS).
+    pub async fn answer_approval_anywhere(&self, tool_call_id: &str, decision: Decision) -> bool {
+        if self.answer_approval(tool_call_id, decision.clone()) {
+            return true;
+        }
+        let Some(cluster) = self.cluster() else {
+            return false;
+        };
+        let request = crate::cluster::control::Request::Approval {
+            tool_call_id: tool_call_id.to_owned(),
+            approved: decision.approved,
+            by: decision.by,
+            reason: decision.reason,
+        };
+        cluster.ask(&self.id, &request).await
+    }
+
+    /// [`Self::cancel_run`] here, or else on the bridge that runs the
+    /// session's run (with NATS). Whether a run was cancelled.
+    pub async fn cancel_run_anywhere(&self, run_id: Option<Uuid>) -> bool {
+        if self.cancel_run(run_id).is_some() {
+            return true;
+        }
+        let Some(cluster) = self.cluster() else {
+            return false;
+        };
+        let request = crate::cluster::control::Request::Cancel { run_id };
+        cluster.ask(&self.id, &request).await
+    }
+
     pub fn forget_approval(&self, tool_call_id: &str) {
         self.lock().approvals.remove(tool_call_id);
     }

@@ -156,7 +156,11 @@ async fn resume(
             by: by.clone(),
             reason,
         };
-        if !session.answer_approval(&entry.interrupt_id, decision) {
+        // The run may be on another bridge (with NATS).
+        if !session
+            .answer_approval_anywhere(&entry.interrupt_id, decision)
+            .await
+        {
             return Err(ApiError::NotPending(format!(
                 "interrupt {} is not pending (answered already, timed out, or never asked)",
                 entry.interrupt_id
