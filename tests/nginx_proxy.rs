@@ -13,8 +13,7 @@ mod tls_client;
 
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command, time::Duration};
 
-use service_kit::{test_database::TestDatabase, testing::RunningService};
-use tls_client::{assert_board_path, repo, run_client, test_cert};
+use tls_client::{Services, assert_board_path, repo, run_client, test_cert};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -47,44 +46,8 @@ async fn the_nginx_config_carries_wss_and_sse() {
         .find(|p| Path::new(p).exists())
         .expect("nginx is required for the reverse-proxy test (apt-get install nginx)");
     let _ = service_kit::telemetry::init("nginx-proxy-test");
-    let db = TestDatabase::create().await;
-    let board_app = board_service::App::build(board_service::Config::new(db.url()))
-        .await
-        .expect("board-service starts");
-    let board_addr = board_app.local_addr();
-    let _board = RunningService::spawn(board_addr, |stopped| board_app.run_until_stopped(stopped));
-    let gateway_app =
-        ws_gateway::App::build(ws_gateway::Config::new(format!("http://{board_addr}")))
-            .await
-            .expect("gateway starts");
-    let gateway_addr = gateway_app.local_addr();
-    let _gateway = RunningService::spawn(gateway_addr, |stopped| {
-        gateway_app.run_until_stopped(stopped)
-    });
-    let mut bridge_config = agent_bridge::Config::new(db.url());
-    bridge_config.listen_addr = "127.0.0.1:0".parse().unwrap();
-    bridge_config.board_service_url = format!("http://{board_addr}");
-    bridge_config.builtin_token_delay = Duration::ZERO;
-    let bridge_app = agent_bridge::App::build(bridge_config)
-        .await
-        .expect("agent-bridge starts");
-    let bridge_addr = bridge_app.local_addr();
-    let _bridge =
-        RunningService::spawn(bridge_addr, |stopped| bridge_app.run_until_stopped(stopped));
-    let mut api = protocol::v1::board_service_client::BoardServiceClient::connect(format!(
-        "http://{board_addr}"
-    ))
-    .await
-    .expect("gRPC");
-    let board = api
-        .create_board(protocol::v1::CreateBoardRequest {
-            name: "Proxied".into(),
-            slug: Some("proxied".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("create board")
-        .into_inner();
+    let services = Services::start(|_| {}, |_| {}).await;
+    let (gateway_addr, bridge_addr) = (services.gateway, services.bridge);
 
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -154,7 +117,7 @@ async fn the_nginx_config_carries_wss_and_sse() {
 
     let base = format!("https://127.0.0.1:{port}");
     // The chat goes through the same nginx: /ws/chat reaches the bridge.
-    let seen = run_client(&base, &board.id, &tls.ca, Some(&base)).await;
+    let seen = run_client(&base, &services.board_id, &tls.ca, Some(&base)).await;
     assert_board_path(&seen);
     assert_eq!(seen["chat_session"], "tls-chat", "{seen}");
     assert_eq!(seen["chat_final"], "message", "{seen}");

@@ -13,8 +13,8 @@ mod tls_client;
 
 use std::os::unix::fs::PermissionsExt;
 
-use service_kit::{test_database::TestDatabase, testing::RunningService, tls::TlsConfig};
-use tls_client::{assert_board_path, run_client, test_cert};
+use service_kit::tls::TlsConfig;
+use tls_client::{Services, assert_board_path, run_client, test_cert};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_and_the_bridge_serve_wss_and_https_themselves() {
@@ -26,55 +26,20 @@ async fn the_gateway_and_the_bridge_serve_wss_and_https_themselves() {
         key_file: Some(cert.key.clone()),
     };
 
-    let db = TestDatabase::create().await;
-    let board_app = board_service::App::build(board_service::Config::new(db.url()))
-        .await
-        .expect("board-service starts");
-    let board_addr = board_app.local_addr();
-    let _board = RunningService::spawn(board_addr, |stopped| board_app.run_until_stopped(stopped));
-
-    let mut gateway_config = ws_gateway::Config::new(format!("http://{board_addr}"));
-    gateway_config.tls = tls.clone();
-    // A client that never starts its TLS handshake is closed this soon.
-    gateway_config.header_timeout_ms = 500;
-    let gateway_app = ws_gateway::App::build(gateway_config)
-        .await
-        .expect("gateway starts");
-    let gateway_addr = gateway_app.local_addr();
-    let _gateway = RunningService::spawn(gateway_addr, |stopped| {
-        gateway_app.run_until_stopped(stopped)
-    });
-
-    let mut bridge_config = agent_bridge::Config::new(db.url());
-    bridge_config.listen_addr = "127.0.0.1:0".parse().unwrap();
-    bridge_config.board_service_url = format!("http://{board_addr}");
-    bridge_config.builtin_token_delay = std::time::Duration::ZERO;
-    bridge_config.tls = tls;
-    let bridge_app = agent_bridge::App::build(bridge_config)
-        .await
-        .expect("agent-bridge starts");
-    let bridge_addr = bridge_app.local_addr();
-    let _bridge =
-        RunningService::spawn(bridge_addr, |stopped| bridge_app.run_until_stopped(stopped));
-
-    let mut api = protocol::v1::board_service_client::BoardServiceClient::connect(format!(
-        "http://{board_addr}"
-    ))
-    .await
-    .expect("gRPC");
-    let board = api
-        .create_board(protocol::v1::CreateBoardRequest {
-            name: "Served over TLS".into(),
-            slug: Some("served-over-tls".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("create board")
-        .into_inner();
+    let services = Services::start(
+        |gateway| {
+            gateway.tls = tls.clone();
+            // A client that never starts its TLS handshake is closed this soon.
+            gateway.header_timeout_ms = 500;
+        },
+        |bridge| bridge.tls = tls.clone(),
+    )
+    .await;
+    let (gateway_addr, bridge_addr) = (services.gateway, services.bridge);
 
     let seen = run_client(
         &format!("https://127.0.0.1:{}", gateway_addr.port()),
-        &board.id,
+        &services.board_id,
         &cert.ca,
         Some(&format!("https://127.0.0.1:{}", bridge_addr.port())),
     )

@@ -10,8 +10,9 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use common::{
-    Options, Stack, Ws, closed_port,
+    Options, Stack, Ws, assert_rising, closed_port,
     process::{BridgeProcess, wait_healthy},
+    run_seqs,
 };
 use protocol::chat_frames::{ClientFrame, RunStatus, ServerFrame, ToolStatus};
 
@@ -39,21 +40,6 @@ fn run_frames(frames: &[ServerFrame]) -> Vec<String> {
         .filter(|f| f.run_id().is_some())
         .map(|f| serde_json::to_string(f).unwrap())
         .collect()
-}
-
-fn run_seqs(frames: &[ServerFrame]) -> Vec<u64> {
-    frames
-        .iter()
-        .filter(|f| f.run_id().is_some())
-        .filter_map(ServerFrame::seq)
-        .collect()
-}
-
-fn assert_rising(seqs: &[u64]) {
-    assert!(
-        seqs.windows(2).all(|w| w[1] > w[0]),
-        "seqs not strictly increasing: {seqs:?}"
-    );
 }
 
 /// Reads until the run's first token: mid-run.

@@ -8,25 +8,11 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use common::{
-    Options, PATIENCE, Stack, Ws, closed_port,
+    Options, PATIENCE, Stack, Ws, assert_rising, closed_port,
     process::{BridgeProcess, wait_healthy},
+    run_seqs,
 };
 use protocol::chat_frames::ServerFrame;
-
-fn run_seqs(frames: &[ServerFrame]) -> Vec<u64> {
-    frames
-        .iter()
-        .filter(|f| f.run_id().is_some())
-        .filter_map(ServerFrame::seq)
-        .collect()
-}
-
-fn assert_rising(seqs: &[u64]) {
-    assert!(
-        seqs.windows(2).all(|w| w[1] > w[0]),
-        "seqs not strictly increasing: {seqs:?}"
-    );
-}
 
 /// Reads until the `interrupted` error frame of `run`; every frame read.
 async fn until_interrupted(ws: &mut Ws, run: &str) -> Vec<ServerFrame> {

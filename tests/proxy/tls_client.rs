@@ -2,7 +2,9 @@
 //! `websockets` and `urllib` over `ssl`, trusting only its authority) run
 //! against an `https://` base, with its findings checked.
 
-use std::{path::Path, time::Duration};
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use service_kit::{test_database::TestDatabase, testing::RunningService};
 
 #[allow(dead_code)]
 #[path = "../../agent-bridge/tests/common/python_env.rs"]
@@ -66,4 +68,72 @@ pub fn assert_board_path(seen: &serde_json::Value) {
         seen["job_event"],
         serde_json::json!({"channel": "ai:jobs:status", "message": {"jobId": "job_123", "status": "completed"}})
     );
+}
+
+/// board-service, a gateway and a bridge in-process over one fresh
+/// database, and a board to watch; stopped when dropped.
+pub struct Services {
+    pub gateway: SocketAddr,
+    pub bridge: SocketAddr,
+    pub board_id: String,
+    _running: Vec<RunningService>,
+    _db: TestDatabase,
+}
+
+impl Services {
+    pub async fn start(
+        tweak_gateway: impl FnOnce(&mut ws_gateway::Config),
+        tweak_bridge: impl FnOnce(&mut agent_bridge::Config),
+    ) -> Self {
+        let db = TestDatabase::create().await;
+        let board_app = board_service::App::build(board_service::Config::new(db.url()))
+            .await
+            .expect("board-service starts");
+        let board_addr = board_app.local_addr();
+        let board =
+            RunningService::spawn(board_addr, |stopped| board_app.run_until_stopped(stopped));
+
+        let mut gateway_config = ws_gateway::Config::new(format!("http://{board_addr}"));
+        tweak_gateway(&mut gateway_config);
+        let gateway_app = ws_gateway::App::build(gateway_config)
+            .await
+            .expect("gateway starts");
+        let gateway = gateway_app.local_addr();
+        let gateway_running =
+            RunningService::spawn(gateway, |stopped| gateway_app.run_until_stopped(stopped));
+
+        let mut bridge_config = agent_bridge::Config::new(db.url());
+        bridge_config.listen_addr = "127.0.0.1:0".parse().unwrap();
+        bridge_config.board_service_url = format!("http://{board_addr}");
+        bridge_config.builtin_token_delay = Duration::ZERO;
+        tweak_bridge(&mut bridge_config);
+        let bridge_app = agent_bridge::App::build(bridge_config)
+            .await
+            .expect("agent-bridge starts");
+        let bridge = bridge_app.local_addr();
+        let bridge_running =
+            RunningService::spawn(bridge, |stopped| bridge_app.run_until_stopped(stopped));
+
+        let mut api = protocol::v1::board_service_client::BoardServiceClient::connect(format!(
+            "http://{board_addr}"
+        ))
+        .await
+        .expect("gRPC");
+        let created = api
+            .create_board(protocol::v1::CreateBoardRequest {
+                name: "Through TLS".into(),
+                slug: Some("through-tls".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("create board")
+            .into_inner();
+        Self {
+            gateway,
+            bridge,
+            board_id: created.id,
+            _running: vec![bridge_running, gateway_running, board],
+            _db: db,
+        }
+    }
 }

@@ -13,7 +13,7 @@ pub mod ws;
 #[allow(unused_imports)]
 pub use agui_server::AgUiServer;
 #[allow(unused_imports)]
-pub use ws::{Ws, assert_contiguous, streamed_text, tool_frames};
+pub use ws::{Ws, assert_contiguous, assert_rising, run_seqs, streamed_text, tool_frames};
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -200,6 +200,24 @@ pub fn assert_contiguous(frames: &[ServerFrame]) {
     }
 }
 
+/// The seqs of a tab's run frames (those with a top-level `runId`).
+pub fn run_seqs(frames: &[ServerFrame]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter(|f| f.run_id().is_some())
+        .filter_map(ServerFrame::seq)
+        .collect()
+}
+
+/// Asserts `seqs` strictly increase (gaps allowed: a restarted or other
+/// bridge continues above its reservation).
+pub fn assert_rising(seqs: &[u64]) {
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "seqs not strictly increasing: {seqs:?}"
+    );
+}
+
 pub fn tool_frames(frames: &[ServerFrame]) -> Vec<protocol::chat_frames::ToolExecution> {
     frames
         .iter()
