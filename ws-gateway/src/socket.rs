@@ -263,8 +263,11 @@ async fn close<R: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// How long a client must stay silent before a drained socket is closed:
-/// by then it has sent the rest of its frame and its close.
-const DRAIN_QUIET: Duration = Duration::from_secs(1);
+/// by then it has sent the rest of its frame and its close. 1 s was seen to
+/// be too short for a browser on a loaded machine (a 2 MiB frame stalled
+/// mid-send, the close then reset the connection and the browser saw an
+/// unclean 1009); a silent client costs this much longer a closing socket.
+const DRAIN_QUIET: Duration = Duration::from_secs(3);
 /// The longest a closing socket is drained, however much it sends.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
 
