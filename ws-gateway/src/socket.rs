@@ -113,8 +113,10 @@ trait Wire: Send {
         session: Option<&'a Session>,
     ) -> impl Future<Output = Result<Option<CloseReason>, Failed>> + Send + 'a;
 
-    /// Reads and discards what the client still sends (see [`drain`]).
-    fn drain(&mut self) -> impl Future<Output = ()> + Send + '_;
+    /// Reads and discards what the client still sends (see [`drain`]):
+    /// until it falls `quiet`, and with `until_close`, until its close frame.
+    fn drain(&mut self, quiet: Duration, until_close: bool)
+    -> impl Future<Output = ()> + Send + '_;
 }
 
 /// Plain TCP: the outbox writes the stream itself; this waits for it to be
@@ -130,8 +132,12 @@ impl Wire for TcpWire {
         write_out(&self.0, client, session)
     }
 
-    fn drain(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        drain(&self.0)
+    fn drain(
+        &mut self,
+        quiet: Duration,
+        until_close: bool,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        drain(&self.0, quiet, until_close)
     }
 }
 
@@ -191,7 +197,7 @@ impl Wire for TlsWire {
         }
     }
 
-    fn drain(&mut self) -> impl Future<Output = ()> + Send + '_ {
+    fn drain(&mut self, _: Duration, _: bool) -> impl Future<Output = ()> + Send + '_ {
         // The read half is tungstenite's; a TLS client cut off mid-frame
         // may see a reset instead of the close frame.
         std::future::ready(())
@@ -238,6 +244,15 @@ async fn close<R: AsyncRead + AsyncWrite + Unpin>(
     client: &Client,
     reason: CloseReason,
 ) {
+    if matches!(
+        reason,
+        CloseReason::TooBig | CloseReason::ProtocolError | CloseReason::InvalidPayload
+    ) {
+        // tungstenite stopped reading mid-message. A browser told to close
+        // now gives up the rest of its message and then reports the close
+        // unclean, so the close waits until the client has sent it all.
+        wire.drain(SETTLE_QUIET, false).await;
+    }
     client.seal(framing::close_payload(reason.code(), reason.text()).into());
     let wrote = tokio::time::timeout(CLOSE_WAIT, wire.write_out(client, None)).await;
     if !matches!(wrote, Ok(Ok(_))) {
@@ -258,40 +273,74 @@ async fn close<R: AsyncRead + AsyncWrite + Unpin>(
         // tungstenite reads no further after a framing or size error, yet
         // the client may still be sending the rest of that frame (a browser
         // cannot cut one short) and then its close: take it raw.
-        wire.drain().await;
+        wire.drain(DRAIN_QUIET, true).await;
     }
 }
 
-/// How long a client must stay silent before a drained socket is closed:
-/// by then it has sent the rest of its frame and its close. 1 s was seen to
-/// be too short for a browser on a loaded machine (a 2 MiB frame stalled
-/// mid-send, the close then reset the connection and the browser saw an
-/// unclean 1009); a silent client costs this much longer a closing socket.
+/// Silence that ends the reading of a refused message before the close.
+const SETTLE_QUIET: Duration = Duration::from_millis(250);
+
+/// How long a client must stay silent before a drained socket is closed,
+/// when what it sent last does not look like its close frame. Short of
+/// Chromium's 2 s: a browser that has sent its close and waits longer for
+/// the server to close the connection drops it and reports it unclean.
 const DRAIN_QUIET: Duration = Duration::from_secs(3);
 /// The longest a closing socket is drained, however much it sends.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
+/// The longest client close frame: 2 header bytes, a 4-byte mask and up to
+/// 125 bytes of payload.
+const MAX_CLOSE_FRAME: usize = 2 + 4 + 125;
 
-/// Reads and discards what the client still sends until it closes its
-/// side or falls quiet. Bounded by quiet time, not by a total that a slow
-/// (loaded) sender could outlast: closing with its data unread would make
-/// the kernel reset the connection, and the client's close would not be
-/// clean.
-async fn drain(stream: &TcpStream) {
+/// Reads and discards what the client still sends until it has sent its
+/// close frame, closes its side, or falls quiet. Closing with its data
+/// unread would make the kernel reset the connection, and the client's
+/// close would not be clean; waiting too long after its close frame makes a
+/// browser give up on the connection. tungstenite stopped reading at the
+/// framing error, so frame boundaries are not known here: the client's
+/// close is recognised as the bytes it sent last.
+async fn drain(stream: &TcpStream, quiet: Duration, until_close: bool) {
     let deadline = tokio::time::Instant::now() + DRAIN_MAX;
     let mut scratch = [0u8; 16 * 1024];
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * MAX_CLOSE_FRAME);
     while tokio::time::Instant::now() < deadline {
-        match tokio::time::timeout(DRAIN_QUIET, stream.readable()).await {
+        match tokio::time::timeout(quiet, stream.readable()).await {
             Ok(Ok(())) => {}
             // Quiet (everything is in), or the socket failed.
             Err(_) | Ok(Err(_)) => return,
         }
         match stream.try_read(&mut scratch) {
             Ok(0) => return,
-            Ok(_) => {}
+            Ok(n) => {
+                tail.extend_from_slice(&scratch[..n]);
+                if tail.len() > MAX_CLOSE_FRAME {
+                    tail.drain(..tail.len() - MAX_CLOSE_FRAME);
+                }
+                if until_close && ends_with_close_frame(&tail) {
+                    return;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return,
         }
     }
+}
+
+/// Whether `bytes` end with a whole masked close frame from a client: the
+/// header, then a payload whose unmasked status code is a valid one. Masked
+/// payload bytes look random, so the code check keeps the odds that the
+/// middle of a frame passes for a close low.
+fn ends_with_close_frame(bytes: &[u8]) -> bool {
+    (2..=125usize).any(|len| {
+        let frame = 2 + 4 + len;
+        bytes.len() >= frame && {
+            let start = bytes.len() - frame;
+            let (mask, payload) = (&bytes[start + 2..start + 6], &bytes[start + 6..]);
+            let code = u16::from_be_bytes([payload[0] ^ mask[0], payload[1] ^ mask[1]]);
+            bytes[start] == 0x80 | framing::CLOSE
+                && bytes[start + 1] == 0x80 | len as u8
+                && (1000..=4999).contains(&code)
+        }
+    })
 }
 
 /// What kind of connection a socket is: how its own frames are spelled,
@@ -542,4 +591,25 @@ async fn serve<R: AsyncRead + AsyncWrite + Unpin>(
 fn reject(shared: &Shared, client: &Client, error: Error) {
     shared.metrics.frame_errors.inc();
     client.push_frame(&ServerFrame::Error(error.frame(None, None)));
+}
+
+#[cfg(test)]
+mod drain_tests {
+    use super::ends_with_close_frame;
+
+    #[test]
+    fn a_client_close_frame_is_recognised_only_at_the_end() {
+        // FIN + close, masked, 2-byte payload (code 1009), mask, payload.
+        let close = [0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xF1 ^ 2];
+        let bad_code = [0x88, 0x82, 1, 2, 3, 4, 1, 2];
+        assert!(!ends_with_close_frame(&bad_code), "code 0 is no close code");
+        let mut stream = vec![0x55; 300];
+        stream.extend_from_slice(&close);
+        assert!(ends_with_close_frame(&stream));
+        assert!(ends_with_close_frame(&close));
+        stream.push(0);
+        assert!(!ends_with_close_frame(&stream), "more came after it");
+        assert!(!ends_with_close_frame(&[0x55; 200]));
+        assert!(!ends_with_close_frame(&close[..5]), "not whole yet");
+    }
 }
