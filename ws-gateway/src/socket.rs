@@ -281,9 +281,9 @@ async fn close<R: AsyncRead + AsyncWrite + Unpin>(
 const SETTLE_QUIET: Duration = Duration::from_millis(250);
 
 /// How long a client must stay silent before a drained socket is closed,
-/// when what it sent last does not look like its close frame. Short of
-/// Chromium's 2 s: a browser that has sent its close and waits longer for
-/// the server to close the connection drops it and reports it unclean.
+/// when nothing it sent looks like its close frame. A client that does
+/// send one ends the drain at once: a browser that waits longer than 2 s
+/// for the server to close after its close reports the close unclean.
 const DRAIN_QUIET: Duration = Duration::from_secs(3);
 /// The longest a closing socket is drained, however much it sends.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
