@@ -10,6 +10,7 @@
 
 mod common {
     pub mod compose_file;
+    pub mod service_binaries;
 }
 
 use std::{
@@ -25,14 +26,6 @@ use service_kit::test_database::TestDatabase;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
 const OURS: [&str; 3] = ["board-service", "ws-gateway", "agent-bridge"];
-
-/// The folder cargo puts this workspace's binaries in.
-fn bin_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("debug")
-}
 
 /// `${VAR:-default}` as compose resolves it with VAR unset.
 fn resolve(value: &serde_yaml::Value) -> String {
@@ -74,7 +67,7 @@ fn healthy(service: &str, check: &Healthcheck) -> bool {
         return true;
     };
     let program = if OURS.contains(&program.as_str()) {
-        bin_dir().join(program)
+        common::service_binaries::dir().join(program)
     } else {
         PathBuf::from(program)
     };
@@ -89,28 +82,14 @@ fn healthy(service: &str, check: &Healthcheck) -> bool {
 
 #[tokio::test]
 async fn compose_services_run_as_local_processes_and_serve_the_board_and_chat() {
-    let built = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "board-service",
-            "-p",
-            "ws-gateway",
-            "-p",
-            "agent-bridge",
-            "--bins",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(built.success(), "the service binaries build");
+    common::service_binaries::build();
 
     let db = TestDatabase::create().await;
     let compose = compose();
     let mut processes = Processes(Vec::new());
     for name in OURS {
         let service = &compose.services[name];
-        let mut command = Command::new(bin_dir().join(&service.command[0]));
+        let mut command = Command::new(common::service_binaries::dir().join(&service.command[0]));
         command.args(&service.command[1..]).env_clear();
         command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
         for (key, value) in &service.environment {

@@ -14,6 +14,8 @@
 
 #[path = "scale_out/chat.rs"]
 mod chat;
+#[path = "common/service_binaries.rs"]
+mod service_binaries;
 
 use std::{
     collections::BTreeMap,
@@ -49,13 +51,6 @@ const SESSIONS: usize = 3;
 /// Long enough never to fail a healthy run; only there to stop hangs.
 const SETTLE: Duration = Duration::from_secs(90);
 
-fn bin(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("debug").join(name)
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -76,7 +71,7 @@ impl Service {
     fn new(name: &str, program: &str, env: Vec<(&'static str, String)>, logs: &Path) -> Self {
         Self {
             name: name.to_owned(),
-            program: bin(program),
+            program: service_binaries::dir().join(program),
             env,
             log: logs.join(format!("{name}.log")),
             child: None,
@@ -389,21 +384,7 @@ async fn jetstream_events(port: u16) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
-    let built = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "board-service",
-            "-p",
-            "ws-gateway",
-            "-p",
-            "agent-bridge",
-            "--bins",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(built.success(), "the service binaries build");
+    service_binaries::build();
 
     let logs = tempfile::Builder::new()
         .prefix("boardwire-scale-")
