@@ -10,6 +10,9 @@
 //! which checks that offsets arrive gapless and in order and measures the
 //! time from the publish call's start to its arrival at the watcher.
 
+mod common;
+
+use common::env_or;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -24,13 +27,6 @@ use protocol::v1::{
 };
 use service_kit::test_database::TestDatabase;
 use tonic::transport::Channel;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// When each (channel, offset) was sent, for the watcher's latency.
 type Sent = Arc<Mutex<HashMap<(String, u64), Instant>>>;

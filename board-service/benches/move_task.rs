@@ -8,6 +8,9 @@
 //! Two shapes: every client on one board (all writers serialise on the board
 //! lock — the worst case), and one board per client.
 
+mod common;
+
+use common::env_or;
 use std::{
     process::Command,
     time::{Duration, Instant},
@@ -21,13 +24,6 @@ use protocol::v1::{
 };
 use service_kit::test_database::TestDatabase;
 use tonic::transport::Channel;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -105,7 +101,7 @@ async fn run_shape(
                 })
                 .await?
                 .into_inner();
-            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut histogram = common::latencies()?;
             let lanes = ["in_progress", "done", "todo"];
             let mut count = 0u64;
             while Instant::now() < deadline {
@@ -123,13 +119,7 @@ async fn run_shape(
             anyhow::Ok((count, histogram))
         }));
     }
-    let mut total = 0;
-    let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for worker in workers {
-        let (count, histogram) = worker.await??;
-        total += count;
-        merged.add(histogram)?;
-    }
+    let (total, merged) = common::merge(workers).await?;
     Ok((total, merged, started.elapsed()))
 }
 

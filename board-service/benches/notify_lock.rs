@@ -13,18 +13,14 @@
 //! `boards` and `board_events` are, from many clients over many boards,
 //! with and without the `pg_notify`, and prints both.
 
+mod common;
+
+use common::env_or;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use service_kit::test_database::TestDatabase;
 use sqlx::postgres::PgPoolOptions;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 const WITH_NOTIFY: &str = "WITH bump AS (UPDATE bench_boards SET version = $2 WHERE id = $1),
      logged AS (INSERT INTO bench_events (board_id, version, event) VALUES ($1, $2, $3))
@@ -101,7 +97,7 @@ async fn run(
             .filter(|b| (*b as usize - 1) % clients == c % boards.min(clients))
             .collect();
         workers.push(tokio::spawn(async move {
-            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut histogram = common::latencies()?;
             let mut count = 0u64;
             while Instant::now() < deadline && !mine.is_empty() {
                 let i = count as usize % mine.len();
@@ -126,12 +122,6 @@ async fn run(
             anyhow::Ok((count, histogram))
         }));
     }
-    let mut total = 0;
-    let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for worker in workers {
-        let (count, histogram) = worker.await??;
-        total += count;
-        merged.add(histogram)?;
-    }
+    let (total, merged) = common::merge(workers).await?;
     Ok((total, merged, started.elapsed()))
 }

@@ -10,6 +10,9 @@
 //! until the stream holds every event is the relay's figure (its start-up,
 //! a few milliseconds, included).
 
+mod common;
+
+use common::env_or;
 use std::time::{Duration, Instant};
 
 use board_service::{App, Config};
@@ -17,13 +20,6 @@ use protocol::v1::{
     CreateBoardRequest, CreateTaskRequest, board_service_client::BoardServiceClient,
 };
 use service_kit::{board_stream, test_database::TestDatabase};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
