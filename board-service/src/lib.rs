@@ -169,6 +169,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let hub = EventHub::new(self.store.pool().clone(), stop.clone());
+        self.store.announcer().serve_locally(hub.clone());
         let channel_hub = channels::ChannelHub::new(
             channels::ChannelStore::new(
                 self.store.pool().clone(),

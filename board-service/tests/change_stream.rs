@@ -116,6 +116,44 @@ async fn two_replicas_on_one_database_both_stream_every_change() {
     }
 }
 
+/// Other replicas hear of a commit by `NOTIFY board_events '<board>:<version>'`,
+/// which is sent after the writer's transaction (so that no writer holds
+/// NOTIFY's commit lock); the feeds' periodic re-check sends none, so this
+/// fails if commits stop being announced.
+#[tokio::test]
+async fn every_commit_is_announced_to_other_replicas_with_its_board_and_version() {
+    let (db, _service, mut client) = start().await;
+    let mut listener = sqlx::postgres::PgListener::connect(db.url())
+        .await
+        .expect("connect the listener");
+    listener
+        .listen(board_service::store::log::NOTIFY_CHANNEL)
+        .await
+        .expect("LISTEN");
+    let board = create_board(&mut client, "Announced").await;
+    for title in ["a", "b", "c"] {
+        create_task(&mut client, &board.id, "todo", title).await;
+    }
+    let mut newest = 0u64;
+    while newest < 3 {
+        let notification = tokio::time::timeout(Duration::from_secs(30), listener.recv())
+            .await
+            .expect("a notification for each commit, within 30 s")
+            .expect("LISTEN connection");
+        let (board_id, version) = notification
+            .payload()
+            .split_once(':')
+            .expect("payload <board>:<version>");
+        assert_eq!(board_id, board.id);
+        let version: u64 = version.parse().expect("a version");
+        assert!(
+            version > newest && version <= 3,
+            "versions rise: {version} after {newest}"
+        );
+        newest = version;
+    }
+}
+
 #[tokio::test]
 async fn watchers_resuming_from_before_the_retained_log_are_told_to_resync() {
     let db = TestDatabase::create().await;

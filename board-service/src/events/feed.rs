@@ -2,7 +2,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -25,6 +28,8 @@ const RECHECK_EVERY: Duration = Duration::from_secs(2);
 struct BoardFeed {
     events: broadcast::Sender<Arc<BoardEvent>>,
     poke: Arc<Notify>,
+    /// The newest version the feed has broadcast.
+    published: Arc<AtomicU64>,
 }
 
 /// The live feeds of this process, keyed by board id.
@@ -62,14 +67,16 @@ impl EventHub {
         }
         let (events, receiver) = broadcast::channel(FEED_CAPACITY);
         let poke = Arc::new(Notify::new());
+        let published = Arc::new(AtomicU64::new(from_version));
         feeds.insert(
             board_id,
             BoardFeed {
                 events: events.clone(),
                 poke: poke.clone(),
+                published: published.clone(),
             },
         );
-        tokio::spawn(self.clone().pump(board_id, from_version, events, poke));
+        tokio::spawn(self.clone().pump(board_id, published, events, poke));
         receiver
     }
 
@@ -77,6 +84,18 @@ impl EventHub {
     pub fn poke(&self, board_id: Uuid) {
         let feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(feed) = feeds.get(&board_id) {
+            feed.poke.notify_one();
+        }
+    }
+
+    /// `board_id` committed `version`: wake its feed unless it has already
+    /// broadcast that far (a commit is announced both in-process and by
+    /// notification, and the second must not cost a read).
+    pub fn poke_past(&self, board_id: Uuid, version: u64) {
+        let feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(feed) = feeds.get(&board_id)
+            && feed.published.load(Ordering::Acquire) < version
+        {
             feed.poke.notify_one();
         }
     }
@@ -99,10 +118,11 @@ impl EventHub {
     async fn pump(
         self,
         board_id: Uuid,
-        mut published: u64,
+        published_at: Arc<AtomicU64>,
         events: broadcast::Sender<Arc<BoardEvent>>,
         poke: Arc<Notify>,
     ) {
+        let mut published = published_at.load(Ordering::Acquire);
         let mut failures = 0u32;
         loop {
             match log::read_after(&self.pool, board_id, published, READ_BATCH).await {
@@ -114,6 +134,7 @@ impl EventHub {
                         // No receivers is fine: the retire check below handles it.
                         let _ = events.send(Arc::new(event));
                     }
+                    published_at.store(published, Ordering::Release);
                     if full {
                         continue;
                     }

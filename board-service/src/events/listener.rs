@@ -53,13 +53,15 @@ pub fn spawn_listener(hub: EventHub, channels: ChannelHub) -> tokio::task::JoinH
                         channels.poke(notification.payload());
                     }
                     Ok(Some(notification)) => {
-                        let board = notification
+                        let (board, version) = notification
                             .payload()
-                            .split(':')
-                            .next()
-                            .and_then(|id| Uuid::parse_str(id).ok());
-                        if let Some(board_id) = board {
-                            hub.poke(board_id);
+                            .split_once(':')
+                            .unwrap_or((notification.payload(), ""));
+                        if let Ok(board_id) = Uuid::parse_str(board) {
+                            match version.parse() {
+                                Ok(version) => hub.poke_past(board_id, version),
+                                Err(_) => hub.poke(board_id),
+                            }
                         }
                     }
                     // The connection dropped; PgListener reconnects on the next call.

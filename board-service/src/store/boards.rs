@@ -58,7 +58,7 @@ impl Store {
             Some(slug) => slug,
             None => self.free_slug(&validate::slug_from_name(&name)).await?,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         // The project's lock comes before any board's (see `projects`).
         let project = match project_ref {
             Some(r) => Some(projects::lock_project(&mut tx, r).await?),

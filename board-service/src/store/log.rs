@@ -9,11 +9,12 @@ use uuid::Uuid;
 use super::{BoardRow, Tx, rows::timestamp};
 use crate::error::{Error, Result};
 
-/// The NOTIFY channel: payload `<board_id>:<version>`, sent at commit.
+/// The NOTIFY channel: payload `<board_id>:<version>`, sent after commit
+/// by [`crate::events::Announcer`].
 pub const NOTIFY_CHANNEL: &str = "board_events";
 
-/// Bumps the board's version by one, appends `event` at that version and
-/// queues the notification, in one round trip. Returns the new version.
+/// Bumps the board's version by one and appends `event` at that version, in
+/// one round trip; the commit announces it. Returns the new version.
 pub async fn append(tx: &mut Tx, board: &BoardRow, mut event: BoardEvent) -> Result<u64> {
     let version = board.version + 1;
     event.board_id = board.id.to_string();
@@ -22,16 +23,15 @@ pub async fn append(tx: &mut Tx, board: &BoardRow, mut event: BoardEvent) -> Res
     // Consumers continue the trace of the call that made the change.
     event.trace_context = service_kit::telemetry::propagation::current_context_map();
     sqlx::query(
-        "WITH bump AS (UPDATE boards SET version = $2 WHERE id = $1),
-              logged AS (INSERT INTO board_events (board_id, version, event) VALUES ($1, $2, $3))
-         SELECT pg_notify($4, $1::text || ':' || $2::text)",
+        "WITH bump AS (UPDATE boards SET version = $2 WHERE id = $1)
+         INSERT INTO board_events (board_id, version, event) VALUES ($1, $2, $3)",
     )
     .bind(board.id)
     .bind(version)
     .bind(event.encode_to_vec())
-    .bind(NOTIFY_CHANNEL)
     .execute(&mut **tx)
     .await?;
+    tx.appended(board.id, version as u64);
     Ok(version as u64)
 }
 

@@ -15,10 +15,13 @@ mod sprints;
 mod tasks;
 
 use service_kit::auth::Access;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    events::Announcer,
+};
 pub use idempotency::Key;
 pub use rows::{BoardRow, LaneRow, ProjectRow, SprintRow, TaskRow};
 
@@ -29,17 +32,70 @@ pub const DEFAULT_LANES: [&str; 5] = ["backlog", "todo", "in_progress", "done", 
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    announcer: Announcer,
 }
-
-pub type Tx = Transaction<'static, Postgres>;
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            announcer: Announcer::new(pool.clone()),
+            pool,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Who tells watchers that this store's writes committed.
+    pub fn announcer(&self) -> &Announcer {
+        &self.announcer
+    }
+
+    /// A write transaction: what it appends to the log is announced once
+    /// it commits.
+    async fn transaction(&self) -> Result<Tx> {
+        Ok(Tx {
+            inner: self.pool.begin().await?,
+            appended: Vec::new(),
+            announcer: self.announcer.clone(),
+        })
+    }
+}
+
+/// A write transaction that remembers the board versions it appended
+/// ([`log::append`]) and announces them after its commit, so no writer holds
+/// NOTIFY's commit lock ([`Announcer`]). Dereferences to the connection,
+/// as sqlx's own transaction does; dropped uncommitted, it rolls back.
+pub struct Tx {
+    inner: Transaction<'static, Postgres>,
+    appended: Vec<(Uuid, u64)>,
+    announcer: Announcer,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        self.inner.commit().await?;
+        self.announcer.committed(&self.appended);
+        Ok(())
+    }
+
+    fn appended(&mut self, board_id: Uuid, version: u64) {
+        self.appended.push((board_id, version));
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.inner
     }
 }
 
@@ -164,7 +220,7 @@ impl Store {
         scope: Scope<'_>,
         key: &Key<'_>,
     ) -> Result<Began<M>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let locked = match scope {
             Scope::Board(board_ref) => lock_board(&mut tx, board_ref).await,
             Scope::Task(id) => lock_board_of_task(&mut tx, id).await,

@@ -63,7 +63,7 @@ impl Store {
             }
         };
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let project: ProjectRow = sqlx::query_as(&format!(
             "INSERT INTO projects (id, slug, name, description) VALUES ($1, $2, $3, $4)
              RETURNING {PROJECT_COLUMNS}"
@@ -131,7 +131,7 @@ impl Store {
                 "nothing to update: set name or description".into(),
             ));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let current = lock_project(&mut tx, &req.project_id).await?;
         if let Some(project) = key.replay_on(&mut *tx, current.id).await? {
             return Ok(project);
@@ -194,7 +194,7 @@ impl Store {
         let seen = self.resolve_board(board_ref).await?;
         check_write(access, &seen.id.to_string(), &seen.slug)?;
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let target = match project_ref {
             Some(r) => Some(find_project(&mut tx, r).await?),
             None => None,
@@ -306,7 +306,7 @@ impl Store {
     /// The project and those of its boards the caller may read.
     pub async fn get_project(&self, access: &Access, project_ref: &str) -> Result<ProjectView> {
         let project_ref = validate::project_ref(project_ref)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let project = find_project(&mut tx, project_ref).await?;
         let boards: Vec<BoardRow> = sqlx::query_as(&format!(
             "SELECT {BOARD_COLUMNS} FROM boards WHERE project_id = $1 ORDER BY created_at, id"
