@@ -169,15 +169,17 @@ impl App {
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let hub = EventHub::new(self.store.pool().clone(), stop.clone());
-        self.store.announcer().serve_locally(hub.clone());
+        let announcer = self.store.announcer().clone();
         let channel_hub = channels::ChannelHub::new(
             channels::ChannelStore::new(
                 self.store.pool().clone(),
                 self.config.channel_history.clone(),
+                announcer.clone(),
             ),
             stop.clone(),
         );
-        let listener_task = events::spawn_listener(hub.clone(), channel_hub.clone());
+        announcer.serve_locally(hub.clone(), channel_hub.clone());
+        let listener_task = events::spawn_listener(hub.clone(), channel_hub.clone(), announcer);
         let sweep_task = channel_hub.spawn_sweeper();
         let trim_task = spawn_log_trimmer(self.store.clone(), self.config.clone(), stop.clone());
         let presence = presence::PresenceHub::new(self.store.pool().clone(), stop.clone());

@@ -116,30 +116,53 @@ async fn two_replicas_on_one_database_both_stream_every_change() {
     }
 }
 
-/// Other replicas hear of a commit by `NOTIFY board_events '<board>:<version>'`,
-/// which is sent after the writer's transaction (so that no writer holds
-/// NOTIFY's commit lock); the feeds' periodic re-check sends none, so this
-/// fails if commits stop being announced.
+/// Other replicas hear of a board commit by `NOTIFY board_events
+/// '<board>:<version>'` and of a channel publication by `NOTIFY
+/// boardwire_channels '<channel>'`, both sent after the writer's commit (so
+/// that no writer holds NOTIFY's commit lock). The feeds' periodic re-check
+/// sends none, so this fails if commits stop being announced.
 #[tokio::test]
-async fn every_commit_is_announced_to_other_replicas_with_its_board_and_version() {
-    let (db, _service, mut client) = start().await;
+async fn every_commit_and_publication_is_announced_to_other_replicas() {
+    let (db, service, mut client) = start().await;
     let mut listener = sqlx::postgres::PgListener::connect(db.url())
         .await
         .expect("connect the listener");
     listener
-        .listen(board_service::store::log::NOTIFY_CHANNEL)
+        .listen_all([
+            board_service::store::log::NOTIFY_CHANNEL,
+            board_service::channels::NOTIFY_CHANNEL,
+        ])
         .await
         .expect("LISTEN");
     let board = create_board(&mut client, "Announced").await;
     for title in ["a", "b", "c"] {
         create_task(&mut client, &board.id, "todo", title).await;
     }
-    let mut newest = 0u64;
-    while newest < 3 {
+    let mut channels = protocol::v1::channel_service_client::ChannelServiceClient::connect(
+        format!("http://{}", service.addr),
+    )
+    .await
+    .expect("connect");
+    channels
+        .publish(protocol::v1::PublishRequest {
+            channel: "jobs:announced".into(),
+            event: "status".into(),
+            data_json: "{}".into(),
+            ttl_ms: 0,
+        })
+        .await
+        .expect("publish");
+    let (mut newest, mut published) = (0u64, false);
+    while newest < 3 || !published {
         let notification = tokio::time::timeout(Duration::from_secs(30), listener.recv())
             .await
             .expect("a notification for each commit, within 30 s")
             .expect("LISTEN connection");
+        if notification.channel() == board_service::channels::NOTIFY_CHANNEL {
+            assert_eq!(notification.payload(), "jobs:announced");
+            published = true;
+            continue;
+        }
         let (board_id, version) = notification
             .payload()
             .split_once(':')

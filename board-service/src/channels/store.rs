@@ -5,9 +5,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::policy::{History, Policy};
-use crate::error::Result;
+use crate::{error::Result, events::Announcer};
 
-/// The NOTIFY channel; the payload is the channel name.
+/// The NOTIFY channel, sent after commit by [`Announcer`]; the payload is
+/// the channel name.
 pub const NOTIFY_CHANNEL: &str = "boardwire_channels";
 
 /// The statements for one pair of tables (logged or unlogged), written once.
@@ -23,8 +24,8 @@ impl Queries {
     fn new(channels: &str, messages: &str) -> Self {
         Self {
             // One round trip: number the publication under the channel's row
-            // lock (held to commit, so offsets commit in order), store it,
-            // trim past the size, and notify every replica.
+            // lock (held to commit, so offsets commit in order), store it and
+            // trim past the size. Replicas are notified after the commit.
             publish: format!(
                 r#"WITH ch AS (
                      INSERT INTO {channels} (name, epoch, top) VALUES ($1, $2, 1)
@@ -40,9 +41,7 @@ impl Queries {
                    trimmed AS (
                      DELETE FROM {messages}
                      WHERE channel = $1 AND "offset" <= (SELECT top FROM ch) - $7)
-                 SELECT epoch, top, (extract(epoch FROM now()) * 1000)::int8,
-                        pg_notify('{NOTIFY_CHANNEL}', $1)::text
-                 FROM ch"#
+                 SELECT epoch, top, (extract(epoch FROM now()) * 1000)::int8 FROM ch"#
             ),
             create: format!(
                 "INSERT INTO {channels} (name, epoch, top) VALUES ($1, $2, 0)
@@ -88,15 +87,17 @@ impl Position {
 /// Channel storage, with each channel's history policy.
 pub struct ChannelStore {
     pool: PgPool,
+    announcer: Announcer,
     policy: Policy,
     durable: Queries,
     ephemeral: Queries,
 }
 
 impl ChannelStore {
-    pub fn new(pool: PgPool, policy: Policy) -> Self {
+    pub fn new(pool: PgPool, policy: Policy, announcer: Announcer) -> Self {
         Self {
             pool,
+            announcer,
             policy,
             durable: Queries::new("channels", "channel_messages"),
             ephemeral: Queries::new("ephemeral_channels", "ephemeral_channel_messages"),
@@ -126,17 +127,17 @@ impl ChannelStore {
         } else {
             (ttl_ms as i64).min(age_ms)
         };
-        let (epoch, top, ts, _): (String, i64, i64, String) =
-            sqlx::query_as(&self.queries(history).publish)
-                .bind(channel)
-                .bind(new_epoch())
-                .bind(event)
-                .bind(data_json)
-                .bind(ttl_ms)
-                .bind(age_ms)
-                .bind(history.size as i64)
-                .fetch_one(&self.pool)
-                .await?;
+        let (epoch, top, ts): (String, i64, i64) = sqlx::query_as(&self.queries(history).publish)
+            .bind(channel)
+            .bind(new_epoch())
+            .bind(event)
+            .bind(data_json)
+            .bind(ttl_ms)
+            .bind(age_ms)
+            .bind(history.size as i64)
+            .fetch_one(&self.pool)
+            .await?;
+        self.announcer.published(channel);
         Ok(ChannelPublication {
             channel: channel.to_owned(),
             offset: top as u64,

@@ -1,50 +1,111 @@
-//! Tells every replica that boards committed, after the commit.
+//! Tells every replica what committed, after the commit: board versions
+//! and channel publications.
 //!
 //! A transaction that has issued `NOTIFY` takes a database-wide lock at
 //! commit and keeps it until its commit record is flushed, so writers that
 //! notify commit one at a time and lose group commit: with fsync on that
-//! halved board writes (`cargo bench -p board-service --bench notify_lock`).
-//! Board writes therefore commit without `NOTIFY`. Their boards come here,
-//! and one task per process sends what has gathered as one `pg_notify`
-//! batch, in a transaction of its own with `synchronous_commit` off, so the
-//! lock is held for an instant and never across a flush.
+//! cost board writes 59–63 % (`cargo bench -p board-service --bench
+//! notify_lock`). Writers therefore commit without `NOTIFY`. What they
+//! committed comes here, and one task per process sends what has gathered
+//! as one `pg_notify` batch, in a transaction of its own with
+//! `synchronous_commit` off, so the lock is held for an instant and never
+//! across a flush.
 //!
-//! The notification is only a hint, as it always was: the log is the truth.
-//! A batch lost to a crash between a commit and its send delays watchers on
-//! other replicas until their feed's periodic re-check, and loses nothing.
+//! The committing process pokes its own feeds at once, and its listener
+//! skips the notifications its own announcer sent. A notification is only
+//! a hint, as it always was: the log is the truth. A batch lost to a crash
+//! between a commit and its send delays watchers on other replicas until
+//! their feed's periodic re-check, and loses nothing.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, OnceLock, Weak},
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, OnceLock, Weak,
+        atomic::{AtomicU32, Ordering},
+    },
     time::Duration,
 };
 
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::EventHub;
-use crate::store::log::NOTIFY_CHANNEL;
+use crate::channels::ChannelHub;
 
-/// How often the sending task, idle, checks whether its process still runs.
+/// How often the sending task, idle, checks whether its store still exists.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// The most notifications in one statement; more wait for the next one.
 const MAX_BATCH: usize = 4096;
+/// A send (with its connect) that takes longer is abandoned and retried on
+/// a new connection.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Boards that committed, waiting for their notification. Cheap to clone.
+/// What committed and waits for its notification. Cheap to clone.
 #[derive(Clone)]
 pub struct Announcer {
     inner: Arc<Inner>,
 }
 
+#[derive(Default)]
+struct Pending {
+    /// Each board's newest committed version.
+    boards: HashMap<Uuid, u64>,
+    /// Channels with new publications.
+    channels: HashSet<String>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.boards.is_empty() && self.channels.is_empty()
+    }
+
+    fn add_board(&mut self, board_id: Uuid, version: u64) {
+        let at = self.boards.entry(board_id).or_default();
+        *at = (*at).max(version);
+    }
+
+    /// Up to [`MAX_BATCH`] of what is pending, as (NOTIFY channel, payload).
+    fn take_batch(&mut self) -> Vec<(&'static str, String)> {
+        let boards: Vec<Uuid> = self.boards.keys().take(MAX_BATCH).copied().collect();
+        let mut batch: Vec<(&'static str, String)> = boards
+            .into_iter()
+            .filter_map(|id| self.boards.remove_entry(&id))
+            .map(|(id, version)| (crate::store::log::NOTIFY_CHANNEL, format!("{id}:{version}")))
+            .collect();
+        let room = MAX_BATCH.saturating_sub(batch.len());
+        let channels: Vec<String> = self.channels.iter().take(room).cloned().collect();
+        for channel in channels {
+            self.channels.remove(&channel);
+            batch.push((crate::channels::NOTIFY_CHANNEL, channel));
+        }
+        batch
+    }
+
+    /// Puts a batch that could not be sent back.
+    fn restore(&mut self, batch: Vec<(&'static str, String)>) {
+        for (notify_channel, payload) in batch {
+            if notify_channel == crate::channels::NOTIFY_CHANNEL {
+                self.channels.insert(payload);
+            } else if let Some((id, version)) = payload.split_once(':')
+                && let (Ok(id), Ok(version)) = (Uuid::parse_str(id), version.parse())
+            {
+                self.add_board(id, version);
+            }
+        }
+    }
+}
+
 struct Inner {
     pool: PgPool,
-    /// Each board's newest committed version not yet announced.
-    pending: Mutex<HashMap<Uuid, u64>>,
+    pending: Mutex<Pending>,
     wake: Notify,
     sender: OnceLock<()>,
+    /// The backend pid of the sending connection (0 before it connects).
+    sender_pid: AtomicU32,
     /// This process's feeds, poked at once instead of through PostgreSQL.
-    local: OnceLock<EventHub>,
+    boards: OnceLock<EventHub>,
+    channels: OnceLock<ChannelHub>,
 }
 
 impl Announcer {
@@ -55,34 +116,58 @@ impl Announcer {
                 pending: Mutex::default(),
                 wake: Notify::new(),
                 sender: OnceLock::new(),
-                local: OnceLock::new(),
+                sender_pid: AtomicU32::new(0),
+                boards: OnceLock::new(),
+                channels: OnceLock::new(),
             }),
         }
     }
 
-    /// Pokes `hub`'s feeds directly when this process commits, so its own
+    /// Pokes this process's feeds directly when it commits, so its own
     /// watchers do not wait for the notification's round trip.
-    pub fn serve_locally(&self, hub: EventHub) {
-        let _ = self.inner.local.set(hub);
+    pub fn serve_locally(&self, boards: EventHub, channels: ChannelHub) {
+        let _ = self.inner.boards.set(boards);
+        let _ = self.inner.channels.set(channels);
     }
 
-    /// `boards` (board, version) have committed: announce them.
+    /// Whether a notification from backend `pid` came from this announcer
+    /// (and so was delivered in-process already).
+    pub fn sent_here(&self, pid: u32) -> bool {
+        pid != 0 && self.inner.sender_pid.load(Ordering::Acquire) == pid
+    }
+
+    /// `boards` (board, version) have committed.
     pub fn committed(&self, boards: &[(Uuid, u64)]) {
         if boards.is_empty() {
             return;
         }
-        if let Some(hub) = self.inner.local.get() {
+        if let Some(hub) = self.inner.boards.get() {
             for &(board_id, version) in boards {
                 hub.poke_past(board_id, version);
             }
         }
-        {
-            let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-            for &(board_id, version) in boards {
-                let at = pending.entry(board_id).or_default();
-                *at = (*at).max(version);
-            }
+        let mut pending = self.pending();
+        for &(board_id, version) in boards {
+            pending.add_board(board_id, version);
         }
+        drop(pending);
+        self.wake_sender();
+    }
+
+    /// A publication on `channel` has committed.
+    pub fn published(&self, channel: &str) {
+        if let Some(hub) = self.inner.channels.get() {
+            hub.poke(channel);
+        }
+        self.pending().channels.insert(channel.to_owned());
+        self.wake_sender();
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_sender(&self) {
         self.inner.sender.get_or_init(|| {
             tokio::spawn(send_batches(Arc::downgrade(&self.inner)));
         });
@@ -90,9 +175,11 @@ impl Announcer {
     }
 }
 
-/// Sends what is pending whenever woken, until the announcer is dropped or
-/// its pool closed. A failed batch is merged back and sent again.
+/// Sends what is pending whenever woken, on a connection of its own (so
+/// the listener can tell its notifications by pid), until the announcer is
+/// dropped or its pool closed. A failed batch is put back and sent again.
 async fn send_batches(announcer: Weak<Inner>) {
+    let mut connection: Option<PgConnection> = None;
     let mut failures = 0u32;
     loop {
         let Some(inner) = announcer.upgrade() else {
@@ -102,38 +189,43 @@ async fn send_batches(announcer: Weak<Inner>) {
             return;
         }
         let _ = tokio::time::timeout(IDLE_CHECK, inner.wake.notified()).await;
-        let batch: Vec<(Uuid, u64)> = {
-            let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let keys: Vec<Uuid> = pending.keys().take(MAX_BATCH).copied().collect();
-            keys.into_iter()
-                .filter_map(|k| pending.remove_entry(&k))
-                .collect()
-        };
+        let batch = inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_batch();
         if batch.is_empty() {
             continue;
         }
-        match send(&inner.pool, &batch).await {
+        let sent = tokio::time::timeout(SEND_TIMEOUT, send(&inner, &mut connection, &batch))
+            .await
+            .unwrap_or_else(|_| {
+                Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer within 10 s",
+                )))
+            });
+        match sent {
             Ok(()) => {
                 failures = 0;
-                if !inner
+                let more = !inner
                     .pending
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .is_empty()
-                {
+                    .is_empty();
+                if more {
                     inner.wake.notify_one();
                 }
             }
             Err(err) => {
                 failures += 1;
-                tracing::warn!(error = %err, failures, boards = batch.len(), "cannot announce board commits; retrying");
-                {
-                    let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-                    for (board_id, version) in batch {
-                        let at = pending.entry(board_id).or_default();
-                        *at = (*at).max(version);
-                    }
-                }
+                connection = None;
+                tracing::warn!(error = %err, failures, "cannot announce commits; retrying");
+                inner
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .restore(batch);
                 drop(inner);
                 tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(20)))).await;
                 if let Some(inner) = announcer.upgrade() {
@@ -146,19 +238,32 @@ async fn send_batches(announcer: Weak<Inner>) {
 
 /// One statement, one implicit transaction: `set_config(…, true)` holds for
 /// that transaction only, so its commit does not wait for the WAL flush.
-async fn send(pool: &PgPool, batch: &[(Uuid, u64)]) -> sqlx::Result<()> {
-    let payloads: Vec<String> = batch
-        .iter()
-        .map(|(board_id, version)| format!("{board_id}:{version}"))
-        .collect();
+async fn send(
+    inner: &Inner,
+    connection: &mut Option<PgConnection>,
+    batch: &[(&'static str, String)],
+) -> sqlx::Result<()> {
+    let connection = match connection {
+        Some(connection) => connection,
+        None => {
+            let mut fresh = PgConnection::connect_with(&inner.pool.connect_options()).await?;
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut fresh)
+                .await?;
+            inner.sender_pid.store(pid as u32, Ordering::Release);
+            connection.insert(fresh)
+        }
+    };
+    let (channels, payloads): (Vec<&str>, Vec<&str>) =
+        batch.iter().map(|(c, p)| (*c, p.as_str())).unzip();
     sqlx::query(
-        "SELECT pg_notify($1, p)
+        "SELECT pg_notify(n.channel, n.payload)
          FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed,
-              unnest($2::text[]) AS p",
+              unnest($1::text[], $2::text[]) AS n(channel, payload)",
     )
-    .bind(NOTIFY_CHANNEL)
+    .bind(channels)
     .bind(payloads)
-    .execute(pool)
+    .execute(&mut *connection)
     .await?;
     Ok(())
 }

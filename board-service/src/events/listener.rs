@@ -6,13 +6,18 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-use super::EventHub;
+use super::{Announcer, EventHub};
 use crate::{channels::ChannelHub, store::log::NOTIFY_CHANNEL};
 
 /// Listens for commit notifications and pokes the matching feeds; reconnects
 /// on its own, poking every feed afterwards since notifications sent while
-/// disconnected are lost.
-pub fn spawn_listener(hub: EventHub, channels: ChannelHub) -> tokio::task::JoinHandle<()> {
+/// disconnected are lost. Skips what this process's `announcer` sent: its
+/// commits poked their feeds already.
+pub fn spawn_listener(
+    hub: EventHub,
+    channels: ChannelHub,
+    announcer: Announcer,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let shutdown = hub.shutdown_token().clone();
         let mut attempt = 0u32;
@@ -47,6 +52,7 @@ pub fn spawn_listener(hub: EventHub, channels: ChannelHub) -> tokio::task::JoinH
                     () = shutdown.cancelled() => return,
                 };
                 match next {
+                    Ok(Some(notification)) if announcer.sent_here(notification.process_id()) => {}
                     Ok(Some(notification))
                         if notification.channel() == crate::channels::NOTIFY_CHANNEL =>
                     {
