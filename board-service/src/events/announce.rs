@@ -186,6 +186,16 @@ async fn send_batches(announcer: Weak<Inner>) {
             return;
         };
         if inner.pool.is_closed() {
+            // Stopped: what committed last still reaches the other replicas.
+            let batch = inner
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take_batch();
+            if !batch.is_empty() {
+                let _ =
+                    tokio::time::timeout(SEND_TIMEOUT, send(&inner, &mut connection, &batch)).await;
+            }
             return;
         }
         let _ = tokio::time::timeout(IDLE_CHECK, inner.wake.notified()).await;
