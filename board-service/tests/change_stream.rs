@@ -325,3 +325,39 @@ async fn watchers_keep_streaming_after_the_database_drops_every_connection() {
     let events = next_events(&mut stream, 3).await;
     assert_eq!(versions(&events), [1, 2, 3]);
 }
+
+/// The announcer's sending task lives on the runtime of the first commit it
+/// heard of; when that runtime is gone, the next commit starts it again on
+/// its own runtime instead of queueing notifications nobody sends.
+#[test]
+fn commits_are_announced_after_the_runtime_that_first_announced_is_gone() {
+    use board_service::{events::Announcer, store::log::NOTIFY_CHANNEL};
+    let first = tokio::runtime::Runtime::new().expect("runtime");
+    let (db, announcer) = first.block_on(async {
+        let db = TestDatabase::create().await;
+        let pool = sqlx::PgPool::connect(db.url()).await.expect("connect");
+        let announcer = Announcer::new(pool);
+        announcer.committed(&[(uuid::Uuid::now_v7(), 1)]);
+        (db, announcer)
+    });
+    drop(first);
+    let second = tokio::runtime::Runtime::new().expect("runtime");
+    second.block_on(async {
+        let mut listener = sqlx::postgres::PgListener::connect(db.url())
+            .await
+            .expect("connect the listener");
+        listener.listen(NOTIFY_CHANNEL).await.expect("LISTEN");
+        let board = uuid::Uuid::now_v7();
+        announcer.committed(&[(board, 7)]);
+        let expected = format!("{board}:7");
+        loop {
+            let notification = tokio::time::timeout(Duration::from_secs(30), listener.recv())
+                .await
+                .expect("the commit is announced within 30 s")
+                .expect("LISTEN connection");
+            if notification.payload() == expected {
+                break;
+            }
+        }
+    });
+}

@@ -100,7 +100,8 @@ struct Inner {
     pool: PgPool,
     pending: Mutex<Pending>,
     wake: Notify,
-    sender: OnceLock<()>,
+    /// The sending task; started again if the runtime it ran on has gone.
+    sender: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The backend pid of the sending connection (0 before it connects).
     sender_pid: AtomicU32,
     /// This process's feeds, poked at once instead of through PostgreSQL.
@@ -115,7 +116,7 @@ impl Announcer {
                 pool,
                 pending: Mutex::default(),
                 wake: Notify::new(),
-                sender: OnceLock::new(),
+                sender: Mutex::default(),
                 sender_pid: AtomicU32::new(0),
                 boards: OnceLock::new(),
                 channels: OnceLock::new(),
@@ -168,9 +169,13 @@ impl Announcer {
     }
 
     fn wake_sender(&self) {
-        self.inner.sender.get_or_init(|| {
-            tokio::spawn(send_batches(Arc::downgrade(&self.inner)));
-        });
+        let mut sender = self.inner.sender.lock().unwrap_or_else(|e| e.into_inner());
+        if sender.as_ref().is_none_or(|task| task.is_finished())
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            *sender = Some(runtime.spawn(send_batches(Arc::downgrade(&self.inner))));
+        }
+        drop(sender);
         self.inner.wake.notify_one();
     }
 }
