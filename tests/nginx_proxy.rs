@@ -84,18 +84,7 @@ async fn the_nginx_config_carries_wss_and_sse() {
     )
     .unwrap();
     check_scale_config(nginx_bin, dir.path(), [gateway_addr, bridge_addr]);
-    let checked = Command::new(nginx_bin)
-        .args(["-t", "-p"])
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .expect("nginx -t");
-    assert!(
-        checked.status.success(),
-        "nginx -t: {}",
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    check_config(nginx_bin, dir.path(), &conf);
     let _nginx = Nginx(
         Command::new(nginx_bin)
             .args(["-g", "daemon off;", "-p"])
@@ -150,16 +139,22 @@ fn check_scale_config(nginx_bin: &str, dir: &Path, [gateway, bridge]: [std::net:
         .replace("listen 80;", &format!("listen 127.0.0.1:{};", free_port()));
     let conf = dir.join("scale.conf");
     std::fs::write(&conf, config).unwrap();
+    check_config(nginx_bin, dir, &conf);
+}
+
+/// `nginx -t` on `conf`, with `prefix` as nginx's prefix directory.
+fn check_config(nginx_bin: &str, prefix: &Path, conf: &Path) {
     let checked = Command::new(nginx_bin)
         .args(["-t", "-p"])
-        .arg(dir)
+        .arg(prefix)
         .arg("-c")
-        .arg(&conf)
+        .arg(conf)
         .output()
         .expect("nginx -t");
     assert!(
         checked.status.success(),
-        "nginx -t scale.conf: {}",
+        "nginx -t {}: {}",
+        conf.display(),
         String::from_utf8_lossy(&checked.stderr)
     );
 }

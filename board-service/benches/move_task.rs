@@ -18,10 +18,7 @@ use std::{
 
 use board_service::{App, Config};
 use hdrhistogram::Histogram;
-use protocol::v1::{
-    CreateBoardRequest, CreateTaskRequest, MoveTaskRequest,
-    board_service_client::BoardServiceClient,
-};
+use protocol::v1::{CreateTaskRequest, MoveTaskRequest, board_service_client::BoardServiceClient};
 use service_kit::test_database::TestDatabase;
 use tonic::transport::Channel;
 
@@ -74,17 +71,8 @@ async fn run_shape(
     shared_board: bool,
 ) -> anyhow::Result<(u64, Histogram<u64>, Duration)> {
     let mut admin = BoardServiceClient::new(channel.clone());
-    let mut boards = Vec::new();
-    for i in 0..if shared_board { 1 } else { clients } {
-        let board = admin
-            .create_board(CreateBoardRequest {
-                name: format!("bench {shared_board} {i}"),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        boards.push(board.id);
-    }
+    let count = if shared_board { 1 } else { clients };
+    let boards = common::create_boards(&mut admin, count, &format!("bench {shared_board}")).await?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut workers = Vec::new();

@@ -16,9 +16,7 @@ use common::env_or;
 use std::time::{Duration, Instant};
 
 use board_service::{App, Config};
-use protocol::v1::{
-    CreateBoardRequest, CreateTaskRequest, board_service_client::BoardServiceClient,
-};
+use protocol::v1::{CreateTaskRequest, board_service_client::BoardServiceClient};
 use service_kit::{board_stream, test_database::TestDatabase};
 
 #[tokio::main]
@@ -37,18 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let stop = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(writer.run_until_stopped(stop.clone().cancelled_owned()));
     let client = BoardServiceClient::connect(endpoint).await?;
-    let mut ids = Vec::new();
-    for b in 0..boards {
-        let board = client
-            .clone()
-            .create_board(CreateBoardRequest {
-                name: format!("relay bench {b}"),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        ids.push(board.id);
-    }
+    let ids = common::create_boards(&mut client.clone(), boards, "relay bench").await?;
     let per_board = events.div_ceil(boards);
     let mut writers = Vec::new();
     for id in &ids {

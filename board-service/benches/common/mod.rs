@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use hdrhistogram::Histogram;
+use protocol::v1::{CreateBoardRequest, board_service_client::BoardServiceClient};
 use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
 /// The environment variable `name` as a number, else `default`.
 pub fn env_or(name: &str, default: u64) -> u64 {
@@ -31,4 +33,24 @@ pub async fn merge(workers: Vec<Worker>) -> anyhow::Result<(u64, Histogram<u64>)
         merged.add(histogram)?;
     }
     Ok((total, merged))
+}
+
+/// `count` new boards named `<prefix> <i>`; their ids.
+pub async fn create_boards(
+    client: &mut BoardServiceClient<Channel>,
+    count: usize,
+    prefix: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let board = client
+            .create_board(CreateBoardRequest {
+                name: format!("{prefix} {i}"),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        ids.push(board.id);
+    }
+    Ok(ids)
 }

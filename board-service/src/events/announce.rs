@@ -47,6 +47,7 @@ pub struct Announcer {
     inner: Arc<Inner>,
 }
 
+/// What committed and is not announced yet; also one batch of it.
 #[derive(Default)]
 struct Pending {
     /// Each board's newest committed version.
@@ -65,34 +66,47 @@ impl Pending {
         *at = (*at).max(version);
     }
 
-    /// Up to [`MAX_BATCH`] of what is pending, as (NOTIFY channel, payload).
-    fn take_batch(&mut self) -> Vec<(&'static str, String)> {
+    /// Up to [`MAX_BATCH`] of what is pending, taken out; all of it when it
+    /// fits, which is the usual case.
+    fn take_batch(&mut self) -> Pending {
+        if self.boards.len() + self.channels.len() <= MAX_BATCH {
+            return std::mem::take(self);
+        }
+        let mut batch = Pending::default();
         let boards: Vec<Uuid> = self.boards.keys().take(MAX_BATCH).copied().collect();
-        let mut batch: Vec<(&'static str, String)> = boards
-            .into_iter()
-            .filter_map(|id| self.boards.remove_entry(&id))
-            .map(|(id, version)| (crate::store::log::NOTIFY_CHANNEL, format!("{id}:{version}")))
-            .collect();
-        let room = MAX_BATCH.saturating_sub(batch.len());
+        for id in boards {
+            if let Some(version) = self.boards.remove(&id) {
+                batch.boards.insert(id, version);
+            }
+        }
+        let room = MAX_BATCH - batch.boards.len();
         let channels: Vec<String> = self.channels.iter().take(room).cloned().collect();
         for channel in channels {
             self.channels.remove(&channel);
-            batch.push((crate::channels::NOTIFY_CHANNEL, channel));
+            batch.channels.insert(channel);
         }
         batch
     }
 
     /// Puts a batch that could not be sent back.
-    fn restore(&mut self, batch: Vec<(&'static str, String)>) {
-        for (notify_channel, payload) in batch {
-            if notify_channel == crate::channels::NOTIFY_CHANNEL {
-                self.channels.insert(payload);
-            } else if let Some((id, version)) = payload.split_once(':')
-                && let (Ok(id), Ok(version)) = (Uuid::parse_str(id), version.parse())
-            {
-                self.add_board(id, version);
-            }
+    fn restore(&mut self, batch: Pending) {
+        for (board_id, version) in batch.boards {
+            self.add_board(board_id, version);
         }
+        self.channels.extend(batch.channels);
+    }
+
+    /// The batch as (NOTIFY channel, payload) columns.
+    fn notifications(&self) -> (Vec<&'static str>, Vec<String>) {
+        self.boards
+            .iter()
+            .map(|(id, version)| (crate::store::log::NOTIFY_CHANNEL, format!("{id}:{version}")))
+            .chain(
+                self.channels
+                    .iter()
+                    .map(|channel| (crate::channels::NOTIFY_CHANNEL, channel.clone())),
+            )
+            .unzip()
     }
 }
 
@@ -107,6 +121,12 @@ struct Inner {
     /// This process's feeds, poked at once instead of through PostgreSQL.
     boards: OnceLock<EventHub>,
     channels: OnceLock<ChannelHub>,
+}
+
+impl Inner {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Announcer {
@@ -147,7 +167,7 @@ impl Announcer {
                 hub.poke_past(board_id, version);
             }
         }
-        let mut pending = self.pending();
+        let mut pending = self.inner.pending();
         for &(board_id, version) in boards {
             pending.add_board(board_id, version);
         }
@@ -160,12 +180,12 @@ impl Announcer {
         if let Some(hub) = self.inner.channels.get() {
             hub.poke(channel);
         }
-        self.pending().channels.insert(channel.to_owned());
+        let mut pending = self.inner.pending();
+        if !pending.channels.contains(channel) {
+            pending.channels.insert(channel.to_owned());
+        }
+        drop(pending);
         self.wake_sender();
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn wake_sender(&self) {
@@ -190,26 +210,15 @@ async fn send_batches(announcer: Weak<Inner>) {
         let Some(inner) = announcer.upgrade() else {
             return;
         };
-        if inner.pool.is_closed() {
-            // Stopped: what committed last still reaches the other replicas.
-            let batch = inner
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take_batch();
-            if !batch.is_empty() {
-                let _ =
-                    tokio::time::timeout(SEND_TIMEOUT, send(&inner, &mut connection, &batch)).await;
-            }
-            return;
+        let stopped = inner.pool.is_closed();
+        if !stopped {
+            let _ = tokio::time::timeout(IDLE_CHECK, inner.wake.notified()).await;
         }
-        let _ = tokio::time::timeout(IDLE_CHECK, inner.wake.notified()).await;
-        let batch = inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take_batch();
+        let batch = inner.pending().take_batch();
         if batch.is_empty() {
+            if stopped {
+                return;
+            }
             continue;
         }
         let sent = tokio::time::timeout(SEND_TIMEOUT, send(&inner, &mut connection, &batch))
@@ -217,18 +226,17 @@ async fn send_batches(announcer: Weak<Inner>) {
             .unwrap_or_else(|_| {
                 Err(sqlx::Error::Io(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "no answer within 10 s",
+                    format!("no answer within {SEND_TIMEOUT:?}"),
                 )))
             });
+        if stopped {
+            // What committed last still reaches the other replicas, once.
+            return;
+        }
         match sent {
             Ok(()) => {
                 failures = 0;
-                let more = !inner
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .is_empty();
-                if more {
+                if !inner.pending().is_empty() {
                     inner.wake.notify_one();
                 }
             }
@@ -236,11 +244,7 @@ async fn send_batches(announcer: Weak<Inner>) {
                 failures += 1;
                 connection = None;
                 tracing::warn!(error = %err, failures, "cannot announce commits; retrying");
-                inner
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .restore(batch);
+                inner.pending().restore(batch);
                 drop(inner);
                 tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(20)))).await;
                 if let Some(inner) = announcer.upgrade() {
@@ -256,7 +260,7 @@ async fn send_batches(announcer: Weak<Inner>) {
 async fn send(
     inner: &Inner,
     connection: &mut Option<PgConnection>,
-    batch: &[(&'static str, String)],
+    batch: &Pending,
 ) -> sqlx::Result<()> {
     let connection = match connection {
         Some(connection) => connection,
@@ -269,8 +273,7 @@ async fn send(
             connection.insert(fresh)
         }
     };
-    let (channels, payloads): (Vec<&str>, Vec<&str>) =
-        batch.iter().map(|(c, p)| (*c, p.as_str())).unzip();
+    let (channels, payloads) = batch.notifications();
     sqlx::query(
         "SELECT pg_notify(n.channel, n.payload)
          FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed,
@@ -281,4 +284,43 @@ async fn send(
     .execute(&mut *connection)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_at_most_max_batch_and_a_failed_one_goes_back_keeping_the_newest_version() {
+        let mut pending = Pending::default();
+        let boards: Vec<Uuid> = (0..MAX_BATCH + 10).map(|_| Uuid::now_v7()).collect();
+        for (i, id) in boards.iter().enumerate() {
+            pending.add_board(*id, i as u64 + 1);
+        }
+        pending.channels.insert("jobs".into());
+        let batch = pending.take_batch();
+        assert_eq!(batch.boards.len() + batch.channels.len(), MAX_BATCH);
+        assert_eq!(
+            batch.boards.len()
+                + batch.channels.len()
+                + pending.boards.len()
+                + pending.channels.len(),
+            boards.len() + 1
+        );
+        // A newer commit of a board in the failed batch arrives meanwhile.
+        let (&raced, &sent_version) = batch.boards.iter().next().expect("a board");
+        pending.add_board(raced, sent_version + 5);
+        pending.restore(batch);
+        assert_eq!(pending.boards.len(), boards.len());
+        assert_eq!(pending.boards[&raced], sent_version + 5);
+        assert!(pending.channels.contains("jobs"));
+        let mut payloads = Vec::new();
+        while !pending.is_empty() {
+            let (channels, batch) = pending.take_batch().notifications();
+            assert_eq!(channels.len(), batch.len());
+            payloads.extend(batch);
+        }
+        assert_eq!(payloads.len(), boards.len() + 1);
+        assert!(payloads.contains(&format!("{raced}:{}", sent_version + 5)));
+    }
 }

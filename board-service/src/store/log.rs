@@ -31,7 +31,7 @@ pub async fn append(tx: &mut Tx, board: &BoardRow, mut event: BoardEvent) -> Res
     .bind(event.encode_to_vec())
     .execute(&mut **tx)
     .await?;
-    tx.appended(board.id, version as u64);
+    tx.record_append(board.id, version as u64);
     Ok(version as u64)
 }
 

@@ -80,7 +80,7 @@ impl Tx {
         Ok(())
     }
 
-    fn appended(&mut self, board_id: Uuid, version: u64) {
+    fn record_append(&mut self, board_id: Uuid, version: u64) {
         self.appended.push((board_id, version));
     }
 }
