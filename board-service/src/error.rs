@@ -47,6 +47,10 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_unavailable_code(&c)) => {
                 Error::Unavailable(err)
             }
+            sqlx::Error::Database(ref db) => match db.code().as_deref().and_then(refusal) {
+                Some(kind) => kind(db.message().to_owned()),
+                None => Error::Database(err),
+            },
             err => Error::Database(err),
         }
     }
@@ -78,6 +82,21 @@ impl From<Error> for Status {
             }
         }
     }
+}
+
+/// The error kind of a SQLSTATE that board-service's own SQL functions
+/// raise to refuse a request (see the migration that writes tasks in one
+/// round trip); their message is meant for the caller.
+fn refusal(code: &str) -> Option<fn(String) -> Error> {
+    Some(match code {
+        "BWINV" => Error::InvalidArgument,
+        "BWNTF" => Error::NotFound,
+        "BWSTL" => Error::StaleVersion,
+        "BWPRE" => Error::FailedPrecondition,
+        "BWIDM" => Error::IdempotencyConflict,
+        "BWPRM" => Error::PermissionDenied,
+        _ => return None,
+    })
 }
 
 /// SQLSTATEs that mean "the database is not there right now": connection

@@ -23,7 +23,10 @@ use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{metrics::Metrics, store::log::NOTIFY_CHANNEL};
+use crate::{
+    metrics::Metrics,
+    store::log::{LOGGED_COLUMNS, LoggedEvent, NOTIFY_CHANNEL},
+};
 
 /// The `pg_advisory_lock` key the relayer holds ("bwrelay").
 pub const LOCK_KEY: i64 = 0x0062_7772_656c_6179;
@@ -248,16 +251,16 @@ impl Relay {
         mut relayed: i64,
     ) -> anyhow::Result<()> {
         loop {
-            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT version, event FROM board_events WHERE board_id = $1 AND version > $2
-                 ORDER BY version LIMIT $3",
-            )
+            let rows: Vec<LoggedEvent> = sqlx::query_as(&format!(
+                "SELECT {LOGGED_COLUMNS} FROM board_events WHERE board_id = $1 AND version > $2
+                 ORDER BY version LIMIT $3"
+            ))
             .bind(board_id)
             .bind(relayed)
             .bind(BATCH)
             .fetch_all(&self.pool)
             .await?;
-            let Some(&(first, _)) = rows.first() else {
+            let Some(first) = rows.first().map(|row| row.version) else {
                 return Ok(());
             };
             if first != relayed + 1 {
@@ -273,10 +276,12 @@ impl Relay {
             // is de-duplicated when the retry re-sends it.
             let published = async {
                 let mut pending = Vec::with_capacity(rows.len());
-                for (version, event) in rows {
+                for row in rows {
                     if self.stop.is_cancelled() {
                         break;
                     }
+                    let version = row.version;
+                    let event = row.encoded(board_id)?;
                     pending.push((version, send(js, board_id, version, event).await?));
                 }
                 for (version, ack) in pending {

@@ -474,3 +474,105 @@ async fn a_tasks_free_text_status_is_stored_bounded_and_announced() {
     assert_eq!(events[1].task.as_ref().unwrap().status, "blocked");
     assert_eq!(events[2].changed_fields, ["status"]);
 }
+
+/// MoveTask and UpdateTask run as one call of a database function each;
+/// their request_ids keep every promise the other writes keep.
+#[tokio::test]
+async fn moves_and_updates_replay_their_request_ids_even_after_the_task_is_gone() {
+    let (_db, _service, mut client) = start().await;
+    let board = create_board(&mut client, "Replays").await;
+    let task = create_task(&mut client, &board.id, "todo", "replayed").await;
+    let mut stream = watch(&mut client, &board.id, board.version + 1).await;
+
+    let move_once = MoveTaskRequest {
+        task_id: task.id.clone(),
+        to_lane_id: "done".into(),
+        request_id: "move-1".into(),
+        ..Default::default()
+    };
+    let moved = client
+        .move_task(move_once.clone())
+        .await
+        .expect("move")
+        .into_inner();
+    let again = client
+        .move_task(move_once.clone())
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(moved, again, "a retry answers the first move");
+    let update_once = UpdateTaskRequest {
+        task_id: task.id.clone(),
+        title: Some("renamed".into()),
+        request_id: "update-1".into(),
+        ..Default::default()
+    };
+    let updated = client
+        .update_task(update_once.clone())
+        .await
+        .expect("update")
+        .into_inner();
+    let again = client
+        .update_task(update_once.clone())
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!((updated.title.as_str(), updated.version), ("renamed", 3));
+    assert_eq!(updated, again, "a retry answers the first update");
+    let events = next_events(&mut stream, 2).await;
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| (e.r#type.as_str(), e.version))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("task.moved", board.version + 2),
+            ("task.updated", board.version + 3)
+        ],
+        "each write is announced once, retries never"
+    );
+    assert_eq!(events[0].to_lane_key, "done");
+    assert_eq!(events[0].request_id, "move-1");
+    assert_eq!(events[1].changed_fields, ["title"]);
+    assert_eq!(events[1].task.as_ref(), Some(&updated));
+    assert_quiet(&mut stream).await;
+
+    // The same key for another move is refused, never answered.
+    let reused = client
+        .move_task(MoveTaskRequest {
+            to_lane_id: "todo".into(),
+            ..move_once.clone()
+        })
+        .await
+        .expect_err("request_id reused for another move");
+    assert_eq!(reused.code(), Code::FailedPrecondition);
+    assert!(
+        reused.message().contains("different MoveTask"),
+        "{}",
+        reused.message()
+    );
+
+    client
+        .delete_task(DeleteTaskRequest {
+            task_id: task.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("delete");
+    let late = client
+        .move_task(move_once)
+        .await
+        .expect("retry after delete")
+        .into_inner();
+    assert_eq!(late, moved, "the task is gone, its move's answer is not");
+    let gone = client
+        .move_task(MoveTaskRequest {
+            task_id: task.id.clone(),
+            to_lane_id: "todo".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a new move of a deleted task");
+    assert_eq!(gone.code(), Code::NotFound);
+}

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use super::Tx;
+use super::{TaskRow, Tx};
 use crate::error::{Error, Result};
 
 /// Records older than this are trimmed: a retry must come sooner.
@@ -28,6 +28,13 @@ pub struct Key<'a> {
     pub request_id: &'a str,
     pub method: &'static str,
     fingerprint: [u8; 32],
+}
+
+impl Key<'_> {
+    /// SHA-256 of the method and the request without its request_id.
+    pub fn fingerprint(&self) -> &[u8] {
+        &self.fingerprint
+    }
 }
 
 /// A mutation request that carries a `request_id`.
@@ -97,8 +104,9 @@ impl<'a> Key<'a> {
         if !self.is_set() {
             return Ok(None);
         }
-        let row: Option<(Vec<u8>, Uuid, Option<String>)> = sqlx::query_as(
-            "SELECT p.response, p.board_id, b.slug FROM processed_requests p
+        let row: Option<AnyRecord> = sqlx::query_as(
+            "SELECT p.response, p.response_task::text AS response_task, p.board_id, b.slug
+             FROM processed_requests p
              LEFT JOIN boards b ON b.id = p.board_id
              WHERE p.caller = $1 AND p.request_id = $2 AND p.fingerprint = $3
              LIMIT 1",
@@ -108,11 +116,16 @@ impl<'a> Key<'a> {
         .bind(&self.fingerprint[..])
         .fetch_optional(db)
         .await?;
-        let Some((response, board_id, slug)) = row else {
+        let Some(AnyRecord {
+            stored,
+            board_id,
+            slug,
+        }) = row
+        else {
             return Ok(None);
         };
         let board = (!board_id.is_nil()).then(|| (board_id.to_string(), slug.unwrap_or_default()));
-        Ok(Some((decode(&response)?, board)))
+        Ok(stored.decode()?.map(|response| (response, board)))
     }
 
     /// Under the board lock: the stored response to this key on `board_id`,
@@ -125,26 +138,19 @@ impl<'a> Key<'a> {
         if !self.is_set() {
             return Ok(None);
         }
-        let row: Option<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-            "SELECT method, fingerprint, response FROM processed_requests
-             WHERE board_id = $1 AND caller = $2 AND request_id = $3",
+        // The rule (a key reused for another request is refused) lives in
+        // the database, where the task writes check it too.
+        let stored: Stored = sqlx::query_as(
+            "SELECT s.response, s.response_task::text AS response_task
+             FROM boardwire_stored_response($1, $2, $3, $4) s",
         )
         .bind(board_id)
         .bind(self.caller)
         .bind(self.request_id)
-        .fetch_optional(db)
+        .bind(&self.fingerprint[..])
+        .fetch_one(db)
         .await?;
-        match row {
-            None => Ok(None),
-            Some((_, fingerprint, response)) if fingerprint == self.fingerprint => {
-                Ok(Some(decode(&response)?))
-            }
-            Some((method, _, _)) => Err(Error::IdempotencyConflict(format!(
-                "request_id {:?} was already used for a different {method} request: \
-                 send a new request_id for a new request",
-                self.request_id
-            ))),
-        }
+        stored.decode()
     }
 
     /// Records `response` in the mutation's transaction.
@@ -174,8 +180,35 @@ impl<'a> Key<'a> {
     }
 }
 
-fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M> {
-    M::decode(bytes).map_err(|e| Error::Internal(format!("corrupt stored response: {e}")))
+/// A stored response in either of its forms: `response`, encoded here, or
+/// `response_task`, the task (a [`TaskRow`] as JSON) the database's own
+/// task writes record. Neither: nothing is stored.
+#[derive(sqlx::FromRow)]
+pub struct Stored {
+    pub response: Option<Vec<u8>>,
+    pub response_task: Option<String>,
+}
+
+impl Stored {
+    pub fn decode<M: Message + Default>(self) -> Result<Option<M>> {
+        let bytes = match (self.response, self.response_task) {
+            (Some(bytes), _) => bytes,
+            (None, Some(json)) => TaskRow::from_json(&json)?.to_proto().encode_to_vec(),
+            (None, None) => return Ok(None),
+        };
+        M::decode(bytes.as_slice())
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("corrupt stored response: {e}")))
+    }
+}
+
+/// A stored response found by caller, key and fingerprint on any board.
+#[derive(sqlx::FromRow)]
+struct AnyRecord {
+    #[sqlx(flatten)]
+    stored: Stored,
+    board_id: Uuid,
+    slug: Option<String>,
 }
 
 /// Deletes records past [`RETENTION_HOURS`]. Returns how many.

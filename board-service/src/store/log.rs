@@ -1,12 +1,14 @@
 //! The board event log (`board_events`).
 
-use chrono::Utc;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use prost::Message;
 use protocol::v1::BoardEvent;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use super::{BoardRow, Tx, rows::timestamp};
+use super::{BoardRow, TaskRow, Tx, rows::timestamp};
 use crate::error::{Error, Result};
 
 /// The NOTIFY channel: payload `<board_id>:<version>`, sent after commit
@@ -42,21 +44,99 @@ pub async fn read_after(
     after: u64,
     limit: i64,
 ) -> Result<Vec<BoardEvent>> {
-    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-        "SELECT event FROM board_events WHERE board_id = $1 AND version > $2
-         ORDER BY version LIMIT $3",
-    )
+    let rows: Vec<LoggedEvent> = sqlx::query_as(&format!(
+        "SELECT {LOGGED_COLUMNS} FROM board_events WHERE board_id = $1 AND version > $2
+         ORDER BY version LIMIT $3"
+    ))
     .bind(board_id)
     .bind(after as i64)
     .bind(limit)
     .fetch_all(db)
     .await?;
-    rows.into_iter()
-        .map(|(bytes,)| {
-            BoardEvent::decode(bytes.as_slice())
-                .map_err(|e| Error::Internal(format!("corrupt event in board_events: {e}")))
-        })
-        .collect()
+    rows.into_iter().map(|row| row.decode(board_id)).collect()
+}
+
+/// The columns of a [`LoggedEvent`].
+pub const LOGGED_COLUMNS: &str = "version, event, change::text AS change";
+
+/// A row of `board_events` in either of its forms: `event`, a BoardEvent
+/// encoded here, or `change`, the JSON the database's own task writes
+/// append (`boardwire_finish_task_write`).
+#[derive(sqlx::FromRow)]
+pub struct LoggedEvent {
+    pub version: i64,
+    event: Option<Vec<u8>>,
+    change: Option<String>,
+}
+
+impl LoggedEvent {
+    /// The event encoded, as NATS carries it.
+    pub fn encoded(self, board_id: Uuid) -> Result<Vec<u8>> {
+        match self.event {
+            Some(bytes) => Ok(bytes),
+            None => Ok(self.decode(board_id)?.encode_to_vec()),
+        }
+    }
+
+    pub fn decode(self, board_id: Uuid) -> Result<BoardEvent> {
+        let corrupt = |e: &dyn std::fmt::Display| {
+            Error::Internal(format!(
+                "corrupt event {board_id}:{} in board_events: {e}",
+                self.version
+            ))
+        };
+        match (&self.event, &self.change) {
+            (Some(bytes), _) => BoardEvent::decode(bytes.as_slice()).map_err(|e| corrupt(&e)),
+            (None, Some(json)) => {
+                let change: Change = serde_json::from_str(json).map_err(|e| corrupt(&e))?;
+                Ok(change.into_event(board_id, self.version as u64))
+            }
+            (None, None) => Err(corrupt(&"neither form is set")),
+        }
+    }
+}
+
+/// An event as `board_events.change` holds it; its board and version are
+/// the row's. Field names are BoardEvent's.
+#[derive(serde::Deserialize)]
+struct Change {
+    r#type: String,
+    #[serde(default)]
+    request_id: String,
+    task: Option<TaskRow>,
+    #[serde(default)]
+    from_lane_id: String,
+    #[serde(default)]
+    from_lane_key: String,
+    #[serde(default)]
+    to_lane_id: String,
+    #[serde(default)]
+    to_lane_key: String,
+    #[serde(default)]
+    changed_fields: Vec<String>,
+    occurred_at: DateTime<Utc>,
+    #[serde(default)]
+    trace_context: HashMap<String, String>,
+}
+
+impl Change {
+    fn into_event(self, board_id: Uuid, version: u64) -> BoardEvent {
+        BoardEvent {
+            board_id: board_id.to_string(),
+            version,
+            r#type: self.r#type,
+            occurred_at: Some(timestamp(self.occurred_at)),
+            request_id: self.request_id,
+            task: self.task.as_ref().map(TaskRow::to_proto),
+            from_lane_id: self.from_lane_id,
+            to_lane_id: self.to_lane_id,
+            from_lane_key: self.from_lane_key,
+            to_lane_key: self.to_lane_key,
+            changed_fields: self.changed_fields,
+            trace_context: self.trace_context,
+            ..Default::default()
+        }
+    }
 }
 
 /// The board's current version and the oldest version its log still holds.

@@ -57,7 +57,10 @@ pub struct LaneRow {
     pub wip_limit: Option<i32>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A task as queries over [`TASK_COLUMNS`] read it, and as the database's
+/// own task writes put it into the log (`boardwire_task_json`, whose JSON
+/// keys are these field names).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct TaskRow {
     pub id: Uuid,
     pub board_id: Uuid,
@@ -161,6 +164,12 @@ impl LaneRow {
 }
 
 impl TaskRow {
+    /// A task from the JSON of `boardwire_task_json`.
+    pub fn from_json(json: &str) -> crate::error::Result<Self> {
+        serde_json::from_str(json)
+            .map_err(|e| crate::error::Error::Internal(format!("malformed task row: {e}")))
+    }
+
     pub fn to_proto(&self) -> v1::Task {
         v1::Task {
             id: self.id.to_string(),

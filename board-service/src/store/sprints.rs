@@ -225,30 +225,6 @@ impl Store {
     }
 }
 
-/// Refuses a task's `sprint` on `board_id` unless it is planned or active.
-pub(super) async fn check_sprint(tx: &mut Tx, board_id: Uuid, sprint: Option<Uuid>) -> Result<()> {
-    let Some(sprint) = sprint else {
-        return Ok(());
-    };
-    let found: Option<(Uuid, i16)> =
-        sqlx::query_as("SELECT board_id, state FROM sprints WHERE id = $1")
-            .bind(sprint)
-            .fetch_optional(&mut **tx)
-            .await?;
-    match found {
-        None => Err(Error::FailedPrecondition(format!(
-            "sprint_id: sprint {sprint} does not exist"
-        ))),
-        Some((other, _)) if other != board_id => Err(Error::FailedPrecondition(format!(
-            "sprint_id: sprint {sprint} is on another board; a task's sprint shares its board"
-        ))),
-        Some((_, COMPLETED)) => Err(Error::FailedPrecondition(format!(
-            "sprint_id: sprint {sprint} is completed; plan the task in another sprint"
-        ))),
-        Some(_) => Ok(()),
-    }
-}
-
 /// A `sprint_id` as requests carry it: empty is none.
 pub(super) fn sprint_ref(value: &str) -> Result<Option<Uuid>> {
     match value {

@@ -19,6 +19,51 @@ use crate::{
     rank, validate,
 };
 
+/// What `boardwire_update_task` and `boardwire_move_task` answer (the
+/// migration's `boardwire_task_written`).
+#[derive(sqlx::FromRow)]
+struct TaskWritten {
+    board_id: Option<Uuid>,
+    board_version: Option<i64>,
+    task: Option<String>,
+    stored_response: Option<Vec<u8>>,
+    replayed: Option<bool>,
+}
+
+/// The statement calling one of the database's task writes, built at
+/// compile time: the call takes the task ($1), expected version ($2), write
+/// grants ($3), caller ($4), request_id ($5), fingerprint ($6) and trace
+/// context ($7); its own arguments follow.
+macro_rules! task_write_sql {
+    ($call:literal) => {
+        concat!(
+            "SELECT w.board_id, w.board_version, w.task::text AS task, w.stored_response,
+                 w.replayed FROM ",
+            $call,
+            " w"
+        )
+    };
+}
+
+/// [`task_write_sql!`]'s statement with its first seven arguments bound.
+fn task_write<'q>(
+    sql: &'static str,
+    access: &'q Access,
+    task_id: Uuid,
+    expected_version: Option<u64>,
+    key: &'q Key<'q>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, TaskWritten, sqlx::postgres::PgArguments> {
+    let trace = service_kit::telemetry::propagation::current_context_map();
+    sqlx::query_as(sql)
+        .bind(task_id)
+        .bind(expected_version.map(|v| v as i64))
+        .bind(access.write_grants())
+        .bind(key.caller)
+        .bind(key.request_id)
+        .bind(key.fingerprint())
+        .bind(serde_json::to_string(&trace).unwrap_or_else(|_| "{}".into()))
+}
+
 impl Store {
     pub async fn create_task(&self, access: &Access, req: CreateTaskRequest) -> Result<Task> {
         const METHOD: &str = "CreateTask";
@@ -45,12 +90,25 @@ impl Store {
         let (mut tx, board) = locked_or_return!(began);
         let lanes = board_lanes(&mut tx, board.id).await?;
         let lane = find_lane(&lanes, &req.lane_id)?;
-        epics::check_parent(&mut tx, board.id, None, parent, kind as i16).await?;
-        sprints::check_sprint(&mut tx, board.id, sprint).await?;
+        sqlx::query(
+            "SELECT boardwire_check_parent($1, NULL, $2, $3), boardwire_check_sprint($1, $4)",
+        )
+        .bind(board.id)
+        .bind(parent)
+        .bind(kind as i16)
+        .bind(sprint)
+        .execute(&mut *tx)
+        .await?;
         check_wip(&mut tx, lane, 1).await?;
         let before = epics::progress_before(&mut tx, [parent]).await?;
-        let (last, _) = neighbours(&mut tx, lane.id, None, Uuid::nil()).await?;
-        let position = rank::key_between(last.as_deref(), None).map_err(internal)?;
+        let last: Option<(String,)> = sqlx::query_as(
+            "SELECT position FROM tasks WHERE lane_id = $1 ORDER BY position DESC LIMIT 1",
+        )
+        .bind(lane.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let position =
+            rank::key_between(last.as_ref().map(|(p,)| p.as_str()), None).map_err(internal)?;
 
         let task: TaskRow = sqlx::query_as(&format!(
             "INSERT INTO tasks AS t (id, board_id, lane_id, title, description, priority, kind,
@@ -86,122 +144,85 @@ impl Store {
         Ok(task)
     }
 
+    /// One call of `boardwire_update_task`: the board lock, the checks, the
+    /// write, the log and the request_id's record in one round trip.
     pub async fn update_task(&self, access: &Access, req: UpdateTaskRequest) -> Result<Task> {
         const METHOD: &str = "UpdateTask";
         let key = Key::new(access, METHOD, &req)?;
         let task_id = validate::id("task_id", &req.task_id)?;
-        let began = self
-            .begin_on_task(access, task_id, &key, req.expected_version)
-            .await?;
-        let (mut tx, board, current) = locked_or_return!(began);
-
-        let mut next = current.clone();
-        let mut changed = Vec::new();
-        macro_rules! apply {
-            ($field:ident, $value:expr) => {
-                let value = $value;
-                if next.$field != value {
-                    next.$field = value;
-                    changed.push(stringify!($field).to_string());
-                }
-            };
-        }
-        let mut any_field = false;
-        if let Some(title) = &req.title {
-            any_field = true;
-            apply!(title, validate::title(title)?);
-        }
-        if let Some(description) = &req.description {
-            any_field = true;
-            apply!(description, validate::description(description)?);
-        }
-        if let Some(priority) = req.priority {
-            any_field = true;
-            apply!(priority, validate::priority(priority, None)? as i16);
-        }
-        if let Some(kind) = req.kind {
-            any_field = true;
-            apply!(kind, validate::kind(kind, None)? as i16);
-        }
-        if let Some(hours) = req.estimated_hours {
-            any_field = true;
-            apply!(estimated_hours, validate::estimated_hours(hours)?);
-        }
-        if let Some(assignee) = &req.assignee {
-            any_field = true;
-            apply!(assignee, validate::assignee(assignee)?);
-        }
-        if let Some(labels) = &req.labels {
-            any_field = true;
-            apply!(labels, validate::labels(&labels.values)?);
-        }
-        if let Some(status) = &req.status {
-            any_field = true;
-            apply!(status, validate::status(status)?);
-        }
-        if let Some(parent) = &req.parent_id {
-            any_field = true;
-            apply!(parent_id, epics::parent_ref(parent)?);
-        }
-        if let Some(sprint) = &req.sprint_id {
-            any_field = true;
-            apply!(sprint_id, sprints::sprint_ref(sprint)?);
-        }
-        if !any_field {
+        let title = req.title.as_deref().map(validate::title).transpose()?;
+        let description = (req.description.as_deref())
+            .map(validate::description)
+            .transpose()?;
+        let priority = (req.priority)
+            .map(|p| validate::priority(p, None).map(|p| p as i16))
+            .transpose()?;
+        let kind = (req.kind)
+            .map(|k| validate::kind(k, None).map(|k| k as i16))
+            .transpose()?;
+        let hours = (req.estimated_hours)
+            .map(validate::estimated_hours)
+            .transpose()?;
+        let assignee = req
+            .assignee
+            .as_deref()
+            .map(validate::assignee)
+            .transpose()?;
+        let labels = (req.labels.as_ref())
+            .map(|l| validate::labels(&l.values))
+            .transpose()?;
+        let status = req.status.as_deref().map(validate::status).transpose()?;
+        let parent = req
+            .parent_id
+            .as_deref()
+            .map(epics::parent_ref)
+            .transpose()?;
+        let sprint = req
+            .sprint_id
+            .as_deref()
+            .map(sprints::sprint_ref)
+            .transpose()?;
+        let nothing = [title.is_none(), description.is_none(), priority.is_none()]
+            .into_iter()
+            .chain([kind.is_none(), hours.is_none(), assignee.is_none()])
+            .chain([labels.is_none(), status.is_none(), parent.is_none()])
+            .all(|none| none)
+            && sprint.is_none();
+        if nothing {
             return Err(Error::InvalidArgument(
                 "nothing to update: set at least one of title, description, priority, kind, \
                  estimated_hours, assignee, labels, status, parent_id, sprint_id"
                     .into(),
             ));
         }
-        if changed.is_empty() {
-            // Same values as stored: nothing to write, nothing to broadcast.
-            let task = current.to_proto();
-            Self::finish(tx, board.id, &key, &task).await?;
-            return Ok(task);
-        }
-        if next.kind != current.kind || next.parent_id != current.parent_id {
-            epics::check_kind_change(&current, next.kind)?;
-            epics::check_parent(&mut tx, board.id, Some(task_id), next.parent_id, next.kind)
-                .await?;
-        }
-        if next.sprint_id != current.sprint_id {
-            sprints::check_sprint(&mut tx, board.id, next.sprint_id).await?;
-        }
-        let before = epics::progress_before(&mut tx, [current.parent_id, next.parent_id]).await?;
-
-        let updated: TaskRow = sqlx::query_as(&format!(
-            "UPDATE tasks AS t SET title = $2, description = $3, priority = $4, kind = $5,
-                 estimated_hours = $6, assignee = $7, labels = $8, status = $9, parent_id = $10,
-                 sprint_id = $11, version = version + 1, updated_at = now()
-             WHERE id = $1 RETURNING {TASK_COLUMNS}"
-        ))
-        .bind(task_id)
-        .bind(&next.title)
-        .bind(&next.description)
-        .bind(next.priority)
-        .bind(next.kind)
-        .bind(next.estimated_hours)
-        .bind(&next.assignee)
-        .bind(&next.labels)
-        .bind(&next.status)
-        .bind(next.parent_id)
-        .bind(next.sprint_id)
-        .fetch_one(&mut *tx)
+        let written = task_write(
+            task_write_sql!(
+                "boardwire_update_task($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10,
+                     $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            ),
+            access,
+            task_id,
+            req.expected_version,
+            &key,
+        )
+        .bind(title)
+        .bind(description)
+        .bind(priority)
+        .bind(kind)
+        .bind(hours)
+        .bind(assignee)
+        .bind(labels)
+        .bind(status)
+        .bind(parent.is_some())
+        .bind(parent.flatten())
+        .bind(sprint.is_some())
+        .bind(sprint.flatten())
+        .fetch_one(self.pool())
         .await?;
-        let task = updated.to_proto();
-        let mut events = vec![BoardEvent {
-            r#type: event_type::TASK_UPDATED.into(),
-            request_id: req.request_id.clone(),
-            task: Some(task.clone()),
-            changed_fields: changed,
-            ..Default::default()
-        }];
-        events.extend(epics::progress_events(&mut tx, before, &req.request_id).await?);
-        Self::commit_changes(tx, &board, events, &key, &task).await?;
-        Ok(task)
+        self.task_written(written, task_id, &key).await
     }
 
+    /// One call of `boardwire_move_task`, as [`Store::update_task`].
     pub async fn move_task(&self, access: &Access, req: MoveTaskRequest) -> Result<Task> {
         const METHOD: &str = "MoveTask";
         let key = Key::new(access, METHOD, &req)?;
@@ -211,58 +232,59 @@ impl Store {
                 "to_lane_id is required (a lane id or key)".into(),
             ));
         }
-        let anchor = match &req.anchor {
-            None => None,
-            Some(Anchor::BeforeTaskId(id)) => Some((true, validate::id("before_task_id", id)?)),
-            Some(Anchor::AfterTaskId(id)) => Some((false, validate::id("after_task_id", id)?)),
+        let (before, after) = match &req.anchor {
+            None => (None, None),
+            Some(Anchor::BeforeTaskId(id)) => (Some(validate::id("before_task_id", id)?), None),
+            Some(Anchor::AfterTaskId(id)) => (None, Some(validate::id("after_task_id", id)?)),
         };
-        if anchor.is_some_and(|(_, id)| id == task_id) {
+        if before.or(after) == Some(task_id) {
             return Err(Error::InvalidArgument(
                 "a task cannot be placed next to itself".into(),
             ));
         }
-
-        let began = self
-            .begin_on_task(access, task_id, &key, req.expected_version)
-            .await?;
-        let (mut tx, board, current) = locked_or_return!(began);
-        let lanes = board_lanes(&mut tx, board.id).await?;
-        let to_lane = find_lane(&lanes, &req.to_lane_id)?;
-        let from_lane = lanes
-            .iter()
-            .find(|l| l.id == current.lane_id)
-            .ok_or_else(|| Error::Internal(format!("task {task_id} has no lane")))?;
-        if to_lane.id != current.lane_id {
-            check_wip(&mut tx, to_lane, 1).await?;
-        }
-        let (before, after) = neighbours(&mut tx, to_lane.id, anchor, task_id).await?;
-        let position = rank::key_between(before.as_deref(), after.as_deref()).map_err(internal)?;
-        let progress = epics::progress_before(&mut tx, [current.parent_id]).await?;
-
-        let moved: TaskRow = sqlx::query_as(&format!(
-            "UPDATE tasks AS t SET lane_id = $2, position = $3, version = version + 1, updated_at = now()
-             WHERE id = $1 RETURNING {TASK_COLUMNS}"
-        ))
-        .bind(task_id)
-        .bind(to_lane.id)
-        .bind(position)
-        .fetch_one(&mut *tx)
+        let written = task_write(
+            task_write_sql!(
+                "boardwire_move_task($1, $8, $9, $10, $11, $2, $3, $4, $5, $6, $7::text::jsonb)"
+            ),
+            access,
+            task_id,
+            req.expected_version,
+            &key,
+        )
+        .bind(Uuid::parse_str(&req.to_lane_id).ok())
+        .bind(&req.to_lane_id)
+        .bind(before)
+        .bind(after)
+        .fetch_one(self.pool())
         .await?;
-        let task = moved.to_proto();
-        let event = BoardEvent {
-            r#type: event_type::TASK_MOVED.into(),
-            request_id: req.request_id.clone(),
-            task: Some(task.clone()),
-            from_lane_id: from_lane.id.to_string(),
-            from_lane_key: from_lane.key.clone(),
-            to_lane_id: to_lane.id.to_string(),
-            to_lane_key: to_lane.key.clone(),
-            ..Default::default()
+        self.task_written(written, task_id, &key).await
+    }
+
+    /// The task a task write answers with, announcing what it appended; a
+    /// vanished task's request_id may still have an answer on record.
+    async fn task_written(
+        &self,
+        written: TaskWritten,
+        task_id: Uuid,
+        key: &Key<'_>,
+    ) -> Result<Task> {
+        let Some(board_id) = written.board_id else {
+            return match key.replay_any::<Task>(self.pool()).await? {
+                Some((task, _)) => Ok(task),
+                None => Err(super::task_not_found(task_id)),
+            };
         };
-        let mut events = vec![event];
-        events.extend(epics::progress_events(&mut tx, progress, &req.request_id).await?);
-        Self::commit_changes(tx, &board, events, &key, &task).await?;
-        Ok(task)
+        if written.replayed != Some(true) {
+            let version = written.board_version.unwrap_or_default();
+            self.announcer().committed(&[(board_id, version as u64)]);
+        }
+        let stored = super::idempotency::Stored {
+            response: written.stored_response,
+            response_task: written.task,
+        };
+        stored
+            .decode()?
+            .ok_or_else(|| Error::Internal("a task write answered no task".into()))
     }
 
     pub async fn delete_task(
@@ -330,78 +352,17 @@ pub(super) async fn read_task(tx: &mut Tx, task_id: Uuid) -> Result<TaskRow> {
     .ok_or_else(|| super::task_not_found(task_id))
 }
 
-/// Refuses to add `adding` tasks to a lane at its WIP limit. Runs under the
-/// board lock, so two concurrent moves cannot both take the last slot.
+/// Refuses to add `adding` tasks to a lane at its WIP limit
+/// (`boardwire_check_wip`). Runs under the board lock, so two concurrent
+/// writes cannot both take the last slot.
 pub(super) async fn check_wip(tx: &mut Tx, lane: &LaneRow, adding: i64) -> Result<()> {
-    let Some(limit) = lane.wip_limit else {
+    if lane.wip_limit.is_none() {
         return Ok(());
-    };
-    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM tasks WHERE lane_id = $1")
-        .bind(lane.id)
-        .fetch_one(&mut **tx)
-        .await?;
-    if count + adding > i64::from(limit) {
-        return Err(Error::FailedPrecondition(format!(
-            "lane {:?} is at its WIP limit of {limit} tasks",
-            lane.key
-        )));
     }
+    sqlx::query("SELECT boardwire_check_wip($1, $2)")
+        .bind(lane.id)
+        .bind(adding)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
-}
-
-/// The order keys a task placed by `anchor` in `lane_id` goes between,
-/// ignoring the task itself. `anchor` is (is_before, task id); `None` is the
-/// end of the lane.
-async fn neighbours(
-    tx: &mut Tx,
-    lane_id: Uuid,
-    anchor: Option<(bool, Uuid)>,
-    moving: Uuid,
-) -> Result<(Option<String>, Option<String>)> {
-    let Some((is_before, anchor_id)) = anchor else {
-        let last: Option<(String,)> = sqlx::query_as(
-            "SELECT position FROM tasks WHERE lane_id = $1 AND id <> $2
-             ORDER BY position DESC LIMIT 1",
-        )
-        .bind(lane_id)
-        .bind(moving)
-        .fetch_optional(&mut **tx)
-        .await?;
-        return Ok((last.map(|(p,)| p), None));
-    };
-    let anchor_position: Option<(String,)> =
-        sqlx::query_as("SELECT position FROM tasks WHERE id = $1 AND lane_id = $2")
-            .bind(anchor_id)
-            .bind(lane_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let Some((anchor_position,)) = anchor_position else {
-        let field = if is_before {
-            "before_task_id"
-        } else {
-            "after_task_id"
-        };
-        return Err(Error::FailedPrecondition(format!(
-            "{field} {anchor_id} is not in the target lane"
-        )));
-    };
-    let sql = if is_before {
-        "SELECT position FROM tasks WHERE lane_id = $1 AND id <> $2 AND position < $3
-         ORDER BY position DESC LIMIT 1"
-    } else {
-        "SELECT position FROM tasks WHERE lane_id = $1 AND id <> $2 AND position > $3
-         ORDER BY position LIMIT 1"
-    };
-    let other: Option<(String,)> = sqlx::query_as(sql)
-        .bind(lane_id)
-        .bind(moving)
-        .bind(&anchor_position)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let other = other.map(|(p,)| p);
-    Ok(if is_before {
-        (other, Some(anchor_position))
-    } else {
-        (Some(anchor_position), other)
-    })
 }

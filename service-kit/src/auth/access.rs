@@ -130,6 +130,13 @@ impl Access {
         !self.write.iter().any(|b| b == "*")
     }
 
+    /// The boards (ids or slugs) the caller may write, for a check made
+    /// inside the database under the board's lock; `None` when it may
+    /// write every board. Means what [`Access::can_write`] means.
+    pub fn write_grants(&self) -> Option<&[String]> {
+        self.write_is_scoped().then_some(self.write.as_slice())
+    }
+
     /// Whether this caller may write at all (read-only tokens may not).
     pub fn can_write_any(&self) -> bool {
         !self.write.is_empty()
