@@ -3,9 +3,11 @@
 //!
 //! Each token carries the time the upstream produced it, so the client
 //! measures the latency of the bridge hop (upstream SSE write → bridge →
-//! WebSocket read) per frame. Two phases: a burst (upstream as fast as it can:
-//! throughput) and a paced one (a token every BENCH_INTERVAL_US: latency
-//! when not saturated). Loopback only; bounded by count and BENCH_MAX_SECS.
+//! WebSocket read) per frame. Three phases: a burst (upstream as fast as it
+//! can: throughput), a paced one (a token every BENCH_INTERVAL_US, every
+//! session in lockstep: the worst case of latency when not saturated) and a
+//! spread one (the same, with the sessions' starts spread over one interval,
+//! as independent users' streams are). Loopback only; bounded by count and BENCH_MAX_SECS.
 //!
 //! `cargo bench -p agent-bridge --bench relay`
 //! Env: BENCH_SESSIONS (50), BENCH_TOKENS (200), BENCH_INTERVAL_US (2000),
@@ -153,8 +155,17 @@ async fn phase(
     limit: Duration,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    // "spread": sessions start evenly over one interval, as independent
+    // users' streams do; otherwise every session's tokens come in lockstep.
+    let spread = name == "spread";
     let runs: Vec<_> = (0..sessions)
-        .map(|_| tokio::spawn(session(bridge, tokens, interval)))
+        .map(|i| {
+            let delay = Duration::from_micros(if spread { interval * i / sessions } else { 0 });
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                session(bridge, tokens, interval).await
+            })
+        })
         .collect();
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
     let mut frames = 0;
@@ -201,6 +212,9 @@ async fn main() -> anyhow::Result<()> {
     config.listen_addr = "127.0.0.1:0".parse()?;
     config.agent_url = Some(format!("http://{upstream_addr}/"));
     config.db_max_connections = 32;
+    // Every session comes from this one address; the per-address limit
+    // guards against a flood, not against this bench.
+    config.limits.max_connects_per_ip_per_min = u32::MAX;
     let app = agent_bridge::App::build(config).await?;
     let bridge = app.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -212,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
     phase("warmup", bridge, 4, 20, 0, limit).await?;
     phase("burst", bridge, sessions, tokens, 0, limit).await?;
     phase("paced", bridge, sessions, tokens, interval, limit).await?;
+    phase("spread", bridge, sessions, tokens, interval, limit).await?;
 
     let _ = stop.send(());
     server.await??;
