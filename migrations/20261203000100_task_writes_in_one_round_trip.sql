@@ -1,4 +1,4 @@
--- UpdateTask and MoveTask in one round trip: each is one call of a
+-- CreateTask, UpdateTask and MoveTask in one round trip: each is one call of a
 -- function below, its own implicit transaction, so the board's row lock is
 -- held for one statement and its commit instead of about ten round trips.
 --
@@ -235,10 +235,6 @@ BEGIN
     response_task := stored.response_task;
 END $$;
 
--- Locks the board holding `task` (NULL when the task is gone), refuses a
--- caller whose write grants (`writers`, NULL for every board) miss it, and
--- finds a stored answer to the request_id: the same request replays it,
--- another request with that key is refused.
 CREATE TYPE boardwire_task_write AS (
     board_id uuid,
     slug text,
@@ -246,6 +242,45 @@ CREATE TYPE boardwire_task_write AS (
     stored_response bytea,
     stored_task jsonb
 );
+
+-- For the locked board `w`: refuses a caller whose write grants
+-- (`writers`, NULL for every board) miss it, and adds the answer stored for
+-- the request_id (the same request replays it, another one is refused).
+CREATE FUNCTION boardwire_admit_write(
+    w boardwire_task_write, writers text[], caller text, request_id text, fingerprint bytea
+) RETURNS boardwire_task_write
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- service_kit's Access::can_write: '*', the board's id or its slug.
+    IF writers IS NOT NULL
+       AND NOT ('*' = ANY (writers) OR w.board_id::text = ANY (writers) OR w.slug = ANY (writers)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'BWPRM',
+            MESSAGE = format('the token does not grant writing board %s', to_jsonb(w.slug));
+    END IF;
+    SELECT s.response, s.response_task INTO w.stored_response, w.stored_task
+    FROM boardwire_stored_response(w.board_id, caller, request_id, fingerprint) s;
+    RETURN w;
+END $$;
+
+-- The lane of `board` named by `lane_id` or `lane_key`, first in board order.
+CREATE FUNCTION boardwire_lane_of(board uuid, lane_id uuid, lane_key text) RETURNS lanes
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    lane lanes;
+BEGIN
+    SELECT * INTO lane FROM lanes l
+    WHERE l.board_id = board AND (l.id = $2 OR l.key = $3)
+    ORDER BY l.position LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'BWNTF',
+            MESSAGE = format('lane %s not found on this board', to_jsonb($3));
+    END IF;
+    RETURN lane;
+END $$;
+
+-- Locks the board holding `task` (NULL when the task is gone) and admits
+-- the write (boardwire_admit_write).
+
 
 CREATE FUNCTION boardwire_begin_task_write(
     task uuid, writers text[], caller text, request_id text, fingerprint bytea
@@ -259,15 +294,7 @@ BEGIN
     IF NOT FOUND OR NOT EXISTS (SELECT FROM tasks WHERE id = task) THEN
         RETURN NULL;
     END IF;
-    -- service_kit's Access::can_write: '*', the board's id or its slug.
-    IF writers IS NOT NULL
-       AND NOT ('*' = ANY (writers) OR w.board_id::text = ANY (writers) OR w.slug = ANY (writers)) THEN
-        RAISE EXCEPTION USING ERRCODE = 'BWPRM',
-            MESSAGE = format('the token does not grant writing board %s', to_jsonb(w.slug));
-    END IF;
-    SELECT s.response, s.response_task INTO w.stored_response, w.stored_task
-    FROM boardwire_stored_response(w.board_id, caller, request_id, fingerprint) s;
-    RETURN w;
+    RETURN boardwire_admit_write(w, writers, caller, request_id, fingerprint);
 END $$;
 
 -- The current tasks row, refused when it is not at `expected`.
@@ -460,13 +487,7 @@ BEGIN
         RETURN (w.board_id, w.board_version, w.stored_task, w.stored_response, true);
     END IF;
     cur := boardwire_task_at(task, expected);
-    SELECT * INTO dest FROM lanes l
-    WHERE l.board_id = w.board_id AND (l.id = to_lane_id OR l.key = to_lane_key)
-    ORDER BY l.position LIMIT 1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'BWNTF',
-            MESSAGE = format('lane %s not found on this board', to_jsonb(to_lane_key));
-    END IF;
+    dest := boardwire_lane_of(w.board_id, to_lane_id, to_lane_key);
     SELECT * INTO src FROM lanes l WHERE l.id = cur.lane_id;
     IF dest.id <> cur.lane_id THEN
         PERFORM boardwire_check_wip(dest.id, 1);
@@ -607,6 +628,61 @@ BEGIN
         epics, progress, caller, request_id, 'UpdateTask', fingerprint, updated, trace);
     r.board_id := w.board_id;
     r.task := updated;
+    r.replayed := false;
+    RETURN r;
+END $$;
+
+-- CreateTask: at the end of the lane named by `lane_id` or `lane_key` of
+-- the board named by `board_id` or `board_ref` (its slug).
+CREATE FUNCTION boardwire_create_task(
+    new_task uuid, writers text[], caller text, request_id text, fingerprint bytea, trace jsonb,
+    board_uuid uuid, board_ref text, lane_uuid uuid, lane_ref text,
+    new_title text, new_description text, new_priority smallint, new_kind smallint,
+    new_hours double precision, new_assignee text, new_labels text[], new_status text,
+    new_parent uuid, new_sprint uuid
+) RETURNS boardwire_task_written
+LANGUAGE plpgsql AS $$
+DECLARE
+    w boardwire_task_write;
+    dest lanes;
+    last_at text COLLATE "C";
+    epics uuid[] := '{}';
+    progress jsonb;
+    created jsonb;
+    r boardwire_task_written;
+BEGIN
+    SELECT b.id, b.slug, b.version INTO w.board_id, w.slug, w.board_version
+    FROM boards b WHERE b.id = board_uuid OR b.slug = board_ref
+    ORDER BY b.id = board_uuid DESC LIMIT 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'BWNTF',
+            MESSAGE = format('board %s not found', to_jsonb(board_ref));
+    END IF;
+    w := boardwire_admit_write(w, writers, caller, request_id, fingerprint);
+    IF w.stored_response IS NOT NULL OR w.stored_task IS NOT NULL THEN
+        RETURN (w.board_id, w.board_version, w.stored_task, w.stored_response, true);
+    END IF;
+    dest := boardwire_lane_of(w.board_id, lane_uuid, lane_ref);
+    PERFORM boardwire_check_parent(w.board_id, NULL, new_parent, new_kind);
+    PERFORM boardwire_check_sprint(w.board_id, new_sprint);
+    PERFORM boardwire_check_wip(dest.id, 1);
+    IF new_parent IS NOT NULL THEN
+        epics := ARRAY[new_parent];
+    END IF;
+    progress := boardwire_progress_map(epics);
+    SELECT t.position INTO last_at FROM tasks t WHERE t.lane_id = dest.id
+    ORDER BY t.position DESC LIMIT 1;
+    INSERT INTO tasks AS t (id, board_id, lane_id, title, description, priority, kind,
+        estimated_hours, assignee, labels, position, status, parent_id, sprint_id)
+    VALUES (new_task, w.board_id, dest.id, new_title, new_description, new_priority, new_kind,
+        new_hours, new_assignee, new_labels, boardwire_key_between(last_at, NULL), new_status,
+        new_parent, new_sprint);
+    created := boardwire_task_json(new_task);
+    r.board_version := boardwire_finish_task_write(w.board_id, w.board_version,
+        ARRAY[jsonb_build_object('type', 'task.created', 'task', created)],
+        epics, progress, caller, request_id, 'CreateTask', fingerprint, created, trace);
+    r.board_id := w.board_id;
+    r.task := created;
     r.replayed := false;
     RETURN r;
 END $$;

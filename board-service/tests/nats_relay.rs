@@ -8,7 +8,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use board_service::Config;
+use board_service::{
+    Config,
+    store::log::{LOGGED_COLUMNS, LoggedEvent},
+};
 use common::{Client, Service, create_board, create_task};
 use futures::StreamExt;
 use prost::Message;
@@ -131,13 +134,25 @@ async fn assert_stream_matches_log(pool: &PgPool, nats_url: &str, board: &str, v
         relayed.windows(2).all(|w| w[0].0 < w[1].0),
         "stream sequences increase"
     );
-    let stored: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT version, event FROM board_events WHERE board_id = $1::uuid ORDER BY version",
-    )
+    let rows: Vec<LoggedEvent> = sqlx::query_as(&format!(
+        "SELECT {LOGGED_COLUMNS} FROM board_events WHERE board_id = $1::uuid ORDER BY version"
+    ))
     .bind(board)
     .fetch_all(pool)
     .await
     .expect("read board_events");
+    // Stored encoded, or as JSON (the database's own task writes): the
+    // stream carries the encoded event either way.
+    let board_id = Uuid::parse_str(board).expect("board id");
+    let stored: Vec<(i64, Vec<u8>)> = rows
+        .into_iter()
+        .map(|row| {
+            (
+                row.version,
+                row.encoded(board_id).expect("a readable event"),
+            )
+        })
+        .collect();
     assert_eq!(stored.last().map(|(v, _)| *v), Some(version));
     // Each event the log still holds (all, unless trimmed) is in the stream as stored.
     for (v, bytes) in &stored {

@@ -4,9 +4,10 @@
 //! board's writers, which makes order keys, WIP limits and versions safe
 //! without any further locking; boards never wait on each other.
 //!
-//! The two writes a board sees most, UpdateTask and MoveTask, are each one
-//! call of a PL/pgSQL function (`boardwire_update_task`,
-//! `boardwire_move_task`; migration `…_task_writes_in_one_round_trip`): the
+//! The writes a board sees most, CreateTask, UpdateTask and MoveTask, are
+//! each one call of a PL/pgSQL function (`boardwire_create_task`,
+//! `boardwire_update_task`, `boardwire_move_task`; migration
+//! `…_task_writes_in_one_round_trip`): the
 //! same steps in the same transaction, but one round trip, so the board
 //! lock is held for one statement and its commit. The rules they share with
 //! the other writes (WIP limits, epics, sprints, request_id reuse) live in

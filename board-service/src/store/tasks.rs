@@ -11,12 +11,11 @@ use service_kit::auth::Access;
 use uuid::Uuid;
 
 use super::{
-    Key, LaneRow, Scope, Store, TaskRow, Tx, board_lanes, epics, find_lane, locked_or_return,
-    rows::TASK_COLUMNS, sprints,
+    Key, LaneRow, Store, TaskRow, Tx, epics, locked_or_return, rows::TASK_COLUMNS, sprints,
 };
 use crate::{
     error::{Error, Result},
-    rank, validate,
+    validate,
 };
 
 /// What `boardwire_update_task` and `boardwire_move_task` answer (the
@@ -65,6 +64,7 @@ fn task_write<'q>(
 }
 
 impl Store {
+    /// One call of `boardwire_create_task`, as [`Store::update_task`].
     pub async fn create_task(&self, access: &Access, req: CreateTaskRequest) -> Result<Task> {
         const METHOD: &str = "CreateTask";
         let key = Key::new(access, METHOD, &req)?;
@@ -84,41 +84,23 @@ impl Store {
             ));
         }
 
-        let began = self
-            .begin(access, Scope::Board(&req.board_id), &key)
-            .await?;
-        let (mut tx, board) = locked_or_return!(began);
-        let lanes = board_lanes(&mut tx, board.id).await?;
-        let lane = find_lane(&lanes, &req.lane_id)?;
-        sqlx::query(
-            "SELECT boardwire_check_parent($1, NULL, $2, $3), boardwire_check_sprint($1, $4)",
+        let board_ref = validate::board_ref(&req.board_id)?;
+        let new_task = Uuid::now_v7();
+        // $2, the expected version, has no place in a create.
+        let written = task_write(
+            task_write_sql!(
+                "boardwire_create_task($1, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11,
+                     $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+            ),
+            access,
+            new_task,
+            None,
+            &key,
         )
-        .bind(board.id)
-        .bind(parent)
-        .bind(kind as i16)
-        .bind(sprint)
-        .execute(&mut *tx)
-        .await?;
-        check_wip(&mut tx, lane, 1).await?;
-        let before = epics::progress_before(&mut tx, [parent]).await?;
-        let last: Option<(String,)> = sqlx::query_as(
-            "SELECT position FROM tasks WHERE lane_id = $1 ORDER BY position DESC LIMIT 1",
-        )
-        .bind(lane.id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let position =
-            rank::key_between(last.as_ref().map(|(p,)| p.as_str()), None).map_err(internal)?;
-
-        let task: TaskRow = sqlx::query_as(&format!(
-            "INSERT INTO tasks AS t (id, board_id, lane_id, title, description, priority, kind,
-                 estimated_hours, assignee, labels, position, status, parent_id, sprint_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             RETURNING {TASK_COLUMNS}"
-        ))
-        .bind(Uuid::now_v7())
-        .bind(board.id)
-        .bind(lane.id)
+        .bind(Uuid::parse_str(board_ref).ok())
+        .bind(board_ref)
+        .bind(Uuid::parse_str(&req.lane_id).ok())
+        .bind(&req.lane_id)
         .bind(title)
         .bind(description)
         .bind(priority as i16)
@@ -126,22 +108,12 @@ impl Store {
         .bind(estimated_hours)
         .bind(assignee)
         .bind(labels)
-        .bind(position)
         .bind(status)
         .bind(parent)
         .bind(sprint)
-        .fetch_one(&mut *tx)
+        .fetch_one(self.pool())
         .await?;
-        let task = task.to_proto();
-        let mut events = vec![BoardEvent {
-            r#type: event_type::TASK_CREATED.into(),
-            request_id: req.request_id.clone(),
-            task: Some(task.clone()),
-            ..Default::default()
-        }];
-        events.extend(epics::progress_events(&mut tx, before, &req.request_id).await?);
-        Self::commit_changes(tx, &board, events, &key, &task).await?;
-        Ok(task)
+        self.task_written(written, new_task, &key).await
     }
 
     /// One call of `boardwire_update_task`: the board lock, the checks, the
@@ -336,10 +308,6 @@ impl Store {
         Self::commit_changes(tx, &board, events, &key, &response).await?;
         Ok(response)
     }
-}
-
-fn internal(err: rank::RankError) -> Error {
-    Error::Internal(err.to_string())
 }
 
 pub(super) async fn read_task(tx: &mut Tx, task_id: Uuid) -> Result<TaskRow> {
