@@ -280,8 +280,6 @@ END $$;
 
 -- Locks the board holding `task` (NULL when the task is gone) and admits
 -- the write (boardwire_admit_write).
-
-
 CREATE FUNCTION boardwire_begin_task_write(
     task uuid, writers text[], caller text, request_id text, fingerprint bytea
 ) RETURNS boardwire_task_write
