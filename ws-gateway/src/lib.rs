@@ -76,11 +76,16 @@ impl App {
             .with_context(|| format!("invalid BOARD_SERVICE_URL {:?}", config.board_service_url))?;
         let metrics = Arc::new(Metrics::default());
         let stop = CancellationToken::new();
-        let presence = presence::Presence::start(&config, upstream.clone(), stop.child_token());
         let nats = match config.nats_url.as_deref().map(str::trim) {
             Some(url) if !url.is_empty() => Some(Arc::new(hub::BoardStream::connect(url).await?)),
             _ => None,
         };
+        let presence = presence::Presence::start(
+            &config,
+            upstream.clone(),
+            nats.as_ref().map(|n| n.client().clone()),
+            stop.child_token(),
+        );
         let hub = Arc::new(Hub::new(
             upstream,
             nats,

@@ -1,7 +1,9 @@
 //! Presence over real gateway processes (the `ws-gateway` binary) sharing
-//! one board-service: members on one gateway are seen on the other, one
-//! person's tabs are one entry, a gateway killed with SIGKILL loses its
-//! members when its lease runs out, and a big board sends counts only.
+//! one board-service, or with `NATS_URL` one nats-server: members on one
+//! gateway are seen on the other, one person's tabs are one entry, a
+//! gateway killed with SIGKILL loses its members when its lease runs out,
+//! and a big board sends counts only. Over NATS, PostgreSQL holds no
+//! presence and a NATS restart loses no member.
 
 mod common;
 
@@ -17,6 +19,7 @@ use protocol::v1::{Board, CreateBoardRequest};
 use serde_json::{Value, json};
 use service_kit::{
     auth::{AuthConfig, insert_bearer},
+    local_nats,
     test_database::TestDatabase,
     testing::{sign_token, unix_now},
 };
@@ -174,20 +177,30 @@ impl Watcher {
 }
 
 struct Stack {
-    _db: TestDatabase,
+    db: TestDatabase,
     board_service: Running,
     board: Board,
+    /// The NATS every gateway (and board-service) uses, if any.
+    nats_url: Option<String>,
 }
 
 impl Stack {
     async fn start(auth: Option<AuthConfig>) -> Self {
+        Self::start_on(auth, None).await
+    }
+
+    /// With `nats_url`, board-service relays to it and every gateway
+    /// starts with `NATS_URL`, so presence goes over NATS.
+    async fn start_on(auth: Option<AuthConfig>, nats_url: Option<String>) -> Self {
         let _ = service_kit::telemetry::init("presence-tests");
         let db = TestDatabase::create().await;
+        let relay = nats_url.clone();
         let board_service =
             start_board_service_with(db.url(), "127.0.0.1:0".parse().unwrap(), |c| {
                 if let Some(auth) = auth {
                     c.auth = auth;
                 }
+                c.nats_url = relay;
             })
             .await;
         let mut api = connect_api(board_service.addr).await;
@@ -207,14 +220,28 @@ impl Stack {
             .expect("create board")
             .into_inner();
         Self {
-            _db: db,
+            db,
             board_service,
             board,
+            nats_url,
         }
     }
 
     async fn gateway(&self, env: &[(&str, &str)]) -> Gateway {
-        Gateway::spawn(self.board_service.addr, env).await
+        let mut env = env.to_vec();
+        if let Some(url) = &self.nats_url {
+            env.push(("NATS_URL", url));
+        }
+        Gateway::spawn(self.board_service.addr, &env).await
+    }
+
+    /// Rows in board-service's presence table.
+    async fn presence_rows(&self) -> i64 {
+        let pool = sqlx::PgPool::connect(self.db.url()).await.expect("connect");
+        sqlx::query_scalar("SELECT count(*) FROM presence")
+            .fetch_one(&pool)
+            .await
+            .expect("count presence rows")
     }
 }
 
@@ -228,6 +255,21 @@ fn token(sub: &str, name: &str) -> String {
 #[tokio::test]
 async fn people_on_another_gateway_are_seen_and_three_tabs_are_one_entry() {
     let stack = Stack::start(Some(AuthConfig::with_secret(SECRET))).await;
+    tabs_on_two_gateways(&stack).await;
+    assert!(stack.presence_rows().await > 0, "counted in PostgreSQL");
+}
+
+#[tokio::test]
+async fn over_nats_people_on_another_gateway_are_seen_and_postgres_holds_nothing() {
+    let nats = local_nats::url();
+    let stack = Stack::start_on(Some(AuthConfig::with_secret(SECRET)), Some(nats)).await;
+    tabs_on_two_gateways(&stack).await;
+    assert_eq!(stack.presence_rows().await, 0, "presence went over NATS");
+}
+
+/// Wendy on gateway A, Ann with three tabs on A and B, Bob on B: each
+/// sees the others, Ann's tabs are one entry, and her leaving is told.
+async fn tabs_on_two_gateways(stack: &Stack) {
     let auth = [("JWT_SECRET", SECRET)];
     let a = stack.gateway(&auth).await;
     let b = stack.gateway(&auth).await;
@@ -296,7 +338,15 @@ async fn people_on_another_gateway_are_seen_and_three_tabs_are_one_entry() {
 
 #[tokio::test]
 async fn members_of_a_killed_gateway_leave_when_its_lease_runs_out() {
-    let stack = Stack::start(None).await;
+    killed_gateway(&Stack::start(None).await).await;
+}
+
+#[tokio::test]
+async fn over_nats_members_of_a_killed_gateway_leave_when_its_lease_runs_out() {
+    killed_gateway(&Stack::start_on(None, Some(local_nats::url())).await).await;
+}
+
+async fn killed_gateway(stack: &Stack) {
     let a = stack.gateway(&[]).await;
     let mut b = stack.gateway(&[("PRESENCE_LEASE_MS", "2000")]).await;
     let board = stack.board.id.clone();
@@ -386,4 +436,70 @@ async fn a_board_above_the_member_limit_sends_counts_only() {
         .wait_until("two members, listed", |w| w.count == 2 && w.listed)
         .await;
     assert_eq!(watcher.entries.len(), 2);
+}
+
+#[tokio::test]
+async fn over_nats_a_nats_restart_loses_no_member_and_a_new_gateway_sees_everyone_at_once() {
+    let nats = local_nats::LocalNats::start_throwaway().unwrap_or_else(|e| panic!("{e}"));
+    let stack = Stack::start_on(None, Some(nats.url())).await;
+    let lease = [("PRESENCE_LEASE_MS", "2000")];
+    let a = stack.gateway(&lease).await;
+    let b = stack.gateway(&lease).await;
+    let board = stack.board.id.clone();
+
+    let mut walt = Watcher::join(&a.ws_url("name=Walt"), &board).await;
+    let mut bea = Ws::connect(&b.ws_url("name=Bea")).await;
+    let bea_id = bea.next_of("connected").await["clientId"]
+        .as_str()
+        .expect("clientId")
+        .to_owned();
+    bea.subscribe(&board).await;
+    walt.wait_until("Walt sees Bea", |w| w.entries.contains_key(&bea_id))
+        .await;
+
+    // NATS is away for twice the lease, and Cy joins B meanwhile.
+    let stopped = tokio::task::spawn_blocking(move || nats.stop())
+        .await
+        .expect("stop nats-server");
+    let mut cy = Ws::connect(&b.ws_url("name=Cy")).await;
+    let cy_id = cy.next_of("connected").await["clientId"]
+        .as_str()
+        .expect("clientId")
+        .to_owned();
+    cy.subscribe(&board).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let nats = tokio::task::spawn_blocking(move || stopped.start())
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("restart nats-server: {e}"));
+
+    walt.wait_until("Cy, who joined during the outage, is seen", |w| {
+        w.entries.contains_key(&cy_id)
+    })
+    .await;
+    assert!(walt.entries.contains_key(&bea_id));
+    let bea_left = walt.seen.iter().any(|f| {
+        f["type"] == "presence.left"
+            && f["entries"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["key"] == bea_id.as_str()))
+    });
+    assert!(
+        !bea_left,
+        "an outage of NATS is not a gateway's death: {:?}",
+        walt.seen
+    );
+
+    // A gateway started now has everyone in its first answer.
+    let c = stack.gateway(&lease).await;
+    let late = Watcher::join(&c.ws_url("name=Late"), &board).await;
+    for key in [&walt.client_id, &bea_id, &cy_id, &late.client_id] {
+        assert!(
+            late.entries.contains_key(key),
+            "{key} missing from a new gateway's first list: {:?}",
+            late.entries
+        );
+    }
+    assert_eq!(stack.presence_rows().await, 0);
+    drop(nats);
 }

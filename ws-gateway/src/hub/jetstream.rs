@@ -80,6 +80,11 @@ impl BoardStream {
         })
     }
 
+    /// The NATS connection, shared with presence.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
     /// Connected, and a relay is feeding the stream.
     fn usable(&self) -> bool {
         let connected = self.client.connection_state() == async_nats::connection::State::Connected;

@@ -1,15 +1,20 @@
 //! Who is on a board (or, for the channels code, a channel), correct over
 //! every gateway.
 //!
-//! Members are counted here per (scope, key) and sent to board-service in
-//! batches under this gateway's lease (`lease`); board-service sums every
-//! gateway's rows and streams the result, one upstream `WatchPresence` per
-//! watched scope (`watch`), fanned out to the clients that asked. A
-//! gateway that dies stops renewing: its members leave when its lease runs
-//! out. A scope is `board:<board id>` or `channel:<name>`.
+//! Members are counted here per (scope, key) and sent out in batches
+//! under this gateway's lease. Without NATS they go to board-service
+//! (`lease`), which sums every gateway's rows in PostgreSQL and streams
+//! the result, one upstream `WatchPresence` per watched scope. With NATS
+//! the gateways send them to one another (`mesh`) and each sums them
+//! itself (`peers`). Either way one `watch` per scope fans the result out
+//! to the clients that asked. A gateway that dies stops renewing: its
+//! members leave when its lease runs out. A scope is `board:<board id>` or
+//! `channel:<name>`.
 
 mod lease;
 mod local;
+mod mesh;
+mod peers;
 mod watch;
 
 use std::{
@@ -24,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{client::Client, config::Config, upstream::Upstream};
 use local::Local;
-use watch::ScopeWatch;
+use mesh::Mesh;
+use watch::{ScopeWatch, Source};
 
 /// Longest display name, in characters (board-service's limit too).
 pub const MAX_NAME_CHARS: usize = 64;
@@ -102,6 +108,8 @@ pub struct Presence {
     batch: Duration,
     max_members: usize,
     upstream: Upstream,
+    /// With NATS: the other gateways, instead of board-service.
+    mesh: Option<Arc<Mesh>>,
     local: Mutex<Local>,
     changed: Notify,
     scopes: Mutex<HashMap<String, Arc<ScopeWatch>>>,
@@ -111,7 +119,14 @@ pub struct Presence {
 
 impl Presence {
     /// Starts the lease task; it releases the lease when `stop` fires.
-    pub fn start(config: &Config, upstream: Upstream, stop: CancellationToken) -> Arc<Self> {
+    /// With `nats`, presence goes over it rather than through
+    /// board-service.
+    pub fn start(
+        config: &Config,
+        upstream: Upstream,
+        nats: Option<async_nats::Client>,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
         let uuid = uuid::Uuid::new_v4().simple().to_string();
         let presence = Arc::new(Self {
             instance: Arc::from(&uuid[..12]),
@@ -119,13 +134,20 @@ impl Presence {
             batch: Duration::from_millis(config.presence_batch_ms.clamp(10, 5_000)),
             max_members: config.presence_max_members,
             upstream,
+            mesh: nats.map(Mesh::new),
             local: Mutex::default(),
             changed: Notify::new(),
             scopes: Mutex::default(),
             stop,
             lease_task: Mutex::default(),
         });
-        let task = tokio::spawn(lease::run(presence.clone()));
+        let task = match &presence.mesh {
+            Some(mesh) => {
+                tokio::spawn(mesh::listen(presence.clone(), mesh.clone()));
+                tokio::spawn(mesh::publish_batches(presence.clone(), mesh.clone()))
+            }
+            None => tokio::spawn(lease::run(presence.clone())),
+        };
         *presence
             .lease_task
             .lock()
@@ -250,7 +272,10 @@ impl Presence {
                     scope.to_owned(),
                     target,
                     self.max_members,
-                    self.upstream.clone(),
+                    match &self.mesh {
+                        Some(mesh) => Source::Mesh(mesh.clone()),
+                        None => Source::BoardService(self.upstream.clone()),
+                    },
                     self.stop.child_token(),
                 )
             })

@@ -1,6 +1,7 @@
-//! One upstream `WatchPresence` per scope this gateway's clients watch:
-//! the scope's members as board-service sums them over every gateway, and
-//! the clients that get `presence.joined` / `presence.left` pushes.
+//! One watch per scope this gateway's clients watch: the scope's members
+//! summed over every gateway (by board-service through one upstream
+//! `WatchPresence`, or with NATS by this gateway's own table, `mesh`),
+//! and the clients that get `presence.joined` / `presence.left` pushes.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -16,10 +17,20 @@ use protocol::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::mesh::Mesh;
 use crate::{
     client::{Client, Outgoing},
     upstream::Upstream,
 };
+
+/// Where a watch's members come from.
+#[derive(Clone)]
+pub enum Source {
+    /// board-service's `WatchPresence` (without NATS).
+    BoardService(Upstream),
+    /// This gateway's table of every gateway's batches (with NATS).
+    Mesh(Arc<Mesh>),
+}
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -50,7 +61,7 @@ impl ScopeWatch {
         scope: String,
         target: PresenceTarget,
         max_members: usize,
-        upstream: Upstream,
+        source: Source,
         stop: CancellationToken,
     ) -> Arc<Self> {
         let watch = Arc::new(Self {
@@ -64,9 +75,18 @@ impl ScopeWatch {
         let running = watch.clone();
         tokio::spawn(async move {
             let stop = running.stop.clone();
-            tokio::select! {
-                () = running.run(&upstream) => {}
-                () = stop.cancelled() => {}
+            match source {
+                Source::BoardService(upstream) => tokio::select! {
+                    () = running.run(&upstream) => {}
+                    () = stop.cancelled() => {}
+                },
+                Source::Mesh(mesh) => {
+                    tokio::select! {
+                        () = mesh.attach(&running) => stop.cancelled().await,
+                        () = stop.cancelled() => {}
+                    }
+                    mesh.detach(&running);
+                }
             }
             tracing::debug!(scope = %running.scope, "presence watch closed");
         });
@@ -152,8 +172,8 @@ impl ScopeWatch {
         }
     }
 
-    /// Applies one upstream update and pushes what changed.
-    fn apply(&self, update: v1::PresenceUpdate) {
+    /// Applies one update and pushes what changed.
+    pub(super) fn apply(&self, update: v1::PresenceUpdate) {
         let mut state = self.state();
         let before = state.members.as_ref().map(BTreeMap::len);
         let members = state.members.get_or_insert_with(BTreeMap::new);
