@@ -1,7 +1,8 @@
 //! The JetStream stream board events travel on between processes when
 //! `NATS_URL` is set (SCALING.md): board-service's relay publishes to it,
 //! gateways consume from it. Its name, subjects and settings live here so
-//! both sides agree, and either may create it.
+//! both sides agree, and either may create it; so does the core-NATS
+//! subject of channel publications.
 
 use std::time::Duration;
 
@@ -31,6 +32,25 @@ pub const RELAY_HEARTBEAT_STALE: Duration = Duration::from_secs(5);
 pub fn subject(board_id: impl std::fmt::Display) -> String {
     format!("boardwire.boards.{board_id}")
 }
+
+/// Core-NATS subject (outside the stream) a channel's publications go out
+/// on: every board-service replica publishes each one it commits, encoded
+/// as protobuf `ChannelPublication`, and the gateways that have the
+/// channel's subscribers follow it. Core NATS keeps nothing and does not
+/// order replicas against one another; offsets do: gateways fill gaps
+/// from board-service's history, which stays the truth. The name is hex,
+/// since channel names may hold `.` and `>`.
+pub fn channel_subject(channel: &str) -> String {
+    use std::fmt::Write as _;
+    let mut subject = String::with_capacity(CHANNEL_PREFIX.len() + 2 * channel.len());
+    subject.push_str(CHANNEL_PREFIX);
+    for byte in channel.bytes() {
+        let _ = write!(subject, "{byte:02x}");
+    }
+    subject
+}
+
+const CHANNEL_PREFIX: &str = "boardwire.channels.";
 
 /// `<board_id>:<version>`, the `Nats-Msg-Id` of an event.
 pub fn message_id(board_id: impl std::fmt::Display, version: u64) -> String {
@@ -105,4 +125,16 @@ pub async fn ensure_stream(
         .get_stream(&name)
         .await
         .map_err(|e| anyhow::anyhow!("open stream {name}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn channel_subjects_are_one_safe_token() {
+        assert_eq!(
+            super::channel_subject("a.*>"),
+            "boardwire.channels.612e2a3e"
+        );
+        assert_ne!(super::channel_subject("ab"), super::channel_subject("a.b"));
+    }
 }

@@ -37,6 +37,11 @@ pub struct Metrics {
     pub jetstream_catchups: Counter,
     /// Times a feed fell back to WatchBoard because JetStream was down.
     pub jetstream_fallbacks: Counter,
+    /// Channel publications taken from NATS (with `NATS_URL`).
+    pub channel_nats_publications: Counter,
+    /// Times a channel feed on NATS read board-service's history (a gap,
+    /// another epoch, a position check that found more).
+    pub channel_catchups: Counter,
     pub feeds_active: Gauge,
     /// Open seed 004 agent sockets that named an agent.
     pub agents_active: Gauge,
@@ -69,6 +74,8 @@ impl Default for Metrics {
             jetstream_events: Counter::default(),
             jetstream_catchups: Counter::default(),
             jetstream_fallbacks: Counter::default(),
+            channel_nats_publications: Counter::default(),
+            channel_catchups: Counter::default(),
             feeds_active: Gauge::default(),
             agents_active: Gauge::default(),
             latency: Default::default(),
@@ -151,6 +158,16 @@ impl Default for Metrics {
                 "jetstream_fallbacks",
                 "Feeds that fell back to WatchBoard while JetStream was down",
                 &m.jetstream_fallbacks,
+            ),
+            (
+                "channel_nats_publications",
+                "Channel publications taken from NATS",
+                &m.channel_nats_publications,
+            ),
+            (
+                "channel_catchups",
+                "Channel feeds on NATS that read what they missed from history",
+                &m.channel_catchups,
             ),
         ];
         for (name, help, counter) in counters {

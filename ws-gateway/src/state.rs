@@ -39,8 +39,13 @@ impl Shared {
         port: u16,
         stop: CancellationToken,
     ) -> Self {
-        // Channels share the boards' board-service connection.
-        let channels = Arc::new(ChannelHub::new(hub.upstream().clone(), stop.child_token()));
+        // Channels share the boards' board-service and NATS connections.
+        let channels = Arc::new(ChannelHub::new(
+            hub.upstream().clone(),
+            hub.nats().cloned(),
+            metrics.clone(),
+            stop.child_token(),
+        ));
         Self {
             config,
             hub,

@@ -28,11 +28,30 @@ const WATCH_BUFFER: usize = 256;
 pub struct ChannelApi {
     hub: ChannelHub,
     auth: Option<Authenticator>,
+    /// With `NATS_URL`: where each committed publication is announced to
+    /// the gateways (`board_stream::channel_subject`).
+    nats: Option<async_nats::Client>,
 }
 
 impl ChannelApi {
-    pub fn new(hub: ChannelHub, auth: Option<Authenticator>) -> Self {
-        Self { hub, auth }
+    pub fn new(
+        hub: ChannelHub,
+        auth: Option<Authenticator>,
+        nats: Option<async_nats::Client>,
+    ) -> Self {
+        Self { hub, auth, nats }
+    }
+
+    /// Tells the gateways following `publication`'s channel. Best effort:
+    /// a publication NATS never carried is a gap, or a tail the gateways'
+    /// position checks find, filled from history either way.
+    async fn announce(&self, publication: &ChannelPublication) {
+        let Some(nats) = &self.nats else { return };
+        let subject = service_kit::board_stream::channel_subject(&publication.channel);
+        let payload = prost::Message::encode_to_vec(publication);
+        if let Err(err) = nats.publish(subject, payload.into()).await {
+            tracing::warn!(%err, channel = %publication.channel, "cannot announce a publication on NATS");
+        }
     }
 }
 
@@ -83,6 +102,7 @@ impl ChannelService for ChannelApi {
                 request.ttl_ms,
             )
             .await?;
+        self.announce(&publication).await;
         Ok(Response::new(publication))
     }
 

@@ -1,6 +1,7 @@
 //! One channel's live feed in this process: the epoch and newest offset,
 //! a window of recent encoded publications for resuming clients, and the
-//! subscribers it fans out to. One upstream `WatchChannel` fills it.
+//! subscribers it fans out to. One upstream `WatchChannel` fills it, or
+//! with NATS the channel's subject (`nats`).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -255,6 +256,14 @@ impl ChannelFeed {
             timestamp: publication.ts,
         });
         Frame::encode(&self.key, publication.offset, &frame)
+    }
+
+    /// Whether `publication` can go straight out: in the feed's epoch, and
+    /// the next offset or an old one. Anything else is a gap (or a new
+    /// epoch) to fill from history first.
+    pub(super) fn follows(&self, publication: &ChannelPublication) -> bool {
+        let state = self.state();
+        state.epoch.as_deref() == Some(&publication.epoch) && publication.offset <= state.top + 1
     }
 
     /// Fans a new publication out; older or repeated offsets are ignored.

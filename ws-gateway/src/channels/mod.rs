@@ -1,11 +1,13 @@
 //! Channels watched by this process: one [`ChannelFeed`] and one upstream
-//! `WatchChannel` per channel, however many clients subscribe, closed when
-//! the last one leaves. board-service holds the history (see its
-//! `channels` module); this side fans out and resumes.
+//! `WatchChannel` (with NATS, one subscription: `nats`) per channel,
+//! however many clients subscribe, closed when the last one leaves.
+//! board-service holds the history (see its `channels` module); this side
+//! fans out and resumes.
 
 mod agents;
 mod feed;
 pub mod http;
+mod nats;
 
 use std::{
     collections::HashMap,
@@ -23,7 +25,7 @@ pub use agents::{Agent, spawn_kpis, upgrade as agents_upgrade};
 use feed::Attach;
 pub use feed::ChannelFeed;
 
-use crate::{client::Client, error::Error, upstream::Upstream};
+use crate::{client::Client, error::Error, hub::BoardStream, metrics::Metrics, upstream::Upstream};
 
 /// How long a subscribe waits for board-service to report the channel.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,14 +37,23 @@ const WINDOW: usize = 256;
 pub struct ChannelHub {
     feeds: Mutex<HashMap<Arc<str>, Arc<ChannelFeed>>>,
     upstream: Upstream,
+    nats: Option<Arc<BoardStream>>,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 }
 
 impl ChannelHub {
-    pub fn new(upstream: Upstream, stop: CancellationToken) -> Self {
+    pub fn new(
+        upstream: Upstream,
+        nats: Option<Arc<BoardStream>>,
+        metrics: Arc<Metrics>,
+        stop: CancellationToken,
+    ) -> Self {
         Self {
             feeds: Mutex::default(),
             upstream,
+            nats,
+            metrics,
             stop,
         }
     }
@@ -70,7 +81,15 @@ impl ChannelHub {
         }
         let feed = Arc::new(ChannelFeed::new(channel, WINDOW, self.stop.child_token()));
         feeds.insert(feed.name.clone(), feed.clone());
-        tokio::spawn(watch(self.upstream.clone(), feed.clone()));
+        match &self.nats {
+            Some(nats) => tokio::spawn(nats::follow(
+                nats.clone(),
+                self.upstream.clone(),
+                self.metrics.clone(),
+                feed.clone(),
+            )),
+            None => tokio::spawn(watch(self.upstream.clone(), feed.clone())),
+        };
         feed
     }
 

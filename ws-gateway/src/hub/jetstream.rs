@@ -86,7 +86,7 @@ impl BoardStream {
     }
 
     /// Connected, and a relay is feeding the stream.
-    fn usable(&self) -> bool {
+    pub(crate) fn usable(&self) -> bool {
         let connected = self.client.connection_state() == async_nats::connection::State::Connected;
         let beat = self.last_beat.load(Ordering::Relaxed);
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -98,7 +98,7 @@ impl BoardStream {
     /// [`Self::usable`], waiting for a first heartbeat while this gateway
     /// is younger than the staleness limit (it may simply not have heard
     /// one yet).
-    async fn usable_soon(&self) -> bool {
+    pub(crate) async fn usable_soon(&self) -> bool {
         while !self.usable() && self.started.elapsed() < board_stream::RELAY_HEARTBEAT_STALE {
             if self.last_beat.load(Ordering::Relaxed) != 0 {
                 return false;

@@ -64,6 +64,11 @@ impl Hub {
         self.boards.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The board stream's NATS connection, shared with channels.
+    pub fn nats(&self) -> Option<&Arc<BoardStream>> {
+        self.nats.as_ref()
+    }
+
     pub fn upstream(&self) -> &Upstream {
         &self.upstream
     }
