@@ -10,10 +10,15 @@
 //! equals the database, no reader saw a version twice or out of order, and
 //! every tab's transcript (the final message of each run, from its frames,
 //! resuming with `last_seq` on the other bridge) equals the session's
-//! answers in the database.
+//! answers in the database. A channel published to through both
+//! board-services reaches subscribers spread over the gateways with every
+//! offset once and in order, and afterwards each live gateway's presence
+//! lists exactly the watchers on the live gateways (`fabric`).
 
 #[path = "scale_out/chat.rs"]
 mod chat;
+#[path = "scale_out/fabric.rs"]
+mod fabric;
 #[path = "common/service_binaries.rs"]
 mod service_binaries;
 
@@ -376,10 +381,10 @@ async fn chat_runs_settled(
     answers
 }
 
-async fn jetstream_events(port: u16) -> f64 {
+async fn gateway_metric(port: u16, name: &str) -> f64 {
     let scrape =
         service_kit::testing::scrape_metrics(&format!("http://127.0.0.1:{port}/metrics")).await;
-    service_kit::testing::metric_value(&scrape, "ws_gateway_jetstream_events_total", &[])
+    service_kit::testing::metric_value(&scrape, name, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,6 +441,8 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
                         format!("http://127.0.0.1:{}", bs_ports[i % 2]),
                     ),
                     ("NATS_URL", nats_url.clone()),
+                    // The killed gateway's members leave within the test.
+                    ("PRESENCE_LEASE_MS", "3000".into()),
                 ],
                 logs.as_path(),
             )
@@ -524,8 +531,23 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
             )));
         }
     }
+    let (channel_head, channel_head_rx) = watch::channel(None);
+    let subscribers: Vec<_> = (0..2 * gw_ports.len())
+        .map(|i| {
+            tokio::spawn(fabric::subscriber(
+                gw_ports.to_vec(),
+                i,
+                channel_head_rx.clone(),
+            ))
+        })
+        .collect();
     // Every reader holds its board.sync before the first write.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let publisher = tokio::spawn(fabric::publisher(
+        bs_ports.to_vec(),
+        bs_ports[1],
+        stop.clone(),
+    ));
 
     let writers: Vec<_> = (0..2)
         .map(|first| {
@@ -657,10 +679,41 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
     // The live gateways were fed from JetStream, not only from WatchBoard.
     for port in &gw_ports[..2] {
         assert!(
-            jetstream_events(*port).await > 0.0,
+            gateway_metric(*port, "ws_gateway_jetstream_events_total").await > 0.0,
             "{}",
             failed("no JetStream feed")
         );
+    }
+
+    let head = publisher.await.expect("publisher");
+    channel_head.send_replace(Some(head));
+    let mut subscriber_reconnects = 0;
+    for subscriber in subscribers {
+        let end = tokio::time::timeout(SETTLE, subscriber)
+            .await
+            .unwrap_or_else(|_| panic!("{}", failed("a channel subscriber hung")))
+            .expect("subscriber");
+        if let Some(broken) = end.broken {
+            panic!("{}", failed(&format!("a channel subscriber: {broken}")));
+        }
+        assert_eq!(end.last, head, "{}", failed("a subscriber stopped short"));
+        subscriber_reconnects += end.reconnects;
+    }
+    eprintln!(
+        "scale-out: channel head {head}, {subscriber_reconnects} channel subscriber reconnects"
+    );
+    assert!(head > 50, "{}", failed("the channel publisher barely ran"));
+    for port in &gw_ports[..2] {
+        assert!(
+            gateway_metric(*port, "ws_gateway_channel_nats_publications_total").await > 0.0,
+            "{}",
+            failed("no channel publication came over NATS")
+        );
+    }
+    if let Err(why) =
+        fabric::presence_agrees(&gw_ports[..2], &boards[0].0, Duration::from_secs(30)).await
+    {
+        panic!("{}", failed(&format!("presence over NATS: {why}")));
     }
     drop(nats);
     let _ = std::fs::remove_dir_all(&logs);

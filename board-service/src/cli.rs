@@ -51,7 +51,8 @@ pub struct Args {
     #[arg(long, env = "CHANNEL_HISTORY", default_value = "")]
     pub channel_history: String,
     /// NATS server with JetStream; when set, committed board events are
-    /// relayed to the `BOARDWIRE_BOARDS` stream. Unset: no NATS at all.
+    /// relayed to the `BOARDWIRE_BOARDS` stream and channel publications
+    /// announced on core NATS. Unset: no NATS at all.
     #[arg(long, env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
     #[command(flatten)]

@@ -227,18 +227,18 @@ impl App {
         let metrics_task = self
             .metrics_listener
             .map(|listener| spawn_metrics_server(listener, metrics.clone(), stop.clone()));
-        let channel_nats = match self.config.nats_url.as_deref() {
-            Some(url) => Some(
+        let channel_announcer = match self.config.nats_url.as_deref() {
+            Some(url) => Some(channels::Announcer::spawn(
                 service_kit::board_stream::connect_in_background(url, "board-service channels")
                     .await?
                     .0,
-            ),
+            )),
             None => None,
         };
         let channel_api = ChannelServiceServer::new(channels::ChannelApi::new(
             channel_hub,
             auth.clone(),
-            channel_nats,
+            channel_announcer,
         ))
         .max_decoding_message_size(self.config.max_message_bytes);
         let presence_api = PresenceServiceServer::new(presence::PresenceApi::new(

@@ -28,7 +28,10 @@ pub struct Config {
     pub board_service_url: String,
     /// A NATS server with JetStream (SCALING.md): set, board feeds follow
     /// the `BOARDWIRE_BOARDS` stream board-service relays to, instead of one
-    /// WatchBoard per board; unset, WatchBoard as on a single machine.
+    /// WatchBoard per board, channel feeds follow core NATS instead of one
+    /// WatchChannel per channel, and presence is shared with the other
+    /// gateways over it; unset, all of it through board-service as on a
+    /// single machine.
     #[arg(long, env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
     /// Bearer-token checks, shared by every service (README, "Security").

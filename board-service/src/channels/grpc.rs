@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::ChannelHub;
+use super::{ChannelHub, announce::Announcer};
 use crate::grpc::caller_access;
 
 /// The largest publication payload, in bytes of JSON.
@@ -28,29 +28,16 @@ const WATCH_BUFFER: usize = 256;
 pub struct ChannelApi {
     hub: ChannelHub,
     auth: Option<Authenticator>,
-    /// With `NATS_URL`: where each committed publication is announced to
-    /// the gateways (`board_stream::channel_subject`).
-    nats: Option<async_nats::Client>,
+    /// With `NATS_URL`: tells the gateways of each committed publication.
+    announcer: Option<Announcer>,
 }
 
 impl ChannelApi {
-    pub fn new(
-        hub: ChannelHub,
-        auth: Option<Authenticator>,
-        nats: Option<async_nats::Client>,
-    ) -> Self {
-        Self { hub, auth, nats }
-    }
-
-    /// Tells the gateways following `publication`'s channel. Best effort:
-    /// a publication NATS never carried is a gap, or a tail the gateways'
-    /// position checks find, filled from history either way.
-    async fn announce(&self, publication: &ChannelPublication) {
-        let Some(nats) = &self.nats else { return };
-        let subject = service_kit::board_stream::channel_subject(&publication.channel);
-        let payload = prost::Message::encode_to_vec(publication);
-        if let Err(err) = nats.publish(subject, payload.into()).await {
-            tracing::warn!(%err, channel = %publication.channel, "cannot announce a publication on NATS");
+    pub fn new(hub: ChannelHub, auth: Option<Authenticator>, announcer: Option<Announcer>) -> Self {
+        Self {
+            hub,
+            auth,
+            announcer,
         }
     }
 }
@@ -102,7 +89,9 @@ impl ChannelService for ChannelApi {
                 request.ttl_ms,
             )
             .await?;
-        self.announce(&publication).await;
+        if let Some(announcer) = &self.announcer {
+            announcer.announce(&publication);
+        }
         Ok(Response::new(publication))
     }
 

@@ -5,13 +5,16 @@
 //! numbers publications in commit order; `NOTIFY boardwire_channels` wakes
 //! each replica's reader for the channel, which reads the new rows. The
 //! table, not the notification, is the truth, so a lost notification only
-//! delays. See the migration for why ephemeral channels use unlogged tables.
+//! delays. With NATS, gateways hear of publications there (`announce`).
+//! See the migration for why ephemeral channels use unlogged tables.
 
+mod announce;
 mod grpc;
 mod hub;
 mod policy;
 mod store;
 
+pub use announce::Announcer;
 pub use grpc::ChannelApi;
 pub use hub::ChannelHub;
 pub use policy::{History, Policy};
