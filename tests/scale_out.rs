@@ -10,10 +10,11 @@
 //! equals the database, no reader saw a version twice or out of order, and
 //! every tab's transcript (the final message of each run, from its frames,
 //! resuming with `last_seq` on the other bridge) equals the session's
-//! answers in the database. A channel published to through both
-//! board-services reaches subscribers spread over the gateways with every
-//! offset once and in order, and afterwards each live gateway's presence
-//! lists exactly the watchers on the live gateways (`fabric`).
+//! answers in the database. Then, through a second round of faults, a
+//! channel published to through both board-services reaches subscribers
+//! spread over the gateways with every offset once and in order, and
+//! afterwards each live gateway's presence lists exactly the watchers on
+//! the live gateways (`fabric`).
 
 #[path = "scale_out/chat.rs"]
 mod chat;
@@ -531,23 +532,8 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
             )));
         }
     }
-    let (channel_head, channel_head_rx) = watch::channel(None);
-    let subscribers: Vec<_> = (0..2 * gw_ports.len())
-        .map(|i| {
-            tokio::spawn(fabric::subscriber(
-                gw_ports.to_vec(),
-                i,
-                channel_head_rx.clone(),
-            ))
-        })
-        .collect();
     // Every reader holds its board.sync before the first write.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let publisher = tokio::spawn(fabric::publisher(
-        bs_ports.to_vec(),
-        bs_ports[1],
-        stop.clone(),
-    ));
 
     let writers: Vec<_> = (0..2)
         .map(|first| {
@@ -685,6 +671,45 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
         );
     }
 
+    // Channels and presence, through faults of their own: the gateway
+    // killed above comes back, then dies again, a board-service dies and
+    // NATS restarts while a channel is published to through both.
+    gateways[2].start();
+    wait_for_http(gw_ports[2]).await;
+    let (channel_head, channel_head_rx) = watch::channel(None);
+    let subscribers: Vec<_> = (0..2 * gw_ports.len())
+        .map(|i| {
+            tokio::spawn(fabric::subscriber(
+                gw_ports.to_vec(),
+                i,
+                channel_head_rx.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stop_publishing = Arc::new(AtomicBool::new(false));
+    let publisher = tokio::spawn(fabric::publisher(
+        bs_ports.to_vec(),
+        bs_ports[1],
+        stop_publishing.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    gateways[2].kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    board_services[0].kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    board_services[0].start();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopped = tokio::task::spawn_blocking(move || nats.stop())
+        .await
+        .expect("stop nats-server");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let nats = tokio::task::spawn_blocking(move || stopped.start())
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("restart nats-server: {e}"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop_publishing.store(true, Ordering::Relaxed);
     let head = publisher.await.expect("publisher");
     channel_head.send_replace(Some(head));
     let mut subscriber_reconnects = 0;
