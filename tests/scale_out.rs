@@ -388,6 +388,19 @@ async fn gateway_metric(port: u16, name: &str) -> f64 {
     service_kit::testing::metric_value(&scrape, name, &[])
 }
 
+/// Stops `nats` for longer than the gateways' grace before they fall back
+/// to WatchBoard and WatchChannel, then starts it again on its port.
+async fn restart(nats: LocalNats) -> LocalNats {
+    let stopped = tokio::task::spawn_blocking(move || nats.stop())
+        .await
+        .expect("stop nats-server");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::task::spawn_blocking(move || stopped.start())
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("restart nats-server: {e}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
     service_binaries::build();
@@ -556,15 +569,7 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     board_services[0].start();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let stopped = tokio::task::spawn_blocking(move || nats.stop())
-        .await
-        .expect("stop nats-server");
-    // Longer than the gateways' grace before they fall back to WatchBoard.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let nats = tokio::task::spawn_blocking(move || stopped.start())
-        .await
-        .expect("join")
-        .unwrap_or_else(|e| panic!("restart nats-server: {e}"));
+    let nats = restart(nats).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     let mut written = 0;
@@ -700,14 +705,7 @@ async fn readers_equal_the_database_after_kill_9_and_a_nats_restart() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     board_services[0].start();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let stopped = tokio::task::spawn_blocking(move || nats.stop())
-        .await
-        .expect("stop nats-server");
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let nats = tokio::task::spawn_blocking(move || stopped.start())
-        .await
-        .expect("join")
-        .unwrap_or_else(|e| panic!("restart nats-server: {e}"));
+    let nats = restart(nats).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop_publishing.store(true, Ordering::Relaxed);
     let head = publisher.await.expect("publisher");

@@ -12,23 +12,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends batches until the gateway stops, then releases the lease.
 pub async fn run(presence: Arc<Presence>) {
-    let renew_every = Duration::from_millis(u64::from(presence.lease_ms / 3).max(100));
-    let batch = presence.batch;
     let stop = presence.stop.clone();
     let mut failures = 0u32;
     // Whether board-service may hold rows of ours that need the lease.
     let mut holding = false;
-    loop {
-        tokio::select! {
-            () = presence.changed.notified() => {}
-            () = tokio::time::sleep(renew_every) => {}
-            () = stop.cancelled() => break,
-        }
-        // Let the joins and leaves of the next moment join this batch.
-        tokio::select! {
-            () = tokio::time::sleep(batch) => {}
-            () = stop.cancelled() => break,
-        }
+    while presence.next_batch_due().await {
         let (changes, reset, empty) = {
             let mut local = presence.local();
             if !local.has_changes() && local.is_empty() && !holding {

@@ -184,19 +184,7 @@ fn push(state: &State, touched: &BTreeSet<String>) {
 /// Publishes this gateway's batches until it stops, then its release:
 /// the NATS-mode counterpart of `lease::run`.
 pub async fn publish_batches(presence: Arc<Presence>, mesh: Arc<Mesh>) {
-    let renew_every = Duration::from_millis(u64::from(presence.lease_ms / 3).max(100));
-    let stop = presence.stop.clone();
-    loop {
-        tokio::select! {
-            () = presence.changed.notified() => {}
-            () = tokio::time::sleep(renew_every) => {}
-            () = stop.cancelled() => break,
-        }
-        // Let the joins and leaves of the next moment join this batch.
-        tokio::select! {
-            () = tokio::time::sleep(presence.batch) => {}
-            () = stop.cancelled() => break,
-        }
+    while presence.next_batch_due().await {
         let (changes, reset) = presence.local().take_batch();
         // Even an empty batch goes out: it is the heartbeat.
         let mut chunks = changes.chunks(CHUNK).peekable();

@@ -168,6 +168,22 @@ impl Presence {
         }
     }
 
+    /// Waits until the next batch is due: a change (plus a moment for the
+    /// joins and leaves that follow it) or a renewal. False once the
+    /// gateway stops.
+    async fn next_batch_due(&self) -> bool {
+        let renew_every = Duration::from_millis(u64::from(self.lease_ms / 3).max(100));
+        tokio::select! {
+            () = self.changed.notified() => {}
+            () = tokio::time::sleep(renew_every) => {}
+            () = self.stop.cancelled() => return false,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(self.batch) => true,
+            () = self.stop.cancelled() => false,
+        }
+    }
+
     fn local(&self) -> MutexGuard<'_, Local> {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
