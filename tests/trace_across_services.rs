@@ -70,21 +70,25 @@ async fn spans_after(
     exporter.get_finished_spans().expect("spans")
 }
 
+/// The next text frame `wanted` accepts; on a timeout the panic lists the
+/// frames skipped on the way, so a missing frame is told from a wrong one.
 async fn next_json(
     socket: &mut Socket,
+    what: &str,
     wanted: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
+    let mut skipped = Vec::new();
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(15), socket.next())
-            .await
-            .expect("a frame within 15 s")
-            .expect("socket open")
-            .expect("frame");
+        let message = match tokio::time::timeout(Duration::from_secs(15), socket.next()).await {
+            Ok(message) => message.expect("socket open").expect("frame"),
+            Err(_) => panic!("no {what} within 15 s; skipped: {skipped:?}"),
+        };
         if let Message::Text(text) = message {
             let frame: serde_json::Value = serde_json::from_str(&text).expect("JSON frame");
             if wanted(&frame) {
                 return frame;
             }
+            skipped.push(frame["type"].as_str().unwrap_or("?").to_owned());
         }
     }
 }
@@ -109,7 +113,7 @@ async fn one_trace_holds_every_service_a_request_crosses() {
     let (mut chat, _) = connect_async(format!("ws://{bridge}/ws/chat?board_id=default"))
         .await
         .expect("chat socket");
-    let connected = next_json(&mut chat, |f| f["type"] == "connected").await;
+    let connected = next_json(&mut chat, "connected", |f| f["type"] == "connected").await;
     let session = connected["sessionId"]
         .as_str()
         .expect("session id")
@@ -118,7 +122,7 @@ async fn one_trace_holds_every_service_a_request_crosses() {
     chat.send(Message::Text(message.to_string().into()))
         .await
         .expect("send");
-    next_json(&mut chat, |f| f["type"] == "message").await;
+    next_json(&mut chat, "chat message", |f| f["type"] == "message").await;
 
     let spans = spans_after(&provider, &exporter, "agent_bridge", "run").await;
     let services = services_in_trace_of(&spans, "agent_bridge", "run");
@@ -136,16 +140,28 @@ async fn one_trace_holds_every_service_a_request_crosses() {
         .send(Message::Text(subscribe.to_string().into()))
         .await
         .expect("subscribe");
-    next_json(&mut board, |f| f["type"] == "board.sync").await;
+    next_json(&mut board, "board.sync", |f| f["type"] == "board.sync").await;
     let command = serde_json::json!({"type": "task.create", "id": "0193b2c4-trace-command", "boardId": "default",
         "data": {"title": "Traced from the browser", "lane": "todo"}});
     board
         .send(Message::Text(command.to_string().into()))
         .await
         .expect("send");
-    let ack = next_json(&mut board, |f| f["type"] == "ack" || f["type"] == "error").await;
-    assert_eq!(ack["ok"], true, "{ack}");
-    next_json(&mut board, |f| f["type"] == "task.created").await;
+    // The event may reach the socket before the command's ack does: the
+    // feed and the command's answer race, and either order is correct.
+    let (mut acked, mut created) = (false, false);
+    while !(acked && created) {
+        let frame = next_json(&mut board, "ack and task.created", |f| {
+            matches!(f["type"].as_str(), Some("ack" | "error" | "task.created"))
+        })
+        .await;
+        if frame["type"] == "task.created" {
+            created = true;
+        } else {
+            assert_eq!(frame["ok"], true, "{frame}");
+            acked = true;
+        }
+    }
     let spans = spans_after(&provider, &exporter, "ws_gateway", "deliver").await;
     let services = services_in_trace_of(&spans, "ws_gateway", "command");
     assert!(
