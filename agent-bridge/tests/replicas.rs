@@ -2,8 +2,9 @@
 //! bridge sees a run another drives, live, resumes there with `last_seq`
 //! (even on a bridge started after the frames went out), cancels it and
 //! answers its approvals; a second run on the session is refused on every
-//! bridge; and when the running bridge is killed, tabs elsewhere are told
-//! the run was interrupted.
+//! bridge; when the running bridge is killed, tabs elsewhere are told the
+//! run was interrupted; and when it ends a run cut off from NATS and dies,
+//! tabs elsewhere get its end from PostgreSQL.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use common::{
     Options, Stack, Ws, assert_rising, closed_port,
+    cut_proxy::CutProxy,
     process::{BridgeProcess, wait_healthy},
     run_seqs,
 };
@@ -259,5 +261,83 @@ async fn when_the_running_bridge_is_killed_tabs_on_another_are_told_the_run_was_
     let mut seqs = run_seqs(&seen);
     seqs.extend(run_seqs(&next));
     assert_rising(&seqs);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_that_ended_on_a_bridge_cut_off_from_nats_reaches_tabs_on_another_from_postgres() {
+    let stack = Stack::start_with(clustered(Options {
+        run_lease: Duration::from_secs(1),
+        ..Options::default()
+    }))
+    .await;
+    let nats = stack.options.nats_url.clone().expect("clustered");
+    let upstream = tokio::net::lookup_host(nats.trim_start_matches("nats://"))
+        .await
+        .expect("NATS address")
+        .next()
+        .expect("an address");
+    let link = CutProxy::start(upstream).await;
+    let addr = closed_port();
+    let mut doomed =
+        BridgeProcess::spawn_with_nats(&stack, addr, Some(&format!("nats://{}", link.addr)));
+    wait_healthy(addr).await;
+    let session = fresh_session("replicas-cut-off");
+    let query = format!("?session_id={session}");
+    let (mut runner_tab, _) = Ws::open(&chat_url(addr, &query)).await;
+    let (mut survivor, _) = Ws::open(&stack.ws_url(&query)).await;
+
+    runner_tab
+        .say("Create a P1 story for the cut-off bridge")
+        .await;
+    let seen = until_token(&mut survivor).await;
+    let run = seen
+        .iter()
+        .find_map(|f| f.run_id().map(str::to_owned))
+        .expect("the run started");
+    // NATS goes away for the running bridge; its run ends, recorded in
+    // PostgreSQL, with a terminal frame that never leaves it.
+    link.cut();
+    let answer = runner_tab.until_terminal().await;
+    let answer = answer.last().expect("the runner's terminal frame").clone();
+    assert!(matches!(answer, ServerFrame::Message { .. }), "{answer:?}");
+    doomed.kill();
+
+    // The surviving bridge builds the same frame from PostgreSQL.
+    let terminal = loop {
+        let frame = survivor.next().await;
+        if frame.is_terminal() {
+            break frame;
+        }
+    };
+    let (ServerFrame::Message { run_id, data, .. }, ServerFrame::Message { data: sent, .. }) =
+        (&terminal, &answer)
+    else {
+        panic!("{terminal:?}");
+    };
+    assert_eq!(run_id.as_deref(), Some(run.as_str()));
+    assert_eq!(data, sent, "the answer the runner's own tab got");
+
+    // A tab resuming from the start sees that end once, and the session
+    // is free for the next run, seqs still rising.
+    let (mut resumed, _) = Ws::open(&stack.ws_url(&format!("{query}&last_seq=0"))).await;
+    let replayed = resumed.until_terminal().await;
+    assert_eq!(replayed.last(), Some(&terminal));
+    survivor.say("list tasks").await;
+    let next = survivor.until_terminal().await;
+    assert!(
+        matches!(next.last(), Some(ServerFrame::Message { .. })),
+        "{next:?}"
+    );
+    let after = resumed.until_terminal().await;
+    assert!(
+        after.iter().all(|f| f.run_id() != Some(run.as_str())),
+        "the settled run's end is not delivered again: {after:?}"
+    );
+    assert_eq!(
+        after.last().unwrap().run_id(),
+        next.last().unwrap().run_id()
+    );
+    assert_rising(&[terminal.seq().unwrap(), next.last().unwrap().seq().unwrap()]);
     stack.stop().await;
 }

@@ -32,7 +32,8 @@ pub async fn reap_interrupted(store: &Store, sessions: &Sessions) -> sqlx::Resul
 }
 
 /// Renews the leases of this bridge's runs every third of a lease, and
-/// reaps expired ones every half lease, until `stop`.
+/// every half lease reaps expired ones and settles other bridges' runs
+/// that ended without their terminal frame reaching this bridge, until `stop`.
 pub fn spawn_lease_keeper(
     runner: Runner,
     sessions: Sessions,
@@ -55,6 +56,9 @@ pub fn spawn_lease_keeper(
                 _ = reap.tick() => {
                     if let Err(err) = reap_interrupted(&store, &sessions).await {
                         tracing::warn!(error = %err, "cannot reap interrupted runs");
+                    }
+                    if let Err(err) = super::settle::settle_remote_runs(&store, &sessions).await {
+                        tracing::warn!(error = %err, "cannot settle other bridges' ended runs");
                     }
                 }
             }

@@ -6,6 +6,7 @@ mod finish;
 mod leases;
 mod output;
 mod resend;
+mod settle;
 
 use std::{sync::Arc, time::Duration};
 
@@ -217,7 +218,7 @@ impl Runner {
     }
 
     /// Marks `run_id` as `session`'s run in flight. A run another bridge was
-    /// said to drive, and PostgreSQL says ended, is forgotten first: its
+    /// said to drive, and PostgreSQL says ended, is settled first: its
     /// terminal frame was lost on the way here. `Some(run)`: the same
     /// message is being answered by `run` here.
     async fn begin(
@@ -227,7 +228,7 @@ impl Runner {
         cancel: &CancellationToken,
         message: Option<&str>,
     ) -> Result<Option<Uuid>, StartError> {
-        let mut forgot = false;
+        let mut settled = false;
         loop {
             match session.begin_run(run_id, cancel.clone(), message) {
                 Ok(()) => return Ok(None),
@@ -235,13 +236,12 @@ impl Runner {
                     run,
                     same_message: true,
                 }) => return Ok(Some(run)),
-                Err(Busy { run, .. }) if !forgot && session.remote_run() == Some(run) => {
-                    let record = self.store.run(run).await?;
-                    if record.is_some_and(|r| r.status == "running") {
+                Err(Busy { run, .. }) if !settled && session.remote_run() == Some(run) => {
+                    let ended = settle::settle_remote_run(&self.store, session, run).await?;
+                    if !ended && session.remote_run() == Some(run) {
                         return Err(StartError::Busy(run));
                     }
-                    session.forget_remote_run(run);
-                    forgot = true;
+                    settled = true;
                 }
                 Err(Busy { run, .. }) => return Err(StartError::Busy(run)),
             }

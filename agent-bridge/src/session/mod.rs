@@ -74,6 +74,9 @@ struct State {
     active: Option<ActiveRun>,
     /// The run in flight on another bridge, as its frames tell.
     remote_run: Option<Uuid>,
+    /// The highest seq delivered here: a frame of another bridge at or
+    /// below it (one this bridge settled for it) is not delivered twice.
+    delivered: u64,
     /// Tool calls of the run in flight that wait for a person's answer.
     approvals: std::collections::HashMap<String, oneshot::Sender<Decision>>,
 }
@@ -154,6 +157,7 @@ impl Session {
                 next_subscriber: 0,
                 active: None,
                 remote_run: None,
+                delivered: 0,
                 approvals: Default::default(),
             }),
             seqs: None,
@@ -267,6 +271,10 @@ impl Session {
         if let Some(pinned) = state.ring.back().cloned() {
             state.pin(pinned);
         }
+        if state.remote_run == Some(run_id) {
+            state.remote_run = None;
+            self.ended.send_modify(|n| *n += 1);
+        }
         seq
     }
 
@@ -368,13 +376,43 @@ impl Session {
         self.lock().remote_run
     }
 
-    /// Forgets the other bridge's run `run_id`: PostgreSQL says it ended,
-    /// and its terminal frame never came (NATS lost it).
+    /// Forgets the other bridge's run `run_id`: PostgreSQL has no record of it.
     pub fn forget_remote_run(&self, run_id: Uuid) {
         let mut state = self.lock();
         if state.remote_run == Some(run_id) {
             state.remote_run = None;
+            self.ended.send_modify(|n| *n += 1);
         }
+    }
+
+    /// Ends the other bridge's run `run_id`, which PostgreSQL says ended,
+    /// with its terminal `frame` at `seq`: that bridge died before its frame
+    /// reached NATS, or NATS lost it. Published again for the other bridges'
+    /// tabs (JetStream drops a copy of a frame it has by its message id) and
+    /// delivered here, unless a frame at `seq` or later got here first.
+    /// Whether the run was still waited for.
+    pub fn settle_remote_run(&self, run_id: Uuid, seq: u64, mut frame: ServerFrame) -> bool {
+        let mut state = self.lock();
+        if state.remote_run != Some(run_id) {
+            return false;
+        }
+        state.remote_run = None;
+        if seq > state.delivered {
+            state.seq = state.seq.max(seq);
+            self.reserve_ahead(seq);
+            frame.set_seq(seq);
+            let text = encode(&frame);
+            if let Some(link) = &self.link {
+                link.cluster
+                    .publish(&self.id, link.origin, seq, &text, true);
+            }
+            self.deliver_locked(&mut state, seq, text.clone());
+            if matches!(&frame, ServerFrame::Error { data, .. } if data.code == "interrupted") {
+                state.pin((seq, text));
+            }
+        }
+        self.ended.send_modify(|n| *n += 1);
+        true
     }
 
     /// A frame another bridge published at `seq`: into the replay ring and
@@ -382,6 +420,9 @@ impl Session {
     pub fn accept_remote(&self, seq: u64, text: Utf8Bytes, frame: &ServerFrame) {
         let run = frame.run_id().and_then(|id| id.parse::<Uuid>().ok());
         let mut state = self.lock();
+        if seq <= state.delivered {
+            return;
+        }
         if let ServerFrame::Status { data, .. } = frame
             && data.status == RunStatus::Processing
             && run.is_some()
@@ -545,6 +586,7 @@ impl Session {
 
     /// Keeps `text` for replay and queues it on every socket.
     fn deliver_locked(&self, state: &mut State, seq: u64, text: Utf8Bytes) {
+        state.delivered = state.delivered.max(seq);
         if state.ring.len() >= self.replay_frames {
             state.ring.pop_front();
         }

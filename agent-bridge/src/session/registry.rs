@@ -4,6 +4,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use uuid::Uuid;
+
 use super::Session;
 use crate::{cluster::Cluster, store::Store};
 
@@ -144,6 +146,14 @@ impl Sessions {
             now.duration_since(*entry.idle_since.get_or_insert(now)) < idle_for
         });
         before - map.len()
+    }
+
+    /// The sessions in memory that wait for a run on another bridge, with it.
+    pub fn waiting_for_remote_runs(&self) -> Vec<(Arc<Session>, Uuid)> {
+        self.lock()
+            .values()
+            .filter_map(|entry| Some((Arc::clone(&entry.session), entry.session.remote_run()?)))
+            .collect()
     }
 
     /// Sessions in memory.

@@ -164,3 +164,41 @@ fn another_bridges_run_is_replayed_and_blocks_a_second_run_until_its_end() {
         "this load's own seqs start above its reservation"
     );
 }
+
+#[test]
+fn a_remote_run_settled_from_the_database_ends_once_and_its_late_copy_is_dropped() {
+    let session = Arc::new(Session::new("s".into(), "b".into(), 0, 100));
+    let remote = Uuid::now_v7();
+    let started = status(remote, 3);
+    session.accept_remote(3, encode(&started), &started);
+    let mut sub = session.subscribe(Some(3), 8);
+    assert_eq!(sub.active_run, Some(remote));
+
+    let answer = ServerFrame::Message {
+        seq: 0,
+        run_id: Some(remote.to_string()),
+        data: protocol::chat_frames::FinalMessage {
+            content: "Done.".into(),
+            artifacts: Vec::new(),
+        },
+    };
+    assert!(session.settle_remote_run(remote, 9, answer.clone()));
+    assert_eq!(seq_of(&sub.frames.try_recv().unwrap()), 9);
+    assert_eq!(session.remote_run(), None);
+    assert!(
+        !session.settle_remote_run(remote, 9, answer.clone()),
+        "a settled run is not settled again"
+    );
+
+    // The dead bridge's own copy, or another bridge's settle, comes late.
+    let mut late = answer;
+    late.set_seq(9);
+    session.accept_remote(9, encode(&late), &late);
+    assert!(
+        sub.frames.try_recv().is_err(),
+        "the terminal frame came once"
+    );
+    let next = status(Uuid::now_v7(), 10);
+    session.accept_remote(10, encode(&next), &next);
+    assert_eq!(seq_of(&sub.frames.try_recv().unwrap()), 10);
+}

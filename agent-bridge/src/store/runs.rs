@@ -124,6 +124,53 @@ impl Store {
         Ok(())
     }
 
+    /// The seq of ended run `run_id`'s terminal frame: the one recorded, or
+    /// else, once the run has been over for `grace` (its bridge would have
+    /// recorded it by then), the session's next seq above every seq any
+    /// bridge reserved, recorded now. For a run whose bridge died between
+    /// ending it and publishing its frame; bridges settling it at once all
+    /// get one seq (the row lock makes the second find it set). `None`: no
+    /// such ended run, or it ended too recently.
+    pub async fn settle_terminal_seq(
+        &self,
+        run_id: Uuid,
+        grace: std::time::Duration,
+    ) -> sqlx::Result<Option<u64>> {
+        let claimed: Option<i64> = sqlx::query_scalar(
+            "WITH run AS (
+                 SELECT id, session_id FROM chat_runs
+                 WHERE id = $1 AND status <> 'running' AND terminal_seq IS NULL
+                     AND finished_at < now() - make_interval(secs => $2)
+                 FOR UPDATE
+             ), bumped AS (
+                 UPDATE chat_sessions s SET last_seq = s.last_seq + 1, updated_at = now()
+                 FROM run WHERE s.id = run.session_id RETURNING s.last_seq
+             )
+             UPDATE chat_runs r SET terminal_seq = bumped.last_seq
+             FROM bumped WHERE r.id = $1 RETURNING r.terminal_seq",
+        )
+        .bind(run_id)
+        .bind(grace.as_secs_f64())
+        .fetch_optional(self.pool())
+        .await?;
+        match claimed {
+            Some(seq) => Ok(Some(seq.max(0) as u64)),
+            None => Ok(self
+                .run(run_id)
+                .await?
+                .filter(|run| run.status != "running")
+                .and_then(|run| run.terminal_seq)),
+        }
+    }
+
+    /// The runs among `ids` that have ended.
+    pub async fn ended_runs(&self, ids: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
+        sqlx::query_scalar("SELECT id FROM chat_runs WHERE id = ANY($1) AND status <> 'running'")
+            .bind(ids)
+            .fetch_all(self.pool())
+            .await
+    }
+
     /// The stored message the client sent as `client_id` on the session,
     /// with its latest run.
     pub async fn find_message(

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agui_server;
+pub mod cut_proxy;
 pub mod fake_agent;
 pub mod process;
 pub mod python_env;

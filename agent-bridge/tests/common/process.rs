@@ -18,6 +18,11 @@ impl BridgeProcess {
     /// (and its NATS, when it has one), with 1 s run leases and slow tokens
     /// so runs last.
     pub fn spawn(stack: &Stack, addr: SocketAddr) -> Self {
+        Self::spawn_with_nats(stack, addr, stack.options.nats_url.as_deref())
+    }
+
+    /// [`Self::spawn`], reaching NATS at `nats_url` (a relay the test can cut).
+    pub fn spawn_with_nats(stack: &Stack, addr: SocketAddr, nats_url: Option<&str>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_agent-bridge"));
         command
             .env("DATABASE_URL", stack.db.url())
@@ -32,7 +37,7 @@ impl BridgeProcess {
             .env_remove("NATS_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some(nats) = &stack.options.nats_url {
+        if let Some(nats) = nats_url {
             command.env("NATS_URL", nats);
         }
         Self(command.spawn().expect("start the agent-bridge binary"))
